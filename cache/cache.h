@@ -1,0 +1,48 @@
+/* Code cache: executable memory near the guest code it translates, the
+ * guest-PC -> fragment table, linking, and flushing. */
+#ifndef DBO_CACHE_H
+#define DBO_CACHE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct exit_record;
+
+struct fragment {
+    uint64_t guest_pc;         /* first guest instruction */
+    uint64_t guest_end;        /* one past the last guest byte translated */
+    uint8_t *cache_pc;         /* entry point in the cache */
+    uint32_t cache_size;
+    uint32_t n_exits;
+    struct exit_record *exits; /* owned by the fragment */
+};
+
+/* A contiguous region of cache memory; fragments are bump-allocated in it. */
+struct cache_chunk;
+
+/* Returns a chunk whose whole extent lies within +-1.5 GiB of guest_pc and
+ * has at least `bytes` free, mapping a new one if needed (NULL if none can
+ * be placed near enough). */
+struct cache_chunk *cache_chunk_near(uint64_t guest_pc, size_t bytes);
+uint8_t *cache_chunk_cursor(struct cache_chunk *chunk);
+void cache_chunk_commit(struct cache_chunk *chunk, uint8_t *new_cursor);
+/* True if addr lies in any cache chunk (runtime memory the guest must not touch). */
+bool cache_owns(uint64_t addr, uint64_t len);
+size_t cache_bytes_used(void);
+
+struct fragment *cache_lookup(uint64_t guest_pc);
+void cache_insert(struct fragment *frag);
+
+/* Points the exit's branch (or its stub) straight at `to`. */
+void cache_link(struct exit_record *exit, struct fragment *to);
+
+/* Pages holding translated code: a write, unmap or protection change there
+ * must flush. Returns true if [start, start+len) holds any. */
+bool cache_range_has_code(uint64_t start, uint64_t len);
+
+/* Drops every fragment (all links and table entries with them). The caller
+ * must not be running in the cache and must clear indirect tables. */
+void cache_flush_all(void);
+
+#endif

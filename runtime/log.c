@@ -1,0 +1,101 @@
+/* Logging, fatal errors and --stats. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cache/cache.h"
+#include "runtime/runtime.h"
+#include "translator/translator.h"
+
+struct dbo_options dbo_opts;
+struct dbo_stats dbo_stats;
+char dbo_self_path[4096];
+
+/* Formats into a buffer and writes it with one write(2): the guest may have
+ * closed or redirected stdio, and dbo's own FILE buffers must never mix
+ * with the guest's output. */
+static void emit_line(const char *prefix, const char *fmt, va_list ap)
+{
+    char buf[1024];
+    int n = snprintf(buf, sizeof buf, "%s", prefix);
+    n += vsnprintf(buf + n, sizeof buf - n - 1, fmt, ap);
+    if (n > (int)sizeof buf - 2)
+        n = sizeof buf - 2;
+    buf[n++] = '\n';
+    ssize_t w = write(STDERR_FILENO, buf, n);
+    (void)w;
+}
+
+void dbo_fatal(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    emit_line("dbo: ", fmt, ap);
+    va_end(ap);
+    _exit(127);
+}
+
+void dbo_log(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    emit_line("dbo: ", fmt, ap);
+    va_end(ap);
+}
+
+uint64_t dbo_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+/* Programs often close stderr before they exit (gnulib's close_stdout
+ * does), so --stats keeps its own copy of it, taken at start-up. */
+static int stats_fd = -1;
+
+void dbo_stats_init(void)
+{
+    if (dbo_opts.stats && !dbo_opts.stats_file)
+        stats_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 900);
+}
+
+void dbo_print_stats(void)
+{
+    if (!dbo_opts.stats)
+        return;
+    int fd = stats_fd >= 0 ? stats_fd : STDERR_FILENO;
+    if (dbo_opts.stats_file) {
+        fd = open(dbo_opts.stats_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        if (fd < 0) {
+            dbo_log("cannot open stats file %s: %s", dbo_opts.stats_file, strerror(errno));
+            return;
+        }
+    }
+    const struct dbo_stats *s = &dbo_stats;
+    uint64_t hits = translator_indirect_hits();
+    uint64_t lookups = hits + s->indirect_misses;
+    double ms = s->translate_ns / 1e6;
+    dprintf(fd,
+            "dbo: stats for pid %d\n"
+            "  fragments built        %" PRIu64 "\n"
+            "  guest instructions     %" PRIu64 " translated\n"
+            "  cache bytes            %" PRIu64 " emitted, %zu in use\n"
+            "  dispatcher entries     %" PRIu64 "\n"
+            "  direct links           %" PRIu64 "\n"
+            "  indirect lookups       %" PRIu64 " (%" PRIu64 " hits in cache, %" PRIu64 " misses, %.1f%% hit)\n"
+            "  syscalls               %" PRIu64 "\n"
+            "  cache flushes          %" PRIu64 "\n"
+            "  translation time       %.3f ms (%.0f fragments/ms)\n",
+            getpid(), s->fragments_built, s->guest_instructions, s->cache_bytes, cache_bytes_used(),
+            s->dispatcher_entries, s->direct_links, lookups, hits, s->indirect_misses,
+            lookups ? 100.0 * hits / lookups : 0.0, s->syscalls, s->flushes, ms,
+            ms > 0 ? s->fragments_built / ms : 0.0);
+    if (dbo_opts.stats_file)
+        close(fd);
+}

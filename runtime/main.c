@@ -1,0 +1,147 @@
+/* dbo's command line: parse options, find the program, load it, run it. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/auxv.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "loader/loader.h"
+#include "runtime/runtime.h"
+#include "syscall/syscall.h"
+#include "translator/translator.h"
+
+#define HWCAP2_FSGSBASE (1ul << 1)
+
+static const char usage[] =
+    "usage: dbo [options] [--] PROGRAM [ARGS...]\n"
+    "Runs PROGRAM (a path, or a name looked up on PATH) under dynamic binary\n"
+    "translation: every instruction runs from dbo's code cache and every\n"
+    "system call passes through dbo's gate.\n"
+    "\n"
+    "options:\n"
+    "  --stats[=FILE]   print translation counters at exit (to stderr or FILE)\n"
+    "  --no-fsgsbase    switch %fs/%gs with arch_prctl, not rdfsbase/wrfsbase\n"
+    "  --verbose        log every fragment and system call to stderr\n"
+    "  -h, --help       show this help and exit\n"
+    "  --version        show the version and exit\n";
+
+/* Options dbo hands to children that the guest execve's. */
+static char *kept_options[16];
+
+static int parse_options(int argc, char **argv)
+{
+    int i = 1;
+    for (; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--")) {
+            i++;
+            break;
+        }
+        if (a[0] != '-' || !a[1])
+            break;
+        bool keep = true;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            fputs(usage, stdout);
+            exit(0);
+        } else if (!strcmp(a, "--version")) {
+            printf("dbo %s\n", DBO_VERSION);
+            exit(0);
+        } else if (!strcmp(a, "--stats")) {
+            dbo_opts.stats = true;
+        } else if (!strncmp(a, "--stats=", 8)) {
+            if (!a[8])
+                dbo_fatal("option --stats= needs a file name");
+            dbo_opts.stats = true;
+            dbo_opts.stats_file = a + 8;
+        } else if (!strcmp(a, "--no-fsgsbase")) {
+            dbo_opts.no_fsgsbase = true;
+        } else if (!strcmp(a, "--verbose")) {
+            dbo_opts.verbose = true;
+        } else if (!strcmp(a, "--argv0")) {
+            if (i + 1 >= argc)
+                dbo_fatal("option --argv0 needs an argument");
+            dbo_opts.argv0 = argv[++i];
+            keep = false; /* internal: set anew on every execve */
+        } else {
+            dbo_fatal("unknown option '%s' (try 'dbo --help')", a);
+        }
+        if (keep && dbo_opts.option_argc < (int)(sizeof kept_options / sizeof kept_options[0]))
+            kept_options[dbo_opts.option_argc++] = argv[i];
+    }
+    dbo_opts.option_argv = kept_options;
+    return i;
+}
+
+/* The vDSO stays where the kernel put it and is passed to the guest; its
+ * code is translated like any other guest code. */
+static void register_vdso(void)
+{
+    FILE *maps = fopen("/proc/self/maps", "re");
+    if (!maps)
+        return;
+    char line[512];
+    while (fgets(line, sizeof line, maps)) {
+        unsigned long lo, hi;
+        if (strstr(line, "[vdso]") && sscanf(line, "%lx-%lx", &lo, &hi) == 2)
+            guest_vm_record(lo, hi - lo, PROT_READ | PROT_EXEC);
+    }
+    fclose(maps);
+}
+
+/* LD_* variables that a parent dbo hid from this dbo's own loader. */
+static char **guest_environment(void)
+{
+    extern char **environ;
+    for (char **e = environ; *e; e++)
+        if (!strncmp(*e, "DBO_GUEST_LD_", 13))
+            *e += 10;
+    return environ;
+}
+
+int main(int argc, char **argv)
+{
+    ssize_t n = readlink("/proc/self/exe", dbo_self_path, sizeof dbo_self_path - 1);
+    if (n <= 0)
+        dbo_fatal("cannot find the dbo executable: %s", strerror(errno));
+    dbo_self_path[n] = 0;
+
+    int first = parse_options(argc, argv);
+    if (first >= argc)
+        dbo_fatal("no program given (usage: dbo [options] [--] PROGRAM [ARGS...])");
+    const char *name = argv[first];
+    char *path = loader_find_program(name);
+    if (!path)
+        dbo_fatal("%s: %s", name, errno == ENOENT ? "command not found" : strerror(errno));
+    int err;
+    const char *why = loader_check_executable(path, &err);
+    if (why)
+        dbo_fatal("%s: %s", path, why);
+
+    char **guest_argv = &argv[first];
+    if (dbo_opts.argv0)
+        guest_argv[0] = (char *)dbo_opts.argv0;
+    char **guest_envp = guest_environment();
+
+    bool fsgsbase = !dbo_opts.no_fsgsbase && (getauxval(AT_HWCAP2) & HWCAP2_FSGSBASE);
+    if (!fsgsbase)
+        dbo_opts.no_fsgsbase = true;
+    dbo_stats_init();
+    register_vdso();
+    signals_init();
+    struct guest_context *ctx = context_create(fsgsbase);
+    context_set_gs(ctx);
+    ctx->ts.tid = gettid();
+    {
+        uint64_t mask;
+        syscall_raw(14 /* rt_sigprocmask */, 0, 0, (long)&mask, 8, 0, 0);
+        ctx->ts.sigmask = mask;
+    }
+
+    struct guest_start start;
+    loader_load(path, guest_argv, guest_envp, &start);
+    ctx->rip = start.entry;
+    ctx->gpr[GPR_RSP] = start.stack;
+    translator_run(ctx);
+}

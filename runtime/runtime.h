@@ -1,0 +1,49 @@
+/* Process-wide runtime state: options, logging, statistics.
+ * Every pipeline stage may include this header. */
+#ifndef DBO_RUNTIME_H
+#define DBO_RUNTIME_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct dbo_options {
+    bool stats;              /* --stats: print counters at exit */
+    const char *stats_file;  /* --stats=FILE, NULL for stderr */
+    bool no_fsgsbase;        /* --no-fsgsbase: switch fs/gs with arch_prctl */
+    bool verbose;            /* --verbose: log translation events */
+    const char *argv0;       /* --argv0: argv[0] given to the guest */
+    int option_argc;         /* options as given, handed on to execve'd children */
+    char **option_argv;
+};
+
+extern struct dbo_options dbo_opts;
+
+/* Absolute path of the dbo executable, for re-executing it on guest execve. */
+extern char dbo_self_path[4096];
+
+struct dbo_stats {
+    uint64_t fragments_built;
+    uint64_t guest_instructions;
+    uint64_t cache_bytes;
+    uint64_t dispatcher_entries;
+    uint64_t direct_links;
+    uint64_t indirect_lookups;  /* in-cache hits are counted only with --stats */
+    uint64_t indirect_misses;
+    uint64_t syscalls;
+    uint64_t flushes;
+    uint64_t translate_ns;
+};
+
+extern struct dbo_stats dbo_stats;
+
+/* One line on stderr ("dbo: ...") and exit status 127 (the shell's "cannot
+ * run" status, so a failing dbo is not mistaken for the guest's own exit). */
+_Noreturn void dbo_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void dbo_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Prints --stats if asked; called once just before the process exits. */
+void dbo_print_stats(void);
+void dbo_stats_init(void);
+uint64_t dbo_now_ns(void);
+
+#endif

@@ -1,0 +1,127 @@
+/* The syscall gate (DESIGN.md decision 8): every guest `syscall` leaves the
+ * cache and arrives here with the guest's registers in the context. Calls
+ * the runtime must own are emulated; the rest go to the kernel unchanged. */
+#include <asm/prctl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "loader/loader.h"
+#include "runtime/runtime.h"
+#include "syscall/syscall.h"
+#include "syscall/syscall_internal.h"
+#include "translator/translator.h"
+
+long syscall_raw(long nr, long a1, long a2, long a3, long a4, long a5, long a6)
+{
+    long ret;
+    register long r10 __asm__("r10") = a4;
+    register long r8 __asm__("r8") = a5;
+    register long r9 __asm__("r9") = a6;
+    __asm__ volatile("syscall"
+                     : "=a"(ret)
+                     : "a"(nr), "D"(a1), "S"(a2), "d"(a3), "r"(r10), "r"(r8), "r"(r9)
+                     : "rcx", "r11", "memory");
+    return ret;
+}
+
+/* Is `path` this process's /proc/.../exe link? */
+static bool is_self_exe(int dirfd, const char *path)
+{
+    if (path[0] != '/' && dirfd != AT_FDCWD)
+        return false;
+    if (!strcmp(path, "/proc/self/exe") || !strcmp(path, "/proc/thread-self/exe"))
+        return true;
+    char mine[64];
+    snprintf(mine, sizeof mine, "/proc/%d/exe", getpid());
+    return !strcmp(path, mine);
+}
+
+extern char *guest_exe_path;
+
+static long emulate_readlink(int dirfd, const char *path, char *buf, long size)
+{
+    if (!is_self_exe(dirfd, path))
+        return syscall_raw(SYS_readlinkat, dirfd, (long)path, (long)buf, size, 0, 0);
+    if (size <= 0)
+        return -EINVAL;
+    long len = (long)strlen(guest_exe_path);
+    if (len > size)
+        len = size;
+    memcpy(buf, guest_exe_path, len);
+    return len;
+}
+
+static long emulate_arch_prctl(struct guest_context *ctx, int code, uint64_t addr)
+{
+    switch (code) {
+    case ARCH_SET_FS: ctx->guest_fs = addr; return 0;
+    case ARCH_GET_FS: *(uint64_t *)addr = ctx->guest_fs; return 0;
+    case ARCH_SET_GS: ctx->ts.guest_gs = addr; return 0;
+    case ARCH_GET_GS: *(uint64_t *)addr = ctx->ts.guest_gs; return 0;
+    default: return syscall_raw(SYS_arch_prctl, code, addr, 0, 0, 0, 0);
+    }
+}
+
+void syscall_gate(struct guest_context *ctx)
+{
+    uint64_t *r = ctx->gpr;
+    long nr = (long)r[GPR_RAX];
+    long a1 = r[GPR_RDI], a2 = r[GPR_RSI], a3 = r[GPR_RDX], a4 = r[GPR_R10], a5 = r[GPR_R8],
+         a6 = r[GPR_R9];
+    long ret;
+    if (dbo_opts.verbose)
+        dbo_log("syscall %s(%#lx, %#lx, %#lx, ...)", syscall_name(nr), a1, a2, a3);
+
+    switch (nr) {
+    case SYS_brk: ret = (long)loader_brk(a1); break;
+    case SYS_mmap: ret = emulate_mmap(ctx, a1, a2, (int)a3, (int)a4, (int)a5, a6); break;
+    case SYS_mprotect: ret = emulate_mprotect(ctx, a1, a2, (int)a3); break;
+    case SYS_munmap: ret = emulate_munmap(ctx, a1, a2); break;
+    case SYS_mremap: ret = emulate_mremap(ctx, a1, a2, a3, (int)a4, a5); break;
+    case SYS_madvise: ret = emulate_madvise(ctx, a1, a2, (int)a3); break;
+    case SYS_arch_prctl: ret = emulate_arch_prctl(ctx, (int)a1, a2); break;
+    case SYS_rseq: ret = -ENOSYS; break; /* a translated critical section cannot restart */
+    case SYS_readlink: ret = emulate_readlink(AT_FDCWD, (const char *)a1, (char *)a2, a3); break;
+    case SYS_readlinkat: ret = emulate_readlink((int)a1, (const char *)a2, (char *)a3, a4); break;
+    case SYS_rt_sigaction:
+        ret = emulate_rt_sigaction(ctx, (int)a1, (const void *)a2, (void *)a3, a4);
+        break;
+    case SYS_rt_sigprocmask:
+        ret = emulate_rt_sigprocmask(ctx, (int)a1, (const uint64_t *)a2, (uint64_t *)a3, a4);
+        break;
+    case SYS_sigaltstack: ret = emulate_sigaltstack(ctx, (const void *)a1, (void *)a2); break;
+    case SYS_rt_sigreturn:
+        emulate_rt_sigreturn(ctx);
+        return; /* every register comes from the frame */
+    case SYS_clone: ret = emulate_clone(ctx, a1, a2, a3, a4, a5); break;
+    case SYS_clone3: ret = emulate_clone3(ctx, (const void *)a1, a2); break;
+    case SYS_fork: ret = emulate_clone(ctx, SIGCHLD, 0, 0, 0, 0); break;
+    case SYS_vfork: ret = emulate_clone(ctx, CLONE_VM | CLONE_VFORK | SIGCHLD, 0, 0, 0, 0); break;
+    case SYS_execve:
+        ret = emulate_execve(ctx, AT_FDCWD, (const char *)a1, (char *const *)a2, (char *const *)a3, 0);
+        break;
+    case SYS_execveat:
+        ret = emulate_execve(ctx, (int)a1, (const char *)a2, (char *const *)a3, (char *const *)a4,
+                             (int)a5);
+        break;
+    case SYS_exit:       /* the only thread: same as exit_group */
+    case SYS_exit_group: emulate_exit_group((int)a1);
+    default:
+        ret = syscall_raw(nr, a1, a2, a3, a4, a5, a6);
+        if (ret == -EINTR && signals_want_restart(ctx, nr)) {
+            /* Re-execute the syscall instruction after the handler. */
+            ctx->rip -= 2;
+            return;
+        }
+        break;
+    }
+    r[GPR_RAX] = (uint64_t)ret;
+    r[GPR_RCX] = ctx->rip;
+    r[GPR_R11] = ctx->rflags;
+}

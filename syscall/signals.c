@@ -1,0 +1,287 @@
+/* Guest signals. The runtime owns every host handler (DESIGN.md decision
+ * 1): guest dispositions are virtual, a signal the guest handles is caught
+ * by an assembly handler that only marks it pending, and the dispatcher
+ * builds the guest's signal frame at the next fragment boundary. The guest's
+ * signal mask is also the host thread's, so blocking, sigsuspend and
+ * sigtimedwait keep their kernel semantics.
+ *
+ * Not yet here (the threads-and-signals work): delivery of synchronous
+ * faults to guest handlers with the exact guest PC, and forcing delivery in
+ * loops that never leave the cache. Synchronous signals keep the default
+ * host action, so a fault kills the guest exactly as it would natively. */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "runtime/runtime.h"
+#include "syscall/syscall.h"
+#include "syscall/syscall_internal.h"
+#include "translator/translator.h"
+
+#define NSIG_GUEST 64
+#define SA_RESTORER_FLAG 0x04000000
+
+/* The kernel's struct sigaction layout (not glibc's). */
+struct kernel_sigaction {
+    uint64_t handler;
+    uint64_t flags;
+    uint64_t restorer;
+    uint64_t mask;
+};
+
+struct kernel_ucontext {
+    uint64_t uc_flags;
+    uint64_t uc_link;
+    struct {
+        uint64_t ss_sp;
+        int32_t ss_flags;
+        int32_t pad;
+        uint64_t ss_size;
+    } uc_stack;
+    uint64_t gregs[23]; /* glibc's REG_* order */
+    uint64_t fpregs;
+    uint64_t reserved[8];
+    uint64_t uc_sigmask;
+};
+
+enum { R8, R9, R10, R11, R12, R13, R14, R15, RDI, RSI, RBP, RBX, RDX, RAX, RCX, RSP, RIP, EFL,
+       CSGSFS, ERR, TRAPNO, OLDMASK, CR2 };
+
+static const int greg_of_gpr[16] = {RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI,
+                                    R8,  R9,  R10, R11, R12, R13, R14, R15};
+
+static struct kernel_sigaction guest_actions[NSIG_GUEST + 1];
+
+void dbo_async_signal_handler(int sig, siginfo_t *info, void *uc);
+void dbo_host_restorer(void);
+
+static bool synchronous(int sig)
+{
+    return sig == SIGSEGV || sig == SIGBUS || sig == SIGILL || sig == SIGFPE || sig == SIGTRAP;
+}
+
+static void install_host(int sig)
+{
+    struct kernel_sigaction host = {0};
+    uint64_t handler = guest_actions[sig].handler;
+    if (handler == (uint64_t)SIG_DFL || handler == (uint64_t)SIG_IGN || synchronous(sig)) {
+        host.handler = synchronous(sig) && handler != (uint64_t)SIG_IGN ? (uint64_t)SIG_DFL : handler;
+        host.flags = guest_actions[sig].flags & SA_NOCLDSTOP;
+        if (sig == SIGCHLD)
+            host.flags |= guest_actions[sig].flags & SA_NOCLDWAIT;
+    } else {
+        host.handler = (uint64_t)dbo_async_signal_handler;
+        host.flags = SA_SIGINFO | SA_ONSTACK | SA_RESTORER_FLAG |
+                     (guest_actions[sig].flags & (SA_NOCLDSTOP | SA_NOCLDWAIT));
+        host.restorer = (uint64_t)dbo_host_restorer;
+        host.mask = ~0ull; /* the handler only sets a bit; nothing may nest */
+    }
+    syscall_raw(SYS_rt_sigaction, sig, (long)&host, 0, 8, 0, 0);
+}
+
+void signals_init(void)
+{
+    /* The runtime's own alternate stack: host handlers never run on the
+     * guest's stack. */
+    stack_t ss = {.ss_sp = malloc(64 * 1024), .ss_size = 64 * 1024};
+    sigaltstack(&ss, NULL);
+    for (int sig = 1; sig <= NSIG_GUEST; sig++) {
+        struct kernel_sigaction cur;
+        if (syscall_raw(SYS_rt_sigaction, sig, 0, (long)&cur, 8, 0, 0) == 0)
+            guest_actions[sig] = cur; /* inherited SIG_IGN survives exec */
+    }
+}
+
+long emulate_rt_sigaction(struct guest_context *ctx, int sig, const void *act, void *oact,
+                          uint64_t setsize)
+{
+    (void)ctx;
+    if (setsize != 8 || sig < 1 || sig > NSIG_GUEST)
+        return -EINVAL;
+    if (act && (sig == SIGKILL || sig == SIGSTOP))
+        return -EINVAL;
+    if (oact)
+        memcpy(oact, &guest_actions[sig], sizeof guest_actions[sig]);
+    if (act) {
+        memcpy(&guest_actions[sig], act, sizeof guest_actions[sig]);
+        guest_actions[sig].mask &= ~((1ull << (SIGKILL - 1)) | (1ull << (SIGSTOP - 1)));
+        install_host(sig);
+    }
+    return 0;
+}
+
+static void set_host_mask(struct guest_context *ctx, uint64_t mask)
+{
+    mask &= ~((1ull << (SIGKILL - 1)) | (1ull << (SIGSTOP - 1)));
+    ctx->ts.sigmask = mask;
+    syscall_raw(SYS_rt_sigprocmask, SIG_SETMASK, (long)&mask, 0, 8, 0, 0);
+}
+
+long emulate_rt_sigprocmask(struct guest_context *ctx, int how, const uint64_t *set, uint64_t *old,
+                            uint64_t setsize)
+{
+    if (setsize != 8)
+        return -EINVAL;
+    uint64_t cur = ctx->ts.sigmask;
+    if (set) {
+        uint64_t next;
+        switch (how) {
+        case SIG_BLOCK: next = cur | *set; break;
+        case SIG_UNBLOCK: next = cur & ~*set; break;
+        case SIG_SETMASK: next = *set; break;
+        default: return -EINVAL;
+        }
+        set_host_mask(ctx, next);
+    }
+    if (old)
+        *old = cur;
+    return 0;
+}
+
+long emulate_sigaltstack(struct guest_context *ctx, const void *ss, void *old)
+{
+    struct { uint64_t sp; int32_t flags; int32_t pad; uint64_t size; } cur = {
+        ctx->ts.altstack_sp, ctx->ts.altstack_flags, 0, ctx->ts.altstack_size};
+    uint64_t rsp = ctx->gpr[GPR_RSP];
+    bool on = cur.size && rsp - cur.sp < cur.size;
+    if (on)
+        cur.flags |= SS_ONSTACK;
+    else if (!cur.size)
+        cur.flags = SS_DISABLE;
+    if (ss) {
+        if (on)
+            return -EPERM;
+        typeof(cur) next;
+        memcpy(&next, ss, sizeof next);
+        if (next.flags & SS_DISABLE) {
+            ctx->ts.altstack_sp = ctx->ts.altstack_size = 0;
+            ctx->ts.altstack_flags = SS_DISABLE;
+        } else {
+            if (next.flags & ~(1 << 31) /* SS_AUTODISARM */)
+                return -EINVAL;
+            if (next.size < (uint64_t)MINSIGSTKSZ)
+                return -ENOMEM;
+            ctx->ts.altstack_sp = next.sp;
+            ctx->ts.altstack_size = next.size;
+            ctx->ts.altstack_flags = next.flags;
+        }
+    }
+    if (old)
+        memcpy(old, &cur, sizeof cur);
+    return 0;
+}
+
+/* Calls the kernel never restarts, SA_RESTART or not (signal(7)). */
+static bool never_restarted(long nr)
+{
+    switch (nr) {
+    case SYS_poll: case SYS_ppoll: case SYS_select: case SYS_pselect6: case SYS_epoll_wait:
+    case SYS_epoll_pwait: case SYS_epoll_pwait2: case SYS_nanosleep: case SYS_clock_nanosleep:
+    case SYS_pause: case SYS_rt_sigsuspend: case SYS_rt_sigtimedwait: case SYS_io_getevents:
+    case SYS_semop: case SYS_semtimedop: case SYS_msgrcv: case SYS_msgsnd:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static int next_deliverable(struct guest_context *ctx)
+{
+    uint64_t ready = ctx->pending_signals & ~ctx->ts.sigmask;
+    return ready ? __builtin_ctzll(ready) + 1 : 0;
+}
+
+bool signals_want_restart(struct guest_context *ctx, long nr)
+{
+    int sig = next_deliverable(ctx);
+    return sig && (guest_actions[sig].flags & SA_RESTART) && !never_restarted(nr);
+}
+
+static void deliver(struct guest_context *ctx, int sig)
+{
+    struct kernel_sigaction *act = &guest_actions[sig];
+    uint64_t handler = act->handler;
+    if (handler == (uint64_t)SIG_IGN)
+        return;
+    if (handler == (uint64_t)SIG_DFL) {
+        /* Changed to default after it arrived: take the default action. */
+        install_host(sig);
+        syscall_raw(SYS_tgkill, getpid(), syscall_raw(SYS_gettid, 0, 0, 0, 0, 0, 0), sig, 0, 0, 0);
+        return;
+    }
+    uint64_t sp = ctx->gpr[GPR_RSP];
+    bool on_alt = ctx->ts.altstack_size && sp - ctx->ts.altstack_sp < ctx->ts.altstack_size;
+    if ((act->flags & SA_ONSTACK) && ctx->ts.altstack_size && !on_alt)
+        sp = ctx->ts.altstack_sp + ctx->ts.altstack_size;
+    else
+        sp -= 128; /* skip the red zone */
+    sp -= 512;     /* fxsave image */
+    sp &= ~63ull;
+    uint64_t fpstate = sp;
+    sp -= sizeof(siginfo_t);
+    uint64_t info = sp;
+    sp -= sizeof(struct kernel_ucontext);
+    sp &= ~15ull;
+    uint64_t ucp = sp;
+    sp -= 8; /* return address: the restorer; rsp+8 is 16-aligned */
+
+    memcpy((void *)fpstate, ctx->xsave, 512);
+    memcpy((void *)info, ctx->siginfo[sig - 1], sizeof(siginfo_t));
+    struct kernel_ucontext *uc = (struct kernel_ucontext *)ucp;
+    memset(uc, 0, sizeof *uc);
+    uc->uc_stack.ss_sp = ctx->ts.altstack_sp;
+    uc->uc_stack.ss_size = ctx->ts.altstack_size;
+    uc->uc_stack.ss_flags = ctx->ts.altstack_size ? (on_alt ? SS_ONSTACK : 0) : SS_DISABLE;
+    for (int r = 0; r < 16; r++)
+        uc->gregs[greg_of_gpr[r]] = ctx->gpr[r];
+    uc->gregs[RIP] = ctx->rip;
+    uc->gregs[EFL] = ctx->rflags;
+    uc->gregs[CSGSFS] = 0x33; /* user %cs */
+    uc->fpregs = fpstate;
+    uc->uc_sigmask = ctx->ts.sigmask;
+    *(uint64_t *)sp = act->restorer;
+
+    ctx->gpr[GPR_RSP] = sp;
+    ctx->gpr[GPR_RDI] = sig;
+    ctx->gpr[GPR_RSI] = info;
+    ctx->gpr[GPR_RDX] = ucp;
+    ctx->gpr[GPR_RAX] = 0;
+    ctx->rip = handler;
+    ctx->rflags &= ~0x400ull; /* DF clear on handler entry, as the ABI requires */
+    uint64_t mask = ctx->ts.sigmask | act->mask;
+    if (!(act->flags & SA_NODEFER))
+        mask |= 1ull << (sig - 1);
+    if (act->flags & SA_RESETHAND) {
+        act->handler = (uint64_t)SIG_DFL;
+        install_host(sig);
+    }
+    set_host_mask(ctx, mask);
+}
+
+void signals_deliver_pending(struct guest_context *ctx)
+{
+    int sig = next_deliverable(ctx);
+    if (!sig)
+        return;
+    __atomic_and_fetch(&ctx->pending_signals, ~(1ull << (sig - 1)), __ATOMIC_SEQ_CST);
+    deliver(ctx, sig);
+}
+
+void emulate_rt_sigreturn(struct guest_context *ctx)
+{
+    /* The handler's `ret` popped the restorer address: rsp is at uc. */
+    struct kernel_ucontext *uc = (struct kernel_ucontext *)ctx->gpr[GPR_RSP];
+    for (int r = 0; r < 16; r++)
+        ctx->gpr[r] = uc->gregs[greg_of_gpr[r]];
+    ctx->rip = uc->gregs[RIP];
+    const uint64_t user_flags = 0x40dd5; /* CF PF AF ZF SF TF DF OF AC */
+    ctx->rflags = (ctx->rflags & ~user_flags) | (uc->gregs[EFL] & user_flags);
+    if (uc->fpregs) {
+        memcpy(ctx->xsave, (void *)uc->fpregs, 512);
+        ctx->xsave[512] |= 3; /* XSTATE_BV: x87 and SSE now hold real data */
+    }
+    set_host_mask(ctx, uc->uc_sigmask);
+}

@@ -1,0 +1,37 @@
+/* Syscall gate: every guest system call passes through here; the runtime
+ * emulates what it must own (memory, fs/gs, signals, processes) and keeps a
+ * record of the guest's memory map. */
+#ifndef DBO_SYSCALL_H
+#define DBO_SYSCALL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct guest_context;
+
+/* Executes the system call described by ctx (rax, rdi, rsi, rdx, r10, r8, r9)
+ * and leaves the result in ctx, with rcx/r11 set as the kernel does. */
+void syscall_gate(struct guest_context *ctx);
+
+/* Raw system call from runtime code. */
+long syscall_raw(long nr, long a1, long a2, long a3, long a4, long a5, long a6);
+
+/* Guest memory map: what the guest asked for, including PROT_EXEC (which
+ * the real mapping never carries). */
+void guest_vm_record(uint64_t start, uint64_t len, int prot);
+void guest_vm_forget(uint64_t start, uint64_t len);
+bool guest_vm_executable(uint64_t addr);
+/* Bytes readable from addr within executable guest memory (0 if none). */
+uint64_t guest_vm_exec_extent(uint64_t addr);
+/* mmap protection the host mapping gets for a guest protection. */
+int guest_vm_host_prot(int guest_prot);
+
+/* Signals: installs host handlers, delivers pending guest signals. */
+void signals_init(void);
+/* Builds a guest signal frame if a signal is pending and unblocked. */
+void signals_deliver_pending(struct guest_context *ctx);
+
+/* Name of a syscall number, for logs and --stats. */
+const char *syscall_name(long nr);
+
+#endif

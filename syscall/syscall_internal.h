@@ -1,0 +1,35 @@
+/* Shared between the files of syscall/ only. */
+#ifndef DBO_SYSCALL_INTERNAL_H
+#define DBO_SYSCALL_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct guest_context;
+
+long emulate_mmap(struct guest_context *ctx, uint64_t addr, uint64_t len, int prot, int flags, int fd,
+                  uint64_t off);
+long emulate_mprotect(struct guest_context *ctx, uint64_t addr, uint64_t len, int prot);
+long emulate_munmap(struct guest_context *ctx, uint64_t addr, uint64_t len);
+long emulate_mremap(struct guest_context *ctx, uint64_t old, uint64_t old_len, uint64_t new_len,
+                    int flags, uint64_t new_addr);
+long emulate_madvise(struct guest_context *ctx, uint64_t addr, uint64_t len, int advice);
+
+long emulate_rt_sigaction(struct guest_context *ctx, int sig, const void *act, void *oact,
+                          uint64_t setsize);
+long emulate_rt_sigprocmask(struct guest_context *ctx, int how, const uint64_t *set, uint64_t *old,
+                            uint64_t setsize);
+long emulate_sigaltstack(struct guest_context *ctx, const void *ss, void *old);
+void emulate_rt_sigreturn(struct guest_context *ctx);
+/* After a host syscall returned -EINTR: true if the guest's handler for a
+ * pending signal asks for the call to be restarted. */
+bool signals_want_restart(struct guest_context *ctx, long nr);
+
+long emulate_clone(struct guest_context *ctx, uint64_t flags, uint64_t newsp, uint64_t ptid,
+                   uint64_t ctid, uint64_t tls);
+long emulate_clone3(struct guest_context *ctx, const void *args, uint64_t size);
+long emulate_execve(struct guest_context *ctx, int dirfd, const char *path, char *const *argv,
+                    char *const *envp, int flags);
+__attribute__((noreturn)) void emulate_exit_group(int status);
+
+#endif

@@ -1,0 +1,107 @@
+/* Machine-code emitters for the sequences the translator writes around
+ * copied guest instructions. Internal to translator/. Each writes at *p and
+ * advances it. Runtime state is reached only through %gs: absolute
+ * addressing (ModRM mod=00 rm=100, SIB base=101 index=100: disp32 only). */
+#ifndef DBO_TRANSLATOR_EMIT_H
+#define DBO_TRANSLATOR_EMIT_H
+
+#include <stdint.h>
+#include <string.h>
+
+#define GS_PREFIX 0x65
+
+static inline void emit_u8(uint8_t **p, uint8_t b) { *(*p)++ = b; }
+static inline void emit_u32(uint8_t **p, uint32_t v) { memcpy(*p, &v, 4); *p += 4; }
+static inline void emit_u64(uint8_t **p, uint64_t v) { memcpy(*p, &v, 8); *p += 8; }
+static inline void emit_bytes(uint8_t **p, const void *b, size_t n) { memcpy(*p, b, n); *p += n; }
+
+/* mov %reg, %gs:off  /  mov %gs:off, %reg  (reg: 0..15) */
+static inline void emit_store_gs(uint8_t **p, int reg, uint32_t off)
+{
+    emit_u8(p, GS_PREFIX);
+    emit_u8(p, 0x48 | (reg >> 3) << 2);
+    emit_u8(p, 0x89);
+    emit_u8(p, 0x04 | (reg & 7) << 3);
+    emit_u8(p, 0x25);
+    emit_u32(p, off);
+}
+
+static inline void emit_load_gs(uint8_t **p, int reg, uint32_t off)
+{
+    emit_u8(p, GS_PREFIX);
+    emit_u8(p, 0x48 | (reg >> 3) << 2);
+    emit_u8(p, 0x8b);
+    emit_u8(p, 0x04 | (reg & 7) << 3);
+    emit_u8(p, 0x25);
+    emit_u32(p, off);
+}
+
+/* jmp *%gs:off */
+static inline void emit_jmp_gs(uint8_t **p, uint32_t off)
+{
+    static const uint8_t b[] = {GS_PREFIX, 0xff, 0x24, 0x25};
+    emit_bytes(p, b, sizeof b);
+    emit_u32(p, off);
+}
+
+/* mov $imm64, %rdx */
+static inline void emit_mov_rdx_imm64(uint8_t **p, uint64_t v)
+{
+    emit_u8(p, 0x48);
+    emit_u8(p, 0xba);
+    emit_u64(p, v);
+}
+
+/* jmp rel32 / jcc rel32 with a zero displacement; returns the rel32's address. */
+static inline uint8_t *emit_jmp_rel32(uint8_t **p)
+{
+    emit_u8(p, 0xe9);
+    uint8_t *rel = *p;
+    emit_u32(p, 0);
+    return rel;
+}
+
+static inline uint8_t *emit_jcc_rel32(uint8_t **p, int cond)
+{
+    emit_u8(p, 0x0f);
+    emit_u8(p, 0x80 | cond);
+    uint8_t *rel = *p;
+    emit_u32(p, 0);
+    return rel;
+}
+
+static inline void patch_rel32(uint8_t *rel, const uint8_t *target)
+{
+    int32_t d = (int32_t)(target - (rel + 4));
+    memcpy(rel, &d, 4);
+}
+
+static inline int fits_rel32(const uint8_t *from_end, const uint8_t *target)
+{
+    int64_t d = target - from_end;
+    return d == (int32_t)d;
+}
+
+/* Pushes a 64-bit guest address without touching flags or other registers:
+ * push $imm32 (sign-extended) then fix the high half. */
+static inline void emit_push_imm64(uint8_t **p, uint64_t v)
+{
+    emit_u8(p, 0x68);
+    emit_u32(p, (uint32_t)v);
+    if ((uint64_t)(int64_t)(int32_t)v != v) {
+        static const uint8_t mov_hi[] = {0xc7, 0x44, 0x24, 0x04};
+        emit_bytes(p, mov_hi, sizeof mov_hi);
+        emit_u32(p, (uint32_t)(v >> 32));
+    }
+}
+
+/* jmp *0(%rip); .quad target — reaches anywhere, no register, 14 bytes. */
+#define FAR_JMP_SIZE 14
+static inline void emit_far_jmp(uint8_t **p, uint64_t target)
+{
+    static const uint8_t b[] = {0xff, 0x25, 0, 0, 0, 0};
+    emit_bytes(p, b, sizeof b);
+    emit_u64(p, target);
+}
+
+#endif

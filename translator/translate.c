@@ -1,0 +1,322 @@
+/* Building fragments: guest code is decoded with Zydis and copied byte for
+ * byte into the cache; only control transfers and rip-relative operands are
+ * rewritten. A fragment ends at the first control transfer or syscall.
+ *
+ * Register and flag discipline: translated code may use %rcx and %rdx as
+ * scratch only after spilling them to %gs: slots, and never changes flags
+ * (the lookup uses movzx/lea/jrcxz). Nothing is ever written to the guest
+ * stack except what the guest instruction itself pushes. */
+#include "translator/translator.h"
+
+#include <Zydis/Zydis.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cache/cache.h"
+#include "runtime/runtime.h"
+#include "syscall/syscall.h"
+#include "translator/emit.h"
+
+#define MAX_FRAGMENT_INSNS 64
+#define MAX_FRAGMENT_BYTES 4096 /* worst case for 64 copies plus exits */
+#define MAX_EXITS 2
+
+static ZydisDecoder decoder;
+static bool decoder_ready;
+
+struct builder {
+    struct guest_context *ctx;
+    uint8_t *p;             /* emission cursor */
+    struct exit_record exits[MAX_EXITS];
+    int n_exits;
+};
+
+static struct exit_record *new_exit(struct builder *b, enum exit_kind kind, uint64_t target,
+                                    uint8_t *branch_rel32)
+{
+    struct exit_record *e = &b->exits[b->n_exits++];
+    *e = (struct exit_record){.kind = kind, .target = target, .branch_rel32 = branch_rel32};
+    return e;
+}
+
+/* The exit stub: hand the record to the dispatcher with rcx/rdx spilled.
+ * Its 36 bytes also leave room for a far jump when linking. */
+static void emit_exit_stub(uint8_t **p, uint64_t record)
+{
+    emit_store_gs(p, GPR_RCX, CTX_SPILL_RCX);
+    emit_store_gs(p, GPR_RDX, CTX_SPILL_RDX);
+    emit_mov_rdx_imm64(p, record);
+    emit_jmp_gs(p, CTX_EXIT_ENTRY);
+}
+
+/* In-cache indirect branch lookup with the guest target in %rdx and the
+ * guest's rcx/rdx in their spill slots. Hit: restore both, jump to the
+ * fragment. Miss: exit to the dispatcher through `record`. */
+static void emit_indirect_lookup(uint8_t **p, uint64_t record)
+{
+    static const uint8_t index[] = {
+        0x0f, 0xb7, 0xca,       /* movzx %dx, %ecx        ecx = low 16 bits */
+        0x48, 0x8d, 0x0c, 0x09, /* lea (%rcx,%rcx), %rcx  rcx = 2 * index */
+    };
+    static const uint8_t load_tag[] = {0x65, 0x48, 0x8b, 0x0c, 0xcd}; /* mov %gs:d(,%rcx,8),%rcx */
+    static const uint8_t compare[] = {
+        0x48, 0x8d, 0x0c, 0x11, /* lea (%rcx,%rdx), %rcx  zero iff tag matches */
+        0xe3, 0x00,             /* jrcxz hit */
+    };
+    emit_bytes(p, index, sizeof index);
+    emit_bytes(p, load_tag, sizeof load_tag);
+    emit_u32(p, CTX_IBL_TABLE);
+    emit_bytes(p, compare, sizeof compare);
+    uint8_t *jrcxz_rel8 = *p - 1;
+    uint8_t *miss = *p;
+    emit_store_gs(p, GPR_RDX, CTX_IND_TARGET);
+    emit_mov_rdx_imm64(p, record);
+    emit_jmp_gs(p, CTX_EXIT_ENTRY);
+    *jrcxz_rel8 = (uint8_t)(*p - miss);
+    if (dbo_opts.stats) {
+        static const uint8_t inc[] = {0x48, 0x8d, 0x49, 0x01}; /* lea 1(%rcx), %rcx */
+        emit_load_gs(p, GPR_RCX, CTX_IND_HITS);
+        emit_bytes(p, inc, sizeof inc);
+        emit_store_gs(p, GPR_RCX, CTX_IND_HITS);
+    }
+    emit_bytes(p, index, sizeof index);
+    emit_bytes(p, load_tag, sizeof load_tag);
+    emit_u32(p, CTX_IBL_TABLE + 8);
+    emit_store_gs(p, GPR_RCX, CTX_JUMP_TARGET);
+    emit_load_gs(p, GPR_RCX, CTX_SPILL_RCX);
+    emit_load_gs(p, GPR_RDX, CTX_SPILL_RDX);
+    emit_jmp_gs(p, CTX_JUMP_TARGET);
+}
+
+static _Noreturn void untranslatable(uint64_t pc, const uint8_t *bytes, size_t len, const char *why)
+{
+    char hex[3 * 16 + 1] = "";
+    for (size_t i = 0; i < len && i < 15; i++)
+        snprintf(hex + 3 * i, 4, "%s%02x", i ? " " : "", bytes[i]);
+    dbo_fatal("cannot translate instruction at 0x%" PRIx64 " (bytes %s): %s", pc, hex, why);
+}
+
+/* mov <the branch's r/m operand>, %rdx — the operand re-encoded from the
+ * original bytes: same segment, SIB and displacement, new opcode and reg.
+ * A rip-relative displacement is rebased to where this copy sits. */
+static void emit_load_operand_rdx(uint8_t **p, const ZydisDecodedInstruction *insn,
+                                  const uint8_t *bytes, uint64_t guest_next)
+{
+    const ZydisDecodedInstructionRaw *raw = &insn->raw;
+    uint8_t *start = *p;
+    for (int i = 0; i < raw->modrm.offset - 1; i++) {
+        uint8_t b = bytes[i];
+        if (b == 0x64 || b == 0x67) /* %fs override, address size: keep */
+            emit_u8(p, b);
+    }
+    emit_u8(p, 0x48 | (raw->rex.X << 1) | raw->rex.B);
+    emit_u8(p, 0x8b);
+    emit_u8(p, (uint8_t)(raw->modrm.mod << 6 | GPR_RDX << 3 | raw->modrm.rm));
+    if (raw->modrm.mod != 3 && raw->modrm.rm == 4)
+        emit_u8(p, bytes[raw->sib.offset]);
+    if (raw->disp.size) {
+        bool rip_relative = raw->modrm.mod == 0 && raw->modrm.rm == 5;
+        if (rip_relative) {
+            uint64_t target = guest_next + raw->disp.value;
+            int64_t d = (int64_t)(target - (uint64_t)(*p + 4));
+            if (d != (int32_t)d)
+                dbo_fatal("rip-relative target 0x%" PRIx64 " out of reach of the cache at %p",
+                          target, (void *)start);
+            emit_u32(p, (uint32_t)d);
+        } else {
+            emit_bytes(p, bytes + raw->disp.offset, raw->disp.size / 8);
+        }
+    }
+}
+
+/* Copies an ordinary instruction, rebasing a rip-relative displacement. */
+static void emit_copy(uint8_t **p, const ZydisDecodedInstruction *insn,
+                      const ZydisDecodedOperand *ops, const uint8_t *bytes, uint64_t pc)
+{
+    uint8_t *start = *p;
+    emit_bytes(p, bytes, insn->length);
+    for (int i = 0; i < insn->operand_count_visible; i++) {
+        if (ops[i].type != ZYDIS_OPERAND_TYPE_MEMORY || ops[i].mem.base != ZYDIS_REGISTER_RIP)
+            continue;
+        uint64_t target = pc + insn->length + insn->raw.disp.value;
+        int64_t d = (int64_t)(target - (uint64_t)*p);
+        if (d != (int32_t)d)
+            dbo_fatal("rip-relative target 0x%" PRIx64 " of 0x%" PRIx64
+                      " out of reach of the cache at %p",
+                      target, pc, (void *)start);
+        int32_t d32 = (int32_t)d;
+        memcpy(start + insn->raw.disp.offset, &d32, 4);
+        break;
+    }
+}
+
+static bool uses_gs(const ZydisDecodedInstruction *insn)
+{
+    return insn->attributes & ZYDIS_ATTRIB_HAS_SEGMENT_GS;
+}
+
+struct fragment *translate_fragment(struct guest_context *ctx, uint64_t guest_pc)
+{
+    uint64_t t0 = dbo_now_ns();
+    if (!decoder_ready) {
+        ZydisDecoderInit(&decoder, ZYDIS_MACHINE_MODE_LONG_64, ZYDIS_STACK_WIDTH_64);
+        decoder_ready = true;
+    }
+    if (!guest_vm_executable(guest_pc))
+        return NULL;
+    struct cache_chunk *chunk = cache_chunk_near(guest_pc, MAX_FRAGMENT_BYTES);
+    if (!chunk) { /* full: start over */
+        translator_flush(ctx);
+        chunk = cache_chunk_near(guest_pc, MAX_FRAGMENT_BYTES);
+    }
+    if (!chunk)
+        dbo_fatal("no code cache memory can be placed near guest code at 0x%" PRIx64, guest_pc);
+
+    struct builder b = {.ctx = ctx, .p = cache_chunk_cursor(chunk)};
+    struct fragment *frag = calloc(1, sizeof *frag);
+    frag->exits = calloc(MAX_EXITS, sizeof *frag->exits);
+    frag->guest_pc = guest_pc;
+    frag->cache_pc = b.p;
+
+    uint64_t pc = guest_pc;
+    bool ended = false;
+    for (int n = 0; n < MAX_FRAGMENT_INSNS && !ended; n++) {
+        uint64_t avail = guest_vm_exec_extent(pc);
+        if (avail == 0)
+            break; /* ran into non-executable memory: exit there, fault there */
+        const uint8_t *bytes = (const uint8_t *)pc;
+        ZydisDecodedInstruction insn;
+        ZydisDecodedOperand ops[ZYDIS_MAX_OPERAND_COUNT];
+        if (ZYAN_FAILED(ZydisDecoderDecodeFull(&decoder, bytes, avail < 15 ? avail : 15, &insn,
+                                               ops))) {
+            if (n > 0)
+                break; /* let the next fragment report it, at its own address */
+            untranslatable(pc, bytes, avail < 15 ? avail : 15, "not a valid x86-64 instruction");
+        }
+        uint64_t next = pc + insn.length;
+        dbo_stats.guest_instructions++;
+        if (uses_gs(&insn))
+            untranslatable(pc, bytes, insn.length, "%gs-relative guest memory is not emulated");
+
+        switch (insn.mnemonic) {
+        case ZYDIS_MNEMONIC_JMP:
+        case ZYDIS_MNEMONIC_CALL:
+            if (insn.meta.branch_type == ZYDIS_BRANCH_TYPE_FAR)
+                untranslatable(pc, bytes, insn.length, "far control transfer");
+            if (ops[0].type == ZYDIS_OPERAND_TYPE_IMMEDIATE) {
+                uint64_t target;
+                ZydisCalcAbsoluteAddress(&insn, &ops[0], pc, &target);
+                if (insn.mnemonic == ZYDIS_MNEMONIC_CALL)
+                    emit_push_imm64(&b.p, next);
+                new_exit(&b, EXIT_DIRECT, target, emit_jmp_rel32(&b.p));
+            } else {
+                emit_store_gs(&b.p, GPR_RCX, CTX_SPILL_RCX);
+                emit_store_gs(&b.p, GPR_RDX, CTX_SPILL_RDX);
+                emit_load_operand_rdx(&b.p, &insn, bytes, next);
+                if (insn.mnemonic == ZYDIS_MNEMONIC_CALL)
+                    emit_push_imm64(&b.p, next);
+                struct exit_record *e = new_exit(&b, EXIT_INDIRECT, 0, NULL);
+                emit_indirect_lookup(&b.p, (uint64_t)(frag->exits + (e - b.exits)));
+            }
+            ended = true;
+            break;
+        case ZYDIS_MNEMONIC_RET: {
+            if (insn.meta.branch_type == ZYDIS_BRANCH_TYPE_FAR)
+                untranslatable(pc, bytes, insn.length, "far return");
+            static const uint8_t load_ret[] = {0x48, 0x8b, 0x14, 0x24};  /* mov (%rsp), %rdx */
+            static const uint8_t pop_ret[] = {0x48, 0x8d, 0xa4, 0x24}; /* lea d(%rsp), %rsp */
+            emit_store_gs(&b.p, GPR_RCX, CTX_SPILL_RCX);
+            emit_store_gs(&b.p, GPR_RDX, CTX_SPILL_RDX);
+            emit_bytes(&b.p, load_ret, sizeof load_ret);
+            emit_bytes(&b.p, pop_ret, sizeof pop_ret);
+            emit_u32(&b.p, 8 + (ops[0].type == ZYDIS_OPERAND_TYPE_IMMEDIATE ? ops[0].imm.value.u : 0));
+            struct exit_record *e = new_exit(&b, EXIT_INDIRECT, 0, NULL);
+            emit_indirect_lookup(&b.p, (uint64_t)(frag->exits + (e - b.exits)));
+            ended = true;
+            break;
+        }
+        case ZYDIS_MNEMONIC_SYSCALL: {
+            struct exit_record *e = new_exit(&b, EXIT_SYSCALL, next, NULL);
+            e->stub = b.p;
+            emit_exit_stub(&b.p, (uint64_t)(frag->exits + (e - b.exits)));
+            ended = true;
+            break;
+        }
+        case ZYDIS_MNEMONIC_JRCXZ:
+        case ZYDIS_MNEMONIC_JECXZ:
+        case ZYDIS_MNEMONIC_LOOP:
+        case ZYDIS_MNEMONIC_LOOPE:
+        case ZYDIS_MNEMONIC_LOOPNE: {
+            /* Only rel8 forms exist: branch over a fall-through jump. */
+            uint64_t target;
+            ZydisCalcAbsoluteAddress(&insn, &ops[0], pc, &target);
+            emit_bytes(&b.p, bytes, insn.length - 1);
+            emit_u8(&b.p, 5);
+            new_exit(&b, EXIT_DIRECT, next, emit_jmp_rel32(&b.p));
+            new_exit(&b, EXIT_DIRECT, target, emit_jmp_rel32(&b.p));
+            ended = true;
+            break;
+        }
+        case ZYDIS_MNEMONIC_SYSENTER:
+        case ZYDIS_MNEMONIC_SYSEXIT:
+        case ZYDIS_MNEMONIC_SYSRET:
+        case ZYDIS_MNEMONIC_IRET:
+        case ZYDIS_MNEMONIC_IRETD:
+        case ZYDIS_MNEMONIC_IRETQ:
+        case ZYDIS_MNEMONIC_XBEGIN:
+        case ZYDIS_MNEMONIC_RDGSBASE:
+        case ZYDIS_MNEMONIC_WRGSBASE:
+            untranslatable(pc, bytes, insn.length, "instruction not supported by dbo");
+        case ZYDIS_MNEMONIC_INT:
+            if (ops[0].imm.value.u == 0x80)
+                untranslatable(pc, bytes, insn.length, "32-bit system calls (int $0x80) are not supported");
+            emit_copy(&b.p, &insn, ops, bytes, pc);
+            break;
+        default:
+            if (insn.meta.category == ZYDIS_CATEGORY_COND_BR) {
+                uint64_t target;
+                ZydisCalcAbsoluteAddress(&insn, &ops[0], pc, &target);
+                new_exit(&b, EXIT_DIRECT, target, emit_jcc_rel32(&b.p, insn.opcode & 0x0f));
+                new_exit(&b, EXIT_DIRECT, next, emit_jmp_rel32(&b.p));
+                ended = true;
+                break;
+            }
+            if ((insn.attributes & ZYDIS_ATTRIB_IS_RELATIVE) &&
+                !(ops[0].type == ZYDIS_OPERAND_TYPE_MEMORY || ops[1].type == ZYDIS_OPERAND_TYPE_MEMORY ||
+                  ops[2].type == ZYDIS_OPERAND_TYPE_MEMORY))
+                untranslatable(pc, bytes, insn.length, "unhandled relative instruction");
+            emit_copy(&b.p, &insn, ops, bytes, pc);
+            break;
+        }
+        pc = next;
+    }
+    if (!ended)
+        new_exit(&b, EXIT_DIRECT, pc, emit_jmp_rel32(&b.p));
+
+    /* Stubs for the exits that branch; then publish the records. */
+    for (int i = 0; i < b.n_exits; i++) {
+        struct exit_record *e = &b.exits[i];
+        e->from = frag;
+        if (!e->branch_rel32)
+            continue;
+        e->stub = b.p;
+        patch_rel32(e->branch_rel32, e->stub);
+        emit_exit_stub(&b.p, (uint64_t)(frag->exits + i));
+    }
+    memcpy(frag->exits, b.exits, sizeof b.exits);
+    frag->n_exits = b.n_exits;
+    frag->guest_end = pc;
+    frag->cache_size = (uint32_t)(b.p - frag->cache_pc);
+    cache_chunk_commit(chunk, b.p);
+    cache_insert(frag);
+
+    dbo_stats.fragments_built++;
+    dbo_stats.cache_bytes += frag->cache_size;
+    dbo_stats.translate_ns += dbo_now_ns() - t0;
+    if (dbo_opts.verbose)
+        dbo_log("fragment 0x%" PRIx64 "-0x%" PRIx64 " -> %p (%u bytes)", frag->guest_pc,
+                frag->guest_end, (void *)frag->cache_pc, frag->cache_size);
+    return frag;
+}

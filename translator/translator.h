@@ -1,0 +1,153 @@
+/* Translator: decoding guest code into fragments, the per-thread context that
+ * translated code reaches through %gs, the context switch and the dispatcher. */
+#ifndef DBO_TRANSLATOR_H
+#define DBO_TRANSLATOR_H
+
+/* Offsets into struct guest_context, shared with the assembly in
+ * context_switch.S and with the code the emitter writes (as %gs:OFFSET). */
+#define CTX_SELF          0x00
+#define CTX_SPILL_RCX     0x08
+#define CTX_SPILL_RDX     0x10
+#define CTX_JUMP_TARGET   0x18
+#define CTX_IND_TARGET    0x20
+#define CTX_EXIT_ENTRY    0x28
+#define CTX_HOST_RSP      0x30
+#define CTX_HOST_FS       0x38
+#define CTX_GUEST_FS      0x40
+#define CTX_EXIT_RECORD   0x48
+#define CTX_XSAVE_MASK    0x50
+#define CTX_USE_FSGSBASE  0x58
+#define CTX_PENDING_SIGS  0x60
+#define CTX_RFLAGS        0x68
+#define CTX_RIP           0x70
+#define CTX_IND_HITS      0x78
+#define CTX_GPR           0x80  /* 16 registers in encoding order */
+#define CTX_SIGINFO       0x100 /* last host siginfo per signal: 64 x 128 bytes */
+#define CTX_XSAVE         0x2100
+#define CTX_XSAVE_SIZE    0x2e00
+#define CTX_THREAD_STATE  0x4f00 /* C-only per-thread fields */
+#define CTX_IBL_TABLE     0x5000
+#define IBL_ENTRIES       65536 /* indexed by the low 16 bits of the guest target */
+#define CTX_SIZE          (CTX_IBL_TABLE + IBL_ENTRIES * 16)
+
+/* General registers in encoding order (the index into gpr[]). */
+#define GPR_RAX 0
+#define GPR_RCX 1
+#define GPR_RDX 2
+#define GPR_RBX 3
+#define GPR_RSP 4
+#define GPR_RBP 5
+#define GPR_RSI 6
+#define GPR_RDI 7
+#define GPR_R8 8
+#define GPR_R9 9
+#define GPR_R10 10
+#define GPR_R11 11
+#define GPR_R12 12
+#define GPR_R13 13
+#define GPR_R14 14
+#define GPR_R15 15
+
+#ifndef __ASSEMBLER__
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* An in-cache indirect-branch table entry: the negated guest address (so a
+ * flag-free `lea` yields zero on a hit) and the fragment's cache address. */
+struct ibl_entry {
+    uint64_t neg_guest_pc;
+    uint64_t cache_pc;
+};
+
+/* Per-thread state only C code touches. */
+struct thread_state {
+    uint64_t guest_gs;         /* the guest's virtual %gs base */
+    uint64_t sigmask;          /* the guest's signal mask (also the host's) */
+    uint64_t altstack_sp;      /* the guest's sigaltstack, virtual */
+    uint64_t altstack_size;
+    int32_t altstack_flags;
+    int32_t tid;
+    uint64_t in_syscall_nr;    /* syscall being emulated, for restarts */
+};
+
+/* One per guest thread; its address is the thread's %gs base. */
+struct guest_context {
+    uint64_t self;
+    uint64_t spill_rcx;
+    uint64_t spill_rdx;
+    uint64_t jump_target;
+    uint64_t ind_target;
+    uint64_t exit_entry;
+    uint64_t host_rsp;
+    uint64_t host_fs;
+    uint64_t guest_fs;
+    uint64_t exit_record;
+    uint64_t xsave_mask;
+    uint64_t use_fsgsbase;
+    uint64_t pending_signals;
+    uint64_t rflags;
+    uint64_t rip;
+    uint64_t ind_hits;
+    uint64_t gpr[16];
+    uint8_t siginfo[64][128];
+    uint8_t xsave[CTX_XSAVE_SIZE] __attribute__((aligned(64)));
+    struct thread_state ts;
+    uint8_t pad[CTX_IBL_TABLE - CTX_THREAD_STATE - sizeof(struct thread_state)];
+    struct ibl_entry ibl[IBL_ENTRIES];
+};
+
+_Static_assert(offsetof(struct guest_context, gpr) == CTX_GPR, "ctx layout");
+_Static_assert(offsetof(struct guest_context, ind_hits) == CTX_IND_HITS, "ctx layout");
+_Static_assert(offsetof(struct guest_context, siginfo) == CTX_SIGINFO, "ctx layout");
+_Static_assert(offsetof(struct guest_context, xsave) == CTX_XSAVE, "ctx layout");
+_Static_assert(offsetof(struct guest_context, ts) == CTX_THREAD_STATE, "ctx layout");
+_Static_assert(offsetof(struct guest_context, ibl) == CTX_IBL_TABLE, "ctx layout");
+_Static_assert(sizeof(struct guest_context) == CTX_SIZE, "ctx layout");
+
+/* Why a fragment left the cache; the dispatcher reads it from the record
+ * that the exit stub passed in %rdx. */
+enum exit_kind {
+    EXIT_DIRECT,   /* direct branch to `target`, linkable */
+    EXIT_INDIRECT, /* indirect branch missed the table; target in ind_target */
+    EXIT_SYSCALL,  /* `syscall`; resume at `target` */
+};
+
+struct fragment;
+
+struct exit_record {
+    enum exit_kind kind;
+    uint64_t target;       /* guest address */
+    uint8_t *branch_rel32; /* the rel32 in the fragment body that reaches the stub */
+    uint8_t *stub;         /* the exit stub itself */
+    struct fragment *from;
+    bool linked;
+};
+
+/* Creates the calling thread's context and installs it as %gs base. */
+struct guest_context *context_create(bool use_fsgsbase);
+void context_set_gs(struct guest_context *ctx);
+
+/* Runs the guest from ctx->rip with ctx's registers; never returns. */
+__attribute__((noreturn)) void translator_run(struct guest_context *ctx);
+
+/* Builds the fragment for guest_pc into the cache (the caller made sure no
+ * fragment exists for it). Returns NULL if guest_pc is not executable. */
+struct fragment *translate_fragment(struct guest_context *ctx, uint64_t guest_pc);
+
+/* Called by the assembly exit entry with the guest's state saved in ctx;
+ * returns the cache address to resume at. */
+void *dispatch(struct guest_context *ctx);
+
+/* In-cache indirect-branch hits of all threads (counted with --stats). */
+uint64_t translator_indirect_hits(void);
+
+/* Drops every fragment and the indirect tables that point into them. */
+void translator_flush(struct guest_context *ctx);
+
+/* The assembly entry points (context_switch.S). */
+void dbo_exit_entry(void);
+__attribute__((noreturn)) void dbo_enter_guest(struct guest_context *ctx, void *cache_pc);
+
+#endif
+#endif
