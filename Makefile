@@ -57,6 +57,7 @@ $(BUILD)/dbo: $(BUILD)/runtime/main.o $(BUILD)/libdbo.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 -include $(DEPFILES)
+-include tests/unit.mk
 -include tests/tests.mk
 -include benchmarks/bench.mk
 

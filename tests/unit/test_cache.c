@@ -1,0 +1,91 @@
+/* Code cache unit tests: placement near guest code, the fragment table,
+ * the code-page set, linking and flushing. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cache/cache.h"
+#include "translator/translator.h"
+
+static struct fragment *fake_fragment(uint64_t pc, uint64_t len)
+{
+    struct fragment *f = calloc(1, sizeof *f);
+    f->guest_pc = pc;
+    f->guest_end = pc + len;
+    f->exits = calloc(1, sizeof *f->exits);
+    return f;
+}
+
+static void test_chunk_is_near(void **state)
+{
+    (void)state;
+    uint64_t pc = (uint64_t)&test_chunk_is_near;
+    struct cache_chunk *c = cache_chunk_near(pc, 4096);
+    assert_non_null(c);
+    uint64_t at = (uint64_t)cache_chunk_cursor(c);
+    int64_t distance = (int64_t)(at - pc);
+    assert_true(distance < (1ll << 31) && distance > -(1ll << 31));
+    assert_true(cache_owns(at, 1));
+    assert_false(cache_owns(pc, 1));
+    /* Commit keeps fragments 16-byte aligned. */
+    cache_chunk_commit(c, cache_chunk_cursor(c) + 3);
+    assert_int_equal((uint64_t)cache_chunk_cursor(c) % 16, 0);
+    assert_ptr_equal(cache_chunk_near(pc, 4096), c);
+}
+
+static void test_table_many(void **state)
+{
+    (void)state;
+    for (uint64_t i = 0; i < 20000; i++)
+        cache_insert(fake_fragment(0x400000 + 16 * i, 16));
+    for (uint64_t i = 0; i < 20000; i++) {
+        struct fragment *f = cache_lookup(0x400000 + 16 * i);
+        assert_non_null(f);
+        assert_int_equal(f->guest_pc, 0x400000 + 16 * i);
+    }
+    assert_null(cache_lookup(0x400008));
+    assert_true(cache_range_has_code(0x400000, 1));
+    assert_true(cache_range_has_code(0x400000 + 16 * 19999, 16));
+    assert_false(cache_range_has_code(0x400000 + 16 * 20000 + 4096, 4096));
+    /* A huge range is answered without walking every page. */
+    assert_true(cache_range_has_code(0, 1ull << 46));
+    cache_flush_all();
+    assert_null(cache_lookup(0x400000));
+    assert_false(cache_range_has_code(0x400000, 1 << 20));
+}
+
+static void test_link_near(void **state)
+{
+    (void)state;
+    uint64_t pc = (uint64_t)&test_link_near;
+    struct cache_chunk *c = cache_chunk_near(pc, 4096);
+    uint8_t *code = cache_chunk_cursor(c);
+    /* jmp rel32 at `code` pointing at a stub; link it to a fragment. */
+    code[0] = 0xe9;
+    memset(code + 1, 0, 4);
+    cache_chunk_commit(c, code + 64);
+    struct fragment *to = fake_fragment(0x1000, 1);
+    to->cache_pc = code + 48;
+    struct exit_record e = {.kind = EXIT_DIRECT, .branch_rel32 = code + 1, .stub = code + 8};
+    cache_link(&e, to);
+    assert_true(e.linked);
+    int32_t rel;
+    memcpy(&rel, code + 1, 4);
+    assert_ptr_equal(code + 5 + rel, code + 48);
+    free(to->exits);
+    free(to);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_chunk_is_near),
+        cmocka_unit_test(test_table_many),
+        cmocka_unit_test(test_link_near),
+    };
+    return cmocka_run_group_tests_name("cache", tests, NULL, NULL);
+}

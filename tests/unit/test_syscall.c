@@ -1,0 +1,72 @@
+/* Syscall layer unit tests: the guest memory map, protections, the raw
+ * syscall path and the name table. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "syscall/syscall.h"
+
+static void test_record_and_split(void **state)
+{
+    (void)state;
+    guest_vm_record(0x10000000, 0x10000, PROT_READ | PROT_EXEC);
+    assert_true(guest_vm_executable(0x10000000));
+    assert_true(guest_vm_executable(0x1000ffff));
+    assert_false(guest_vm_executable(0x10010000));
+    /* A hole in the middle splits the region in two. */
+    guest_vm_record(0x10004000, 0x1000, PROT_READ);
+    assert_true(guest_vm_executable(0x10003fff));
+    assert_false(guest_vm_executable(0x10004000));
+    assert_true(guest_vm_executable(0x10005000));
+    assert_int_equal(guest_vm_exec_extent(0x10003ff0), 16);
+    assert_int_equal(guest_vm_exec_extent(0x10003ff8), 8);
+    guest_vm_forget(0x10000000, 0x10000);
+    assert_false(guest_vm_executable(0x10005000));
+    assert_int_equal(guest_vm_exec_extent(0x10005000), 0);
+}
+
+static void test_extent_spans_adjacent_regions(void **state)
+{
+    (void)state;
+    guest_vm_record(0x20000000, 0x1000, PROT_READ | PROT_EXEC);
+    guest_vm_record(0x20001000, 0x1000, PROT_READ | PROT_WRITE | PROT_EXEC);
+    /* An instruction may straddle two executable regions. */
+    assert_true(guest_vm_exec_extent(0x20000ffa) >= 15);
+    guest_vm_forget(0x20000000, 0x2000);
+}
+
+static void test_host_prot(void **state)
+{
+    (void)state;
+    assert_int_equal(guest_vm_host_prot(PROT_READ | PROT_EXEC), PROT_READ);
+    assert_int_equal(guest_vm_host_prot(PROT_EXEC), PROT_READ);
+    assert_int_equal(guest_vm_host_prot(PROT_READ | PROT_WRITE | PROT_EXEC), PROT_READ | PROT_WRITE);
+    assert_int_equal(guest_vm_host_prot(PROT_NONE), PROT_NONE);
+}
+
+static void test_raw_and_names(void **state)
+{
+    (void)state;
+    assert_int_equal(syscall_raw(SYS_getpid, 0, 0, 0, 0, 0, 0), getpid());
+    assert_int_equal(syscall_raw(SYS_close, -1, 0, 0, 0, 0, 0), -9 /* EBADF */);
+    assert_string_equal(syscall_name(0), "read");
+    assert_string_equal(syscall_name(231), "exit_group");
+    assert_string_equal(syscall_name(99999), "syscall_99999");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_record_and_split),
+        cmocka_unit_test(test_extent_spans_adjacent_regions),
+        cmocka_unit_test(test_host_prot),
+        cmocka_unit_test(test_raw_and_names),
+    };
+    return cmocka_run_group_tests_name("syscall", tests, NULL, NULL);
+}
