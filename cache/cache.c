@@ -26,6 +26,8 @@ struct cache_chunk {
 
 static struct cache_chunk chunks[MAX_CHUNKS];
 static int n_chunks;
+static struct cache_chunk retired[MAX_CHUNKS];
+static int n_retired;
 
 static bool within_reach(const struct cache_chunk *c, uint64_t pc)
 {
@@ -87,7 +89,19 @@ bool cache_owns(uint64_t addr, uint64_t len)
     for (int i = 0; i < n_chunks; i++)
         if (addr < (uint64_t)chunks[i].end && addr + len > (uint64_t)chunks[i].base)
             return true;
+    for (int i = 0; i < n_retired; i++)
+        if (addr < (uint64_t)retired[i].end && addr + len > (uint64_t)retired[i].base)
+            return true;
     return false;
+}
+
+bool cache_has_retired(void) { return n_retired > 0; }
+
+void cache_free_retired(void)
+{
+    for (int i = 0; i < n_retired; i++)
+        munmap(retired[i].base, retired[i].end - retired[i].base);
+    n_retired = 0;
 }
 
 size_t cache_bytes_used(void)
@@ -230,7 +244,7 @@ void cache_link(struct exit_record *exit, struct fragment *to)
     exit->linked = true;
 }
 
-void cache_flush_all(void)
+void cache_flush_all(bool retire)
 {
     for (size_t i = 0; i < table_cap; i++) {
         if (!table[i])
@@ -242,7 +256,13 @@ void cache_flush_all(void)
     table_count = 0;
     memset(code_pages, 0, pages_cap * sizeof *code_pages);
     pages_count = 0;
-    for (int i = 0; i < n_chunks; i++)
-        chunks[i].cursor = chunks[i].base;
+    if (retire && n_retired + n_chunks <= MAX_CHUNKS) {
+        memcpy(retired + n_retired, chunks, n_chunks * sizeof *chunks);
+        n_retired += n_chunks;
+        n_chunks = 0;
+    } else {
+        for (int i = 0; i < n_chunks; i++)
+            chunks[i].cursor = chunks[i].base;
+    }
     dbo_stats.flushes++;
 }

@@ -41,8 +41,12 @@ void cache_link(struct exit_record *exit, struct fragment *to);
  * must flush. Returns true if [start, start+len) holds any. */
 bool cache_range_has_code(uint64_t start, uint64_t len);
 
-/* Drops every fragment (all links and table entries with them). The caller
- * must not be running in the cache and must clear indirect tables. */
-void cache_flush_all(void);
+/* Drops every fragment (all links and table entries with them). With
+ * `retire`, the current chunks are set aside rather than reused, because
+ * other threads may still run code in them; cache_free_retired() unmaps
+ * them once nobody can. The caller clears the indirect tables. */
+void cache_flush_all(bool retire);
+bool cache_has_retired(void);
+void cache_free_retired(void);
 
 #endif

@@ -110,10 +110,18 @@ void syscall_gate(struct guest_context *ctx)
         ret = emulate_execve(ctx, (int)a1, (const char *)a2, (char *const *)a3, (char *const *)a4,
                              (int)a5);
         break;
-    case SYS_exit:       /* the only thread: same as exit_group */
+    case SYS_exit: emulate_exit_thread(ctx, (int)a1);
     case SYS_exit_group: emulate_exit_group((int)a1);
+    case SYS_set_tid_address:
+        /* The runtime thread's own clear-tid word belongs to its libc. */
+        ctx->ts.clear_tid = a1;
+        ret = ctx->ts.tid;
+        break;
     default:
+        /* Host calls may block: other threads keep translating meanwhile. */
+        translator_unlock();
         ret = syscall_raw(nr, a1, a2, a3, a4, a5, a6);
+        translator_lock();
         if (ret == -EINTR && signals_want_restart(ctx, nr)) {
             /* Re-execute the syscall instruction after the handler. */
             ctx->rip -= 2;

@@ -1,12 +1,16 @@
-/* Process creation and replacement: fork-like clones stay under dbo (the
- * child is a copy of this runtime), execve re-executes dbo with the same
- * options, exit prints --stats first. Threads (CLONE_VM|CLONE_THREAD) are
- * hosted by runtime pthreads in the threads work; until then clone answers
- * EAGAIN, which callers such as pthread_create report and survive. */
+/* Threads and processes. A guest thread (clone with CLONE_VM) is hosted by
+ * a runtime pthread that starts with a copy of the parent's registers, its
+ * own stack pointer and TLS; the CLONE_*SETTID/CLEARTID words are written
+ * as the kernel would. Fork-like clones stay under dbo (the child is a copy
+ * of this runtime), execve re-executes dbo with the same options, exit
+ * prints --stats first. */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/futex.h>
 #include <linux/sched.h>
+#include <pthread.h>
 #include <sched.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,11 +42,97 @@ static int vfork_pipe(int fds[2])
     return fds[0] < 0 || fds[1] < 0 ? -1 : 0;
 }
 
+struct thread_start {
+    struct guest_context *ctx;
+    uint64_t flags, ptid, ctid;
+    sem_t started;
+};
+
+static void *thread_main(void *arg)
+{
+    struct thread_start *start = arg;
+    struct guest_context *ctx = start->ctx;
+    ctx->host_fs = (uint64_t)__builtin_thread_pointer();
+    context_set_gs(ctx);
+    signals_init_thread(ctx);
+    ctx->ts.tid = (int)syscall_raw(SYS_gettid, 0, 0, 0, 0, 0, 0);
+    if (start->flags & CLONE_PARENT_SETTID)
+        *(int *)start->ptid = ctx->ts.tid;
+    if (start->flags & CLONE_CHILD_SETTID)
+        *(int *)start->ctid = ctx->ts.tid;
+    if (start->flags & CLONE_CHILD_CLEARTID)
+        ctx->ts.clear_tid = start->ctid;
+    sem_post(&start->started); /* `start` belongs to the parent from here */
+    translator_run(ctx);
+}
+
+static long create_thread(struct guest_context *parent, uint64_t flags, uint64_t newsp,
+                          uint64_t ptid, uint64_t ctid, uint64_t tls)
+{
+    struct guest_context *ctx = context_create(parent->use_fsgsbase);
+    memcpy(ctx->gpr, parent->gpr, sizeof ctx->gpr);
+    memcpy(ctx->xsave, parent->xsave, sizeof ctx->xsave);
+    ctx->rflags = parent->rflags;
+    ctx->rip = parent->rip;
+    ctx->gpr[GPR_RAX] = 0;
+    ctx->gpr[GPR_RCX] = parent->rip; /* what `syscall` leaves there */
+    ctx->gpr[GPR_R11] = parent->rflags;
+    if (newsp)
+        ctx->gpr[GPR_RSP] = newsp;
+    ctx->guest_fs = (flags & CLONE_SETTLS) ? tls : parent->guest_fs;
+    ctx->ts.guest_gs = parent->ts.guest_gs;
+    ctx->ts.sigmask = parent->ts.sigmask;
+
+    struct thread_start start = {.ctx = ctx, .flags = flags, .ptid = ptid, .ctid = ctid};
+    sem_init(&start.started, 0, 0);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, 256 * 1024);
+    pthread_t thread;
+    int err = pthread_create(&thread, &attr, thread_main, &start);
+    pthread_attr_destroy(&attr);
+    if (err) {
+        context_release(ctx);
+        return -err;
+    }
+    translator_unlock(); /* the new thread needs it to start */
+    while (sem_wait(&start.started) < 0)
+        ;
+    translator_lock();
+    sem_destroy(&start.started);
+    return ctx->ts.tid;
+}
+
+void emulate_exit_thread(struct guest_context *ctx, int status)
+{
+    if (translator_live_threads() == 1)
+        emulate_exit_group(status); /* the last thread: the process ends */
+    /* Block everything: the host handler must not touch this context
+     * once it is back on the free list. */
+    uint64_t all = ~0ull;
+    syscall_raw(SYS_rt_sigprocmask, SIG_SETMASK, (long)&all, 0, 8, 0, 0);
+    if (ctx->ts.clear_tid) {
+        __atomic_store_n((int *)ctx->ts.clear_tid, 0, __ATOMIC_SEQ_CST);
+        syscall_raw(SYS_futex, ctx->ts.clear_tid, FUTEX_WAKE, 1, 0, 0, 0);
+    }
+    bool is_main = ctx->ts.is_main;
+    context_release(ctx);
+    translator_unlock();
+    if (is_main) /* glibc would exit the process from its first thread */
+        for (;;)
+            syscall_raw(SYS_exit, status, 0, 0, 0, 0, 0);
+    pthread_exit(NULL);
+}
+
 long emulate_clone(struct guest_context *ctx, uint64_t flags, uint64_t newsp, uint64_t ptid,
                    uint64_t ctid, uint64_t tls)
 {
-    if ((flags & CLONE_VM) && !(flags & CLONE_VFORK))
-        return -EAGAIN; /* guest threads: not hosted yet */
+    if ((flags & CLONE_VM) && !(flags & CLONE_VFORK)) {
+        if (!(flags & CLONE_THREAD) || !(flags & CLONE_SIGHAND))
+            return -EINVAL; /* a shared-memory process: not supported */
+        return create_thread(ctx, flags, newsp, ptid, ctid, tls);
+    }
     bool plain = (flags & ~(uint64_t)FORK_FLAGS & ~0xffull) == 0 && (flags & 0xff) == SIGCHLD;
     int pipefd[2] = {-1, -1};
     if ((flags & CLONE_VFORK) && vfork_pipe(pipefd) < 0)
@@ -73,9 +163,11 @@ long emulate_clone(struct guest_context *ctx, uint64_t flags, uint64_t newsp, ui
     if (pipefd[1] >= 0) {
         close(pipefd[1]);
         char c;
+        translator_unlock();
         if (pid > 0)
             while (read(pipefd[0], &c, 1) < 0 && errno == EINTR)
                 ;
+        translator_lock();
         close(pipefd[0]);
     }
     if (pid > 0 && (flags & CLONE_PARENT_SETTID))

@@ -82,10 +82,24 @@ static void install_host(int sig)
     syscall_raw(SYS_rt_sigaction, sig, (long)&host, 0, 8, 0, 0);
 }
 
-void signals_init(void)
+static void set_host_mask(struct guest_context *ctx, uint64_t mask)
+{
+    mask &= ~((1ull << (SIGKILL - 1)) | (1ull << (SIGSTOP - 1)));
+    ctx->ts.sigmask = mask;
+    syscall_raw(SYS_rt_sigprocmask, SIG_SETMASK, (long)&mask, 0, 8, 0, 0);
+}
+
+void signals_init_thread(struct guest_context *ctx)
 {
     /* The runtime's own alternate stack: host handlers never run on the
      * guest's stack. */
+    stack_t ss = {.ss_sp = malloc(64 * 1024), .ss_size = 64 * 1024};
+    sigaltstack(&ss, NULL);
+    set_host_mask(ctx, ctx->ts.sigmask);
+}
+
+void signals_init(void)
+{
     stack_t ss = {.ss_sp = malloc(64 * 1024), .ss_size = 64 * 1024};
     sigaltstack(&ss, NULL);
     for (int sig = 1; sig <= NSIG_GUEST; sig++) {
@@ -111,13 +125,6 @@ long emulate_rt_sigaction(struct guest_context *ctx, int sig, const void *act, v
         install_host(sig);
     }
     return 0;
-}
-
-static void set_host_mask(struct guest_context *ctx, uint64_t mask)
-{
-    mask &= ~((1ull << (SIGKILL - 1)) | (1ull << (SIGSTOP - 1)));
-    ctx->ts.sigmask = mask;
-    syscall_raw(SYS_rt_sigprocmask, SIG_SETMASK, (long)&mask, 0, 8, 0, 0);
 }
 
 long emulate_rt_sigprocmask(struct guest_context *ctx, int how, const uint64_t *set, uint64_t *old,

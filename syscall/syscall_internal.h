@@ -31,5 +31,8 @@ long emulate_clone3(struct guest_context *ctx, const void *args, uint64_t size);
 long emulate_execve(struct guest_context *ctx, int dirfd, const char *path, char *const *argv,
                     char *const *envp, int flags);
 __attribute__((noreturn)) void emulate_exit_group(int status);
+__attribute__((noreturn)) void emulate_exit_thread(struct guest_context *ctx, int status);
+/* Sets up the runtime side of a new thread: %gs, signal stack and mask. */
+void signals_init_thread(struct guest_context *ctx);
 
 #endif

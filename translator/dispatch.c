@@ -6,6 +6,7 @@
 #include <asm/prctl.h>
 #include <cpuid.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,11 +40,23 @@ void context_set_gs(struct guest_context *ctx)
         syscall(SYS_arch_prctl, ARCH_SET_GS, ctx);
 }
 
-static struct guest_context *main_context;
+
+static pthread_mutex_t big_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct guest_context *live_contexts, *free_contexts;
+static int live_threads;
+static uint64_t exited_indirect_hits; /* from threads that are gone */
+static uint64_t flush_epoch;
+
+void translator_lock(void) { pthread_mutex_lock(&big_lock); }
+void translator_unlock(void) { pthread_mutex_unlock(&big_lock); }
+int translator_live_threads(void) { return live_threads; }
 
 uint64_t translator_indirect_hits(void)
 {
-    return main_context ? main_context->ind_hits : 0;
+    uint64_t hits = exited_indirect_hits;
+    for (struct guest_context *c = live_contexts; c; c = c->ts.next)
+        hits += c->ind_hits;
+    return hits;
 }
 
 struct guest_context *context_create(bool use_fsgsbase)
@@ -52,21 +65,29 @@ struct guest_context *context_create(bool use_fsgsbase)
     __cpuid_count(0xd, 0, a, b, c, d);
     if (b > CTX_XSAVE_SIZE)
         dbo_fatal("this CPU's XSAVE area (%u bytes) is larger than dbo supports", b);
-    struct guest_context *ctx = mmap(NULL, sizeof *ctx, PROT_READ | PROT_WRITE,
-                                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (ctx == MAP_FAILED)
-        dbo_fatal("cannot allocate a thread context: %m");
+    struct guest_context *ctx = free_contexts;
+    if (ctx) {
+        free_contexts = ctx->ts.next;
+        for (int i = 0; i < IBL_ENTRIES; i++)
+            ctx->ibl[i].neg_guest_pc = 0;
+        memset(ctx, 0, offsetof(struct guest_context, ibl));
+    } else {
+        ctx = mmap(NULL, sizeof *ctx, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (ctx == MAP_FAILED)
+            dbo_fatal("cannot allocate a thread context: %m");
+    }
     ctx->self = (uint64_t)ctx;
-    if (!main_context)
-        main_context = ctx;
     ctx->exit_entry = (uint64_t)dbo_exit_entry;
     ctx->host_fs = read_fs_base();
     ctx->xsave_mask = xcr0();
     ctx->use_fsgsbase = use_fsgsbase;
     ctx->rflags = 0x202; /* IF, and the always-one bit */
+    ctx->ts.flush_epoch = flush_epoch;
+    ctx->ts.is_main = !live_contexts && !live_threads;
     /* Start the guest with every vector/x87 component in its initial
-     * state: save ours to get a valid MXCSR and header, then mark all
-     * components as "init" in XSTATE_BV so xrstor clears them. */
+     * state: save ours to get a valid header, then mark all components as
+     * "init" in XSTATE_BV so xrstor clears them. */
     uint32_t lo = (uint32_t)ctx->xsave_mask, hi = (uint32_t)(ctx->xsave_mask >> 32);
     __asm__ volatile("xsave64 %0" : "+m"(ctx->xsave) : "a"(lo), "d"(hi));
     memset(ctx->xsave + 512, 0, 64);
@@ -74,13 +95,49 @@ struct guest_context *context_create(bool use_fsgsbase)
     memcpy(ctx->xsave + 24, &mxcsr, 4);
     uint16_t fcw = 0x37f;
     memcpy(ctx->xsave, &fcw, 2);
+    ctx->ts.next = live_contexts;
+    live_contexts = ctx;
+    live_threads++;
     return ctx;
+}
+
+void context_release(struct guest_context *ctx)
+{
+    for (struct guest_context **p = &live_contexts; *p; p = &(*p)->ts.next) {
+        if (*p == ctx) {
+            *p = ctx->ts.next;
+            break;
+        }
+    }
+    live_threads--;
+    exited_indirect_hits += ctx->ind_hits;
+    ctx->ts.next = free_contexts;
+    free_contexts = ctx;
 }
 
 void translator_flush(struct guest_context *ctx)
 {
-    cache_flush_all();
-    memset(ctx->ibl, 0, sizeof ctx->ibl);
+    bool others_in_cache = false;
+    for (struct guest_context *c = live_contexts; c; c = c->ts.next)
+        others_in_cache |= c != ctx && c->ts.in_cache;
+    cache_flush_all(others_in_cache);
+    flush_epoch++;
+    ctx->ts.flush_epoch = flush_epoch;
+    /* Only the tags: a thread that matched a tag just before may still
+     * load the old cache address, which stays valid until it returns. */
+    for (struct guest_context *c = live_contexts; c; c = c->ts.next)
+        for (int i = 0; i < IBL_ENTRIES; i++)
+            c->ibl[i].neg_guest_pc = 0;
+}
+
+/* Retired cache memory is freed once no thread that was in the cache at
+ * the flush can still be there. */
+static void maybe_free_retired(void)
+{
+    for (struct guest_context *c = live_contexts; c; c = c->ts.next)
+        if (c->ts.in_cache && c->ts.flush_epoch != flush_epoch)
+            return;
+    cache_free_retired();
 }
 
 /* A jump to guest memory that is not executable: the guest dies of SIGSEGV
@@ -112,6 +169,11 @@ static struct fragment *fragment_for(struct guest_context *ctx, uint64_t pc)
 
 void *dispatch(struct guest_context *ctx)
 {
+    translator_lock();
+    ctx->ts.in_cache = false;
+    ctx->ts.flush_epoch = flush_epoch;
+    if (cache_has_retired())
+        maybe_free_retired();
     struct exit_record *exit = (struct exit_record *)ctx->exit_record;
     dbo_stats.dispatcher_entries++;
     uint64_t flushes = dbo_stats.flushes;
@@ -147,11 +209,17 @@ void *dispatch(struct guest_context *ctx)
     }
     if (!frag || frag->guest_pc != ctx->rip)
         frag = fragment_for(ctx, ctx->rip);
+    ctx->ts.in_cache = true;
+    translator_unlock();
     return frag->cache_pc;
 }
 
 void translator_run(struct guest_context *ctx)
 {
+    translator_lock();
     struct fragment *frag = fragment_for(ctx, ctx->rip);
+    ctx->ts.in_cache = true;
+    ctx->ts.flush_epoch = flush_epoch;
+    translator_unlock();
     dbo_enter_guest(ctx, frag->cache_pc);
 }

@@ -68,7 +68,11 @@ struct thread_state {
     uint64_t altstack_size;
     int32_t altstack_flags;
     int32_t tid;
-    uint64_t in_syscall_nr;    /* syscall being emulated, for restarts */
+    uint64_t clear_tid;        /* CLONE_CHILD_CLEARTID / set_tid_address */
+    uint64_t flush_epoch;      /* last cache flush this thread has seen */
+    int32_t in_cache;          /* may be running translated code */
+    int32_t is_main;           /* hosted by the process's first thread */
+    struct guest_context *next; /* all live contexts, under the translator lock */
 };
 
 /* One per guest thread; its address is the thread's %gs base. */
@@ -124,11 +128,21 @@ struct exit_record {
     bool linked;
 };
 
-/* Creates the calling thread's context and installs it as %gs base. */
+/* Creates a context (reusing one of an exited thread when possible) and
+ * adds it to the live list; context_release() takes it off at thread exit. */
 struct guest_context *context_create(bool use_fsgsbase);
+void context_release(struct guest_context *ctx);
+int translator_live_threads(void);
+
+/* One lock serializes the runtime's shared state (fragment table, cache
+ * memory, guest memory map, signal actions); translated code runs without
+ * it, and so do host system calls. dispatch() takes it on entry. */
+void translator_lock(void);
+void translator_unlock(void);
 void context_set_gs(struct guest_context *ctx);
 
-/* Runs the guest from ctx->rip with ctx's registers; never returns. */
+/* Runs the guest from ctx->rip with ctx's registers; never returns.
+ * Called without the translator lock. */
 __attribute__((noreturn)) void translator_run(struct guest_context *ctx);
 
 /* Builds the fragment for guest_pc into the cache (the caller made sure no
@@ -142,7 +156,9 @@ void *dispatch(struct guest_context *ctx);
 /* In-cache indirect-branch hits of all threads (counted with --stats). */
 uint64_t translator_indirect_hits(void);
 
-/* Drops every fragment and the indirect tables that point into them. */
+/* Drops every fragment and the indirect-table entries of every thread.
+ * Cache memory another thread may still be executing is reused only once
+ * every such thread has come back through the dispatcher. Needs the lock. */
 void translator_flush(struct guest_context *ctx);
 
 /* The assembly entry points (context_switch.S). */

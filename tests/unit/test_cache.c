@@ -53,7 +53,7 @@ static void test_table_many(void **state)
     assert_false(cache_range_has_code(0x400000 + 16 * 20000 + 4096, 4096));
     /* A huge range is answered without walking every page. */
     assert_true(cache_range_has_code(0, 1ull << 46));
-    cache_flush_all();
+    cache_flush_all(false);
     assert_null(cache_lookup(0x400000));
     assert_false(cache_range_has_code(0x400000, 1 << 20));
 }
