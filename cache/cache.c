@@ -22,6 +22,8 @@
 
 struct cache_chunk {
     uint8_t *base, *cursor, *end;
+    struct fragment **frags; /* in address order: bump allocation keeps it sorted */
+    size_t n_frags, cap_frags;
 };
 
 static struct cache_chunk chunks[MAX_CHUNKS];
@@ -50,7 +52,7 @@ static bool map_chunk_near(uint64_t pc, struct cache_chunk *out)
                            MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
             if (m == MAP_FAILED)
                 continue;
-            *out = (struct cache_chunk){m, m, (uint8_t *)m + CHUNK_SIZE};
+            *out = (struct cache_chunk){.base = m, .cursor = m, .end = (uint8_t *)m + CHUNK_SIZE};
             if (within_reach(out, pc))
                 return true;
             munmap(m, CHUNK_SIZE);
@@ -99,8 +101,10 @@ bool cache_has_retired(void) { return n_retired > 0; }
 
 void cache_free_retired(void)
 {
-    for (int i = 0; i < n_retired; i++)
+    for (int i = 0; i < n_retired; i++) {
         munmap(retired[i].base, retired[i].end - retired[i].base);
+        free(retired[i].frags);
+    }
     n_retired = 0;
 }
 
@@ -186,8 +190,41 @@ static void pages_add(uint64_t page)
     pages_count++;
 }
 
+static struct cache_chunk *chunk_of(uint64_t cache_pc)
+{
+    for (int i = 0; i < n_chunks; i++)
+        if (cache_pc >= (uint64_t)chunks[i].base && cache_pc < (uint64_t)chunks[i].end)
+            return &chunks[i];
+    return NULL;
+}
+
+struct fragment *cache_fragment_at(uint64_t cache_pc)
+{
+    struct cache_chunk *c = chunk_of(cache_pc);
+    if (!c || !c->n_frags)
+        return NULL;
+    size_t lo = 0, hi = c->n_frags;
+    while (hi - lo > 1) {
+        size_t mid = (lo + hi) / 2;
+        if ((uint64_t)c->frags[mid]->cache_pc <= cache_pc)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    struct fragment *f = c->frags[lo];
+    if (cache_pc < (uint64_t)f->cache_pc || cache_pc >= (uint64_t)f->cache_pc + f->cache_size)
+        return NULL;
+    return f;
+}
+
 void cache_insert(struct fragment *frag)
 {
+    struct cache_chunk *c = chunk_of((uint64_t)frag->cache_pc);
+    if (c->n_frags == c->cap_frags) {
+        c->cap_frags = c->cap_frags ? 2 * c->cap_frags : 1024;
+        c->frags = realloc(c->frags, c->cap_frags * sizeof *c->frags);
+    }
+    c->frags[c->n_frags++] = frag;
     if (2 * (table_count + 1) > table_cap) {
         size_t cap = table_cap ? 2 * table_cap : 4096;
         struct fragment **t = calloc(cap, sizeof *t);
@@ -250,12 +287,15 @@ void cache_flush_all(bool retire)
         if (!table[i])
             continue;
         free(table[i]->exits);
+        free(table[i]->pc_map);
         free(table[i]);
         table[i] = NULL;
     }
     table_count = 0;
     memset(code_pages, 0, pages_cap * sizeof *code_pages);
     pages_count = 0;
+    for (int i = 0; i < n_chunks; i++)
+        chunks[i].n_frags = 0;
     if (retire && n_retired + n_chunks <= MAX_CHUNKS) {
         memcpy(retired + n_retired, chunks, n_chunks * sizeof *chunks);
         n_retired += n_chunks;

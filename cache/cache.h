@@ -9,6 +9,14 @@
 
 struct exit_record;
 
+/* Where each guest instruction's translation starts, so that a cache PC can
+ * be mapped back to the guest PC (precise signals). */
+struct pc_map_entry {
+    uint16_t cache_off;
+    uint16_t guest_off;
+    uint8_t spilled; /* %rcx/%rdx live in their %gs: spill slots here */
+};
+
 struct fragment {
     uint64_t guest_pc;         /* first guest instruction */
     uint64_t guest_end;        /* one past the last guest byte translated */
@@ -16,6 +24,8 @@ struct fragment {
     uint32_t cache_size;
     uint32_t n_exits;
     struct exit_record *exits; /* owned by the fragment */
+    uint32_t n_insns;
+    struct pc_map_entry *pc_map; /* one per guest instruction, in order */
 };
 
 /* A contiguous region of cache memory; fragments are bump-allocated in it. */
@@ -32,6 +42,8 @@ bool cache_owns(uint64_t addr, uint64_t len);
 size_t cache_bytes_used(void);
 
 struct fragment *cache_lookup(uint64_t guest_pc);
+/* The live fragment whose code contains cache_pc, or NULL. */
+struct fragment *cache_fragment_at(uint64_t cache_pc);
 void cache_insert(struct fragment *frag);
 
 /* Points the exit's branch (or its stub) straight at `to`. */

@@ -129,9 +129,9 @@ int main(int argc, char **argv)
         dbo_opts.no_fsgsbase = true;
     dbo_stats_init();
     register_vdso();
-    signals_init();
     struct guest_context *ctx = context_create(fsgsbase);
-    context_set_gs(ctx);
+    context_set_gs(ctx); /* before any handler that reads %gs can run */
+    signals_init();
     ctx->ts.tid = gettid();
     {
         uint64_t mask;

@@ -55,25 +55,28 @@ static const int greg_of_gpr[16] = {RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI,
 
 static struct kernel_sigaction guest_actions[NSIG_GUEST + 1];
 
-void dbo_async_signal_handler(int sig, siginfo_t *info, void *uc);
 void dbo_host_restorer(void);
 
-static bool synchronous(int sig)
+bool signal_is_synchronous(int sig)
 {
     return sig == SIGSEGV || sig == SIGBUS || sig == SIGILL || sig == SIGFPE || sig == SIGTRAP;
 }
 
+/* The runtime catches every signal the guest handles, and the synchronous
+ * ones always (code-page write faults and its own crashes are its own). */
 static void install_host(int sig)
 {
     struct kernel_sigaction host = {0};
     uint64_t handler = guest_actions[sig].handler;
-    if (handler == (uint64_t)SIG_DFL || handler == (uint64_t)SIG_IGN || synchronous(sig)) {
-        host.handler = synchronous(sig) && handler != (uint64_t)SIG_IGN ? (uint64_t)SIG_DFL : handler;
+    bool catch = signal_is_synchronous(sig) ||
+                 (handler != (uint64_t)SIG_DFL && handler != (uint64_t)SIG_IGN);
+    if (!catch) {
+        host.handler = handler;
         host.flags = guest_actions[sig].flags & SA_NOCLDSTOP;
         if (sig == SIGCHLD)
             host.flags |= guest_actions[sig].flags & SA_NOCLDWAIT;
     } else {
-        host.handler = (uint64_t)dbo_async_signal_handler;
+        host.handler = (uint64_t)dbo_signal_entry;
         host.flags = SA_SIGINFO | SA_ONSTACK | SA_RESTORER_FLAG |
                      (guest_actions[sig].flags & (SA_NOCLDSTOP | SA_NOCLDWAIT));
         host.restorer = (uint64_t)dbo_host_restorer;
@@ -106,7 +109,20 @@ void signals_init(void)
         struct kernel_sigaction cur;
         if (syscall_raw(SYS_rt_sigaction, sig, 0, (long)&cur, 8, 0, 0) == 0)
             guest_actions[sig] = cur; /* inherited SIG_IGN survives exec */
+        if (signal_is_synchronous(sig))
+            install_host(sig);
     }
+}
+
+void signal_die_by_default(int sig)
+{
+    struct kernel_sigaction dfl = {.handler = (uint64_t)SIG_DFL};
+    syscall_raw(SYS_rt_sigaction, sig, (long)&dfl, 0, 8, 0, 0);
+    uint64_t mask = 1ull << (sig - 1);
+    syscall_raw(SYS_rt_sigprocmask, SIG_UNBLOCK, (long)&mask, 0, 8, 0, 0);
+    syscall_raw(SYS_tgkill, getpid(), syscall_raw(SYS_gettid, 0, 0, 0, 0, 0, 0), sig, 0, 0, 0);
+    syscall_raw(SYS_exit_group, 128 + sig, 0, 0, 0, 0, 0); /* not reached */
+    __builtin_unreachable();
 }
 
 long emulate_rt_sigaction(struct guest_context *ctx, int sig, const void *act, void *oact,
@@ -215,6 +231,10 @@ static void deliver(struct guest_context *ctx, int sig)
         return;
     if (handler == (uint64_t)SIG_DFL) {
         /* Changed to default after it arrived: take the default action. */
+        if (signal_is_synchronous(sig) || sig == SIGABRT || sig == SIGQUIT) {
+            dbo_print_stats();
+            signal_die_by_default(sig);
+        }
         install_host(sig);
         syscall_raw(SYS_tgkill, getpid(), syscall_raw(SYS_gettid, 0, 0, 0, 0, 0, 0), sig, 0, 0, 0);
         return;
@@ -247,6 +267,11 @@ static void deliver(struct guest_context *ctx, int sig)
     uc->gregs[RIP] = ctx->rip;
     uc->gregs[EFL] = ctx->rflags;
     uc->gregs[CSGSFS] = 0x33; /* user %cs */
+    if (signal_is_synchronous(sig)) {
+        uc->gregs[ERR] = ctx->ts.fault_err;
+        uc->gregs[TRAPNO] = ctx->ts.fault_trapno;
+        uc->gregs[CR2] = ctx->ts.fault_cr2;
+    }
     uc->fpregs = fpstate;
     uc->uc_sigmask = ctx->ts.sigmask;
     *(uint64_t *)sp = act->restorer;
@@ -270,6 +295,19 @@ static void deliver(struct guest_context *ctx, int sig)
 
 void signals_deliver_pending(struct guest_context *ctx)
 {
+    int sync = ctx->ts.sync_signal;
+    if (sync) {
+        /* A fault: blocked or ignored, it kills as the kernel's would. */
+        ctx->ts.sync_signal = 0;
+        uint64_t h = guest_actions[sync].handler;
+        if ((ctx->ts.sigmask & (1ull << (sync - 1))) || h == (uint64_t)SIG_IGN ||
+            h == (uint64_t)SIG_DFL) {
+            dbo_print_stats();
+            signal_die_by_default(sync);
+        }
+        deliver(ctx, sync);
+        return;
+    }
     int sig = next_deliverable(ctx);
     if (!sig)
         return;

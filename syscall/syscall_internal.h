@@ -32,6 +32,10 @@ long emulate_execve(struct guest_context *ctx, int dirfd, const char *path, char
                     char *const *envp, int flags);
 __attribute__((noreturn)) void emulate_exit_group(int status);
 __attribute__((noreturn)) void emulate_exit_thread(struct guest_context *ctx, int status);
+bool signal_is_synchronous(int sig);
+/* Takes the default action of `sig` (death, with a core where due). */
+__attribute__((noreturn)) void signal_die_by_default(int sig);
+
 /* Sets up the runtime side of a new thread: %gs, signal stack and mask. */
 void signals_init_thread(struct guest_context *ctx);
 

@@ -9,6 +9,7 @@
 #include "translator/translator.h"
 
 #define ARCH_SET_FS 0x1002
+#define ARCH_GET_FS 0x1003
 #define SYS_arch_prctl 158
 
         .text
@@ -122,31 +123,71 @@ resume_guest:
         jmp     *%gs:CTX_JUMP_TARGET
         .size resume_guest, .-resume_guest
 
-/* dbo_async_signal_handler(sig = %edi, info = %rsi, uc = %rdx): the host
- * handler for every signal the guest handles. It may interrupt translated
- * code, where %fs is the guest's, so it touches no C and no TLS: it records
- * the siginfo in the context and sets the signal's pending bit. The
- * dispatcher delivers it to the guest. */
-        .globl dbo_async_signal_handler
-        .type dbo_async_signal_handler, @function
-dbo_async_signal_handler:
-        mov     %gs:CTX_SELF, %rax             /* rax = ctx */
-        mov     %edi, %ecx
-        sub     $1, %ecx                       /* rcx = sig - 1 */
-        mov     %rcx, %rdx
-        shl     $7, %rdx                       /* 128 bytes per siginfo */
-        lea     CTX_SIGINFO(%rax,%rdx), %rdi   /* rdi = &ctx->siginfo[sig-1] */
-        mov     $16, %r8d
-1:      mov     (%rsi), %r9                    /* copy 16 quadwords */
-        mov     %r9, (%rdi)
-        add     $8, %rsi
-        add     $8, %rdi
-        dec     %r8d
-        jnz     1b
-        mov     $1, %edx
-        shl     %cl, %rdx                      /* rdx = 1 << (sig-1) */
-        lock or %rdx, CTX_PENDING_SIGS(%rax)
+/* dbo_signal_entry(sig = %edi, info = %rsi, uc = %rdx): the host handler
+ * for every signal the runtime catches. The signal may interrupt
+ * translated code, where %fs is the guest's: switch to the runtime's %fs,
+ * run the C handler, then install whatever CTX_SIGNAL_FS holds then (the
+ * interrupted code's %fs, or the runtime's when the handler redirected the
+ * thread into the runtime). */
+        .globl dbo_signal_entry
+        .type dbo_signal_entry, @function
+dbo_signal_entry:
+        push    %rbx
+        push    %r12
+        push    %r13
+        push    %r14
+        push    %r15                           /* 5 pushes: rsp 16-aligned */
+        mov     %gs:CTX_SELF, %rbx             /* rbx = ctx */
+        mov     %edi, %r12d                    /* r12 = sig */
+        mov     %rsi, %r13                     /* r13 = siginfo */
+        mov     %rdx, %r14                     /* r14 = ucontext */
+        cmpq    $0, CTX_USE_FSGSBASE(%rbx)
+        je      1f
+        rdfsbase %rax
+        mov     %rax, CTX_SIGNAL_FS(%rbx)
+        mov     CTX_HOST_FS(%rbx), %rax
+        wrfsbase %rax
+        jmp     2f
+1:      mov     $SYS_arch_prctl, %eax          /* without FSGSBASE: ask */
+        mov     $ARCH_GET_FS, %edi
+        lea     CTX_SIGNAL_FS(%rbx), %rsi
+        syscall
+        mov     $SYS_arch_prctl, %eax
+        mov     $ARCH_SET_FS, %edi
+        mov     CTX_HOST_FS(%rbx), %rsi
+        syscall
+2:      mov     %r12d, %edi
+        mov     %r13, %rsi
+        mov     %r14, %rdx
+        call    dbo_handle_signal
+        cmpq    $0, CTX_USE_FSGSBASE(%rbx)
+        je      3f
+        mov     CTX_SIGNAL_FS(%rbx), %rax
+        wrfsbase %rax
+        jmp     4f
+3:      mov     $SYS_arch_prctl, %eax
+        mov     $ARCH_SET_FS, %edi
+        mov     CTX_SIGNAL_FS(%rbx), %rsi
+        syscall
+4:      pop     %r15
+        pop     %r14
+        pop     %r13
+        pop     %r12
+        pop     %rbx
         ret
-        .size dbo_async_signal_handler, .-dbo_async_signal_handler
+        .size dbo_signal_entry, .-dbo_signal_entry
+
+/* dbo_signal_reenter: where a host signal handler sends a thread it took
+ * out of the cache. Runs on the thread's runtime stack with the runtime's
+ * %fs; the guest's state is already in ctx. */
+        .globl dbo_signal_reenter
+        .type dbo_signal_reenter, @function
+dbo_signal_reenter:
+        mov     %gs:CTX_SELF, %rbx             /* rbx = ctx */
+        mov     %rbx, %rdi
+        call    dispatch_signal                /* rax = cache pc to resume */
+        mov     %rbx, %rdi
+        jmp     resume_guest
+        .size dbo_signal_reenter, .-dbo_signal_reenter
 
         .section .note.GNU-stack,"",@progbits

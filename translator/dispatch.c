@@ -49,6 +49,7 @@ static uint64_t flush_epoch;
 
 void translator_lock(void) { pthread_mutex_lock(&big_lock); }
 void translator_unlock(void) { pthread_mutex_unlock(&big_lock); }
+bool translator_trylock(void) { return pthread_mutex_trylock(&big_lock) == 0; }
 int translator_live_threads(void) { return live_threads; }
 
 uint64_t translator_indirect_hits(void)
@@ -167,6 +168,20 @@ static struct fragment *fragment_for(struct guest_context *ctx, uint64_t pc)
     return frag;
 }
 
+/* Delivers pending signals, finds the fragment to resume at, drops the lock. */
+static void *leave_dispatch(struct guest_context *ctx, struct fragment *frag)
+{
+    if (ctx->pending_signals || ctx->ts.sync_signal) {
+        signals_deliver_pending(ctx);
+        frag = NULL;
+    }
+    if (!frag || frag->guest_pc != ctx->rip)
+        frag = fragment_for(ctx, ctx->rip);
+    ctx->ts.in_cache = true;
+    translator_unlock();
+    return frag->cache_pc;
+}
+
 void *dispatch(struct guest_context *ctx)
 {
     translator_lock();
@@ -203,15 +218,15 @@ void *dispatch(struct guest_context *ctx)
         syscall_gate(ctx);
         break;
     }
-    if (ctx->pending_signals) {
-        signals_deliver_pending(ctx);
-        frag = NULL;
-    }
-    if (!frag || frag->guest_pc != ctx->rip)
-        frag = fragment_for(ctx, ctx->rip);
-    ctx->ts.in_cache = true;
-    translator_unlock();
-    return frag->cache_pc;
+    return leave_dispatch(ctx, frag);
+}
+
+void *dispatch_signal(struct guest_context *ctx)
+{
+    translator_lock();
+    ctx->ts.in_cache = false;
+    ctx->ts.flush_epoch = flush_epoch;
+    return leave_dispatch(ctx, NULL);
 }
 
 void translator_run(struct guest_context *ctx)

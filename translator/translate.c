@@ -29,6 +29,8 @@ static bool decoder_ready;
 struct builder {
     struct guest_context *ctx;
     uint8_t *p;             /* emission cursor */
+    struct pc_map_entry map[MAX_FRAGMENT_INSNS];
+    int n_insns;
     struct exit_record exits[MAX_EXITS];
     int n_exits;
 };
@@ -157,6 +159,23 @@ static bool uses_gs(const ZydisDecodedInstruction *insn)
     return insn->attributes & ZYDIS_ATTRIB_HAS_SEGMENT_GS;
 }
 
+bool translator_guest_pc(uint64_t cache_pc, uint64_t *guest_pc, bool *spilled, bool *at_boundary)
+{
+    struct fragment *f = cache_fragment_at(cache_pc);
+    if (!f || !f->n_insns)
+        return false;
+    uint32_t off = (uint32_t)(cache_pc - (uint64_t)f->cache_pc);
+    uint32_t i = 0;
+    while (i + 1 < f->n_insns && f->pc_map[i + 1].cache_off <= off)
+        i++;
+    if (off < f->pc_map[i].cache_off)
+        return false;
+    *guest_pc = f->guest_pc + f->pc_map[i].guest_off;
+    *spilled = f->pc_map[i].spilled;
+    *at_boundary = off == f->pc_map[i].cache_off;
+    return true;
+}
+
 struct fragment *translate_fragment(struct guest_context *ctx, uint64_t guest_pc)
 {
     uint64_t t0 = dbo_now_ns();
@@ -197,6 +216,13 @@ struct fragment *translate_fragment(struct guest_context *ctx, uint64_t guest_pc
         }
         uint64_t next = pc + insn.length;
         dbo_stats.guest_instructions++;
+        b.map[b.n_insns++] = (struct pc_map_entry){
+            .cache_off = (uint16_t)(b.p - frag->cache_pc),
+            .guest_off = (uint16_t)(pc - guest_pc),
+            .spilled = insn.meta.category == ZYDIS_CATEGORY_RET ||
+                       ((insn.mnemonic == ZYDIS_MNEMONIC_JMP || insn.mnemonic == ZYDIS_MNEMONIC_CALL) &&
+                        ops[0].type != ZYDIS_OPERAND_TYPE_IMMEDIATE),
+        };
         if (uses_gs(&insn))
             untranslatable(pc, bytes, insn.length, "%gs-relative guest memory is not emulated");
 
@@ -307,6 +333,9 @@ struct fragment *translate_fragment(struct guest_context *ctx, uint64_t guest_pc
     }
     memcpy(frag->exits, b.exits, sizeof b.exits);
     frag->n_exits = b.n_exits;
+    frag->n_insns = b.n_insns;
+    frag->pc_map = malloc(b.n_insns * sizeof *frag->pc_map);
+    memcpy(frag->pc_map, b.map, b.n_insns * sizeof *frag->pc_map);
     frag->guest_end = pc;
     frag->cache_size = (uint32_t)(b.p - frag->cache_pc);
     cache_chunk_commit(chunk, b.p);

@@ -25,7 +25,8 @@
 #define CTX_SIGINFO       0x100 /* last host siginfo per signal: 64 x 128 bytes */
 #define CTX_XSAVE         0x2100
 #define CTX_XSAVE_SIZE    0x2e00
-#define CTX_THREAD_STATE  0x4f00 /* C-only per-thread fields */
+#define CTX_THREAD_STATE  0x4f00 /* per-thread fields, mostly C-only */
+#define CTX_SIGNAL_FS     CTX_THREAD_STATE /* %fs base when a host signal arrived */
 #define CTX_IBL_TABLE     0x5000
 #define IBL_ENTRIES       65536 /* indexed by the low 16 bits of the guest target */
 #define CTX_SIZE          (CTX_IBL_TABLE + IBL_ENTRIES * 16)
@@ -62,6 +63,7 @@ struct ibl_entry {
 
 /* Per-thread state only C code touches. */
 struct thread_state {
+    uint64_t signal_fs;        /* first: the host signal entry uses it */
     uint64_t guest_gs;         /* the guest's virtual %gs base */
     uint64_t sigmask;          /* the guest's signal mask (also the host's) */
     uint64_t altstack_sp;      /* the guest's sigaltstack, virtual */
@@ -73,6 +75,9 @@ struct thread_state {
     int32_t in_cache;          /* may be running translated code */
     int32_t is_main;           /* hosted by the process's first thread */
     struct guest_context *next; /* all live contexts, under the translator lock */
+    int32_t sync_signal;       /* a fault to deliver first, whatever the mask */
+    int32_t pad;
+    uint64_t fault_err, fault_trapno, fault_cr2; /* for the guest's ucontext */
 };
 
 /* One per guest thread; its address is the thread's %gs base. */
@@ -139,6 +144,7 @@ int translator_live_threads(void);
  * it, and so do host system calls. dispatch() takes it on entry. */
 void translator_lock(void);
 void translator_unlock(void);
+bool translator_trylock(void); /* for host signal handlers */
 void context_set_gs(struct guest_context *ctx);
 
 /* Runs the guest from ctx->rip with ctx's registers; never returns.
@@ -148,6 +154,12 @@ __attribute__((noreturn)) void translator_run(struct guest_context *ctx);
 /* Builds the fragment for guest_pc into the cache (the caller made sure no
  * fragment exists for it). Returns NULL if guest_pc is not executable. */
 struct fragment *translate_fragment(struct guest_context *ctx, uint64_t guest_pc);
+
+/* Maps a cache PC inside a live fragment to the guest instruction it
+ * translates: `spilled` if the guest's rcx/rdx are in their spill slots
+ * there, `at_boundary` if cache_pc is exactly where that instruction's
+ * translation begins (the guest state is then exact). Needs the lock. */
+bool translator_guest_pc(uint64_t cache_pc, uint64_t *guest_pc, bool *spilled, bool *at_boundary);
 
 /* Called by the assembly exit entry with the guest's state saved in ctx;
  * returns the cache address to resume at. */
@@ -161,8 +173,14 @@ uint64_t translator_indirect_hits(void);
  * every such thread has come back through the dispatcher. Needs the lock. */
 void translator_flush(struct guest_context *ctx);
 
+/* After a host signal handler redirected a thread out of the cache with its
+ * guest state in ctx: deliver what is pending, return where to resume. */
+void *dispatch_signal(struct guest_context *ctx);
+
 /* The assembly entry points (context_switch.S). */
 void dbo_exit_entry(void);
+void dbo_signal_reenter(void);
+void dbo_signal_entry(int sig, void *info, void *uc);
 __attribute__((noreturn)) void dbo_enter_guest(struct guest_context *ctx, void *cache_pc);
 
 #endif

@@ -1,0 +1,150 @@
+/* Host signals, as the runtime's own handler sees them (DESIGN.md decision
+ * 7). A fault in translated code is mapped back to the guest instruction
+ * and delivered with the exact guest state; an asynchronous signal that
+ * interrupts translated code at an instruction boundary takes the thread
+ * out of the cache at once, so even a loop that never leaves the cache sees
+ * it; elsewhere it waits for the next fragment boundary. A fault in the
+ * runtime itself ends the run with a backtrace of the runtime. */
+#define UNW_LOCAL_ONLY
+#include <inttypes.h>
+#include <libunwind.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ucontext.h>
+#include <unistd.h>
+
+#include "cache/cache.h"
+#include "runtime/runtime.h"
+#include "syscall/syscall.h"
+#include "syscall/syscall_internal.h"
+#include "translator/translator.h"
+
+
+static struct guest_context *current_context(void)
+{
+    struct guest_context *ctx;
+    __asm__("mov %%gs:0, %0" : "=r"(ctx));
+    return ctx;
+}
+
+static const int gpr_of_greg[16] = {REG_RAX, REG_RCX, REG_RDX, REG_RBX, REG_RSP, REG_RBP,
+                                    REG_RSI, REG_RDI, REG_R8,  REG_R9,  REG_R10, REG_R11,
+                                    REG_R12, REG_R13, REG_R14, REG_R15};
+
+/* Copies the interrupted guest state from the host ucontext into ctx. */
+static void capture_guest_state(struct guest_context *ctx, ucontext_t *uc, uint64_t guest_pc,
+                                bool spilled)
+{
+    greg_t *g = uc->uc_mcontext.gregs;
+    for (int r = 0; r < 16; r++)
+        ctx->gpr[r] = g[gpr_of_greg[r]];
+    if (spilled) {
+        ctx->gpr[GPR_RCX] = ctx->spill_rcx;
+        ctx->gpr[GPR_RDX] = ctx->spill_rdx;
+    }
+    ctx->rflags = g[REG_EFL];
+    ctx->rip = guest_pc;
+    if (ctx->use_fsgsbase)
+        ctx->guest_fs = ctx->ts.signal_fs;
+    const uint8_t *fp = (const uint8_t *)uc->uc_mcontext.fpregs;
+    if (fp) {
+        uint32_t magic, size = 512;
+        memcpy(&magic, fp + 464, 4);
+        if (magic == FP_XSTATE_MAGIC1)
+            memcpy(&size, fp + 464 + 12, 4); /* fx_sw_bytes.xstate_size */
+        if (size > CTX_XSAVE_SIZE)
+            size = CTX_XSAVE_SIZE;
+        memcpy(ctx->xsave, fp, size);
+        if (size == 512)
+            ctx->xsave[512] |= 3;
+    }
+}
+
+/* Makes the interrupted thread continue in the runtime (dbo_signal_reenter
+ * on its runtime stack) once the host handler returns. */
+static void redirect_to_runtime(struct guest_context *ctx, ucontext_t *uc)
+{
+    greg_t *g = uc->uc_mcontext.gregs;
+    g[REG_RIP] = (greg_t)dbo_signal_reenter;
+    g[REG_RSP] = (greg_t)ctx->host_rsp;
+    g[REG_EFL] &= ~0x40400; /* DF and AC clear, as C code expects */
+    ctx->ts.signal_fs = ctx->host_fs;
+}
+
+static void record_pending(struct guest_context *ctx, int sig, const siginfo_t *info)
+{
+    memcpy(ctx->siginfo[sig - 1], info, sizeof ctx->siginfo[sig - 1]);
+    __atomic_or_fetch(&ctx->pending_signals, 1ull << (sig - 1), __ATOMIC_SEQ_CST);
+}
+
+static _Noreturn void runtime_crash(struct guest_context *ctx, int sig, siginfo_t *info,
+                                    ucontext_t *uc)
+{
+    char line[256];
+    int n = snprintf(line, sizeof line,
+                     "dbo: internal error: signal %d at %#llx (address %p) while serving guest "
+                     "pc %#" PRIx64 "\n",
+                     sig, (unsigned long long)uc->uc_mcontext.gregs[REG_RIP], info->si_addr,
+                     ctx ? ctx->rip : 0);
+    ssize_t w = write(STDERR_FILENO, line, n);
+    unw_cursor_t cursor;
+    unw_context_t context;
+    unw_getcontext(&context);
+    unw_init_local(&cursor, &context);
+    for (int depth = 0; depth < 32 && unw_step(&cursor) > 0; depth++) {
+        unw_word_t ip, off;
+        char name[128] = "?";
+        unw_get_reg(&cursor, UNW_REG_IP, &ip);
+        unw_get_proc_name(&cursor, name, sizeof name, &off);
+        n = snprintf(line, sizeof line, "dbo:   #%d %#lx %s+%#lx\n", depth, (unsigned long)ip, name,
+                     (unsigned long)off);
+        w = write(STDERR_FILENO, line, n);
+    }
+    (void)w;
+    _exit(127);
+}
+
+void dbo_handle_signal(int sig, siginfo_t *info, ucontext_t *uc)
+{
+    struct guest_context *ctx = current_context();
+    uint64_t pc = uc->uc_mcontext.gregs[REG_RIP];
+    bool in_cache = cache_owns(pc, 1);
+    bool fault = signal_is_synchronous(sig) && info->si_code > 0; /* raised by the CPU */
+
+    if (fault) {
+        if (!in_cache)
+            runtime_crash(ctx, sig, info, uc);
+        translator_lock();
+        uint64_t guest_pc;
+        bool spilled, at_boundary;
+        if (!translator_guest_pc(pc, &guest_pc, &spilled, &at_boundary))
+            runtime_crash(ctx, sig, info, uc);
+        capture_guest_state(ctx, uc, guest_pc, spilled);
+        ctx->ts.fault_err = uc->uc_mcontext.gregs[REG_ERR];
+        ctx->ts.fault_trapno = uc->uc_mcontext.gregs[REG_TRAPNO];
+        ctx->ts.fault_cr2 = uc->uc_mcontext.gregs[REG_CR2];
+        memcpy(ctx->siginfo[sig - 1], info, sizeof ctx->siginfo[sig - 1]);
+        ctx->ts.sync_signal = sig;
+        ctx->ts.in_cache = false;
+        translator_unlock();
+        redirect_to_runtime(ctx, uc);
+        return;
+    }
+
+    record_pending(ctx, sig, info);
+    if (!in_cache || !ctx->ts.in_cache)
+        return; /* the runtime delivers it when it leaves */
+    /* In the cache: take the thread out now if its state is exact here. */
+    if (!translator_trylock())
+        return;
+    uint64_t guest_pc;
+    bool spilled, at_boundary;
+    if (translator_guest_pc(pc, &guest_pc, &spilled, &at_boundary) && at_boundary && !spilled) {
+        capture_guest_state(ctx, uc, guest_pc, false);
+        ctx->ts.in_cache = false;
+        redirect_to_runtime(ctx, uc);
+    }
+    translator_unlock();
+}
