@@ -11,11 +11,16 @@
 #include "cache/cache.h"
 #include "translator/translator.h"
 
+/* A fragment record with 16 bytes of (unused) cache code of its own. */
 static struct fragment *fake_fragment(uint64_t pc, uint64_t len)
 {
+    struct cache_chunk *c = cache_chunk_near((uint64_t)&fake_fragment, 64);
     struct fragment *f = calloc(1, sizeof *f);
     f->guest_pc = pc;
     f->guest_end = pc + len;
+    f->cache_pc = cache_chunk_cursor(c);
+    f->cache_size = 16;
+    cache_chunk_commit(c, f->cache_pc + 16);
     f->exits = calloc(1, sizeof *f->exits);
     return f;
 }
@@ -53,6 +58,9 @@ static void test_table_many(void **state)
     assert_false(cache_range_has_code(0x400000 + 16 * 20000 + 4096, 4096));
     /* A huge range is answered without walking every page. */
     assert_true(cache_range_has_code(0, 1ull << 46));
+    /* Cache PCs map back to their fragments. */
+    struct fragment *f = cache_lookup(0x400000 + 16 * 777);
+    assert_ptr_equal(cache_fragment_at((uint64_t)f->cache_pc + 5), f);
     cache_flush_all(false);
     assert_null(cache_lookup(0x400000));
     assert_false(cache_range_has_code(0x400000, 1 << 20));
