@@ -51,7 +51,7 @@ $(BUILD)/%.o: %.S
 	$(CC) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/libdbo.a: $(LIB_OBJS)
-	ar rcs $@ $^
+	rm -f $@ && ar rcs $@ $^
 
 $(BUILD)/dbo: $(BUILD)/runtime/main.o $(BUILD)/libdbo.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)

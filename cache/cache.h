@@ -26,6 +26,9 @@ struct fragment {
     struct exit_record *exits; /* owned by the fragment */
     uint32_t n_insns;
     struct pc_map_entry *pc_map; /* one per guest instruction, in order */
+    struct exit_record *incoming; /* linked branches into this fragment */
+    bool dead;                    /* invalidated; code kept until a flush */
+    bool self_check;              /* checks its guest bytes on entry */
 };
 
 /* A contiguous region of cache memory; fragments are bump-allocated in it. */
@@ -52,6 +55,22 @@ void cache_link(struct exit_record *exit, struct fragment *to);
 /* Pages holding translated code: a write, unmap or protection change there
  * must flush. Returns true if [start, start+len) holds any. */
 bool cache_range_has_code(uint64_t start, uint64_t len);
+
+/* Invalidates every fragment that overlaps [start, start+len): incoming
+ * branches go back to their stubs, the table forgets them, their pages lose
+ * write protection; `on_dead` sees each. Code memory stays until a flush. */
+size_t cache_invalidate_range(uint64_t start, uint64_t len,
+                              void (*on_dead)(struct fragment *, void *), void *arg);
+
+/* Self-modifying code (DESIGN.md decision 6). Guest-writable pages that
+ * hold translated code are write-protected; a write there faults and
+ * cache_write_fault() invalidates the page and lets the write through.
+ * A page written repeatedly becomes volatile: it stays writable, and
+ * fragments from it check their own guest bytes on entry instead. */
+void cache_protect_code(const struct fragment *frag);
+bool cache_page_volatile(uint64_t addr);
+bool cache_page_protected(uint64_t addr);
+bool cache_write_fault(uint64_t addr, void (*on_dead)(struct fragment *, void *), void *arg);
 
 /* Drops every fragment (all links and table entries with them). With
  * `retire`, the current chunks are set aside rather than reused, because

@@ -91,10 +91,12 @@ void dbo_print_stats(void)
             "  indirect lookups       %" PRIu64 " (%" PRIu64 " hits in cache, %" PRIu64 " misses, %.1f%% hit)\n"
             "  syscalls               %" PRIu64 "\n"
             "  cache flushes          %" PRIu64 "\n"
+            "  invalidated fragments  %" PRIu64 " (%" PRIu64 " writes to code pages)\n"
             "  translation time       %.3f ms (%.0f fragments/ms)\n",
             getpid(), s->fragments_built, s->guest_instructions, s->cache_bytes, cache_bytes_used(),
             s->dispatcher_entries, s->direct_links, lookups, hits, s->indirect_misses,
-            lookups ? 100.0 * hits / lookups : 0.0, s->syscalls, s->flushes, ms,
+            lookups ? 100.0 * hits / lookups : 0.0, s->syscalls, s->flushes, s->invalidations,
+            s->code_write_faults, ms,
             ms > 0 ? s->fragments_built / ms : 0.0);
     if (dbo_opts.stats_file)
         close(fd);

@@ -31,6 +31,8 @@ struct dbo_stats {
     uint64_t indirect_misses;
     uint64_t syscalls;
     uint64_t flushes;
+    uint64_t invalidations;     /* fragments invalidated by unmap, protect or writes */
+    uint64_t code_write_faults; /* writes to write-protected code pages */
     uint64_t translate_ns;
 };
 

@@ -113,6 +113,25 @@ void dbo_handle_signal(int sig, siginfo_t *info, ucontext_t *uc)
     bool in_cache = cache_owns(pc, 1);
     bool fault = signal_is_synchronous(sig) && info->si_code > 0; /* raised by the CPU */
 
+    if (fault && sig == SIGSEGV && info->si_code == SEGV_ACCERR &&
+        cache_page_protected((uint64_t)info->si_addr)) {
+        /* A write to a page we write-protected because it holds code. */
+        bool held = translator_lock_held();
+        if (!held)
+            translator_lock();
+        translator_write_fault((uint64_t)info->si_addr);
+        uint64_t guest_pc;
+        bool spilled, at_boundary;
+        if (in_cache && translator_guest_pc(pc, &guest_pc, &spilled, &at_boundary)) {
+            /* Its own fragment may be gone: redo the write from the runtime. */
+            capture_guest_state(ctx, uc, guest_pc, spilled);
+            ctx->ts.in_cache = false;
+            redirect_to_runtime(ctx, uc);
+        }
+        if (!held)
+            translator_unlock();
+        return; /* a runtime write simply retries */
+    }
     if (fault) {
         if (!in_cache)
             runtime_crash(ctx, sig, info, uc);

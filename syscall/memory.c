@@ -103,6 +103,12 @@ static struct region *find(uint64_t addr)
     return NULL;
 }
 
+int guest_vm_prot(uint64_t addr)
+{
+    struct region *r = find(addr);
+    return r ? r->prot : -1;
+}
+
 bool guest_vm_executable(uint64_t addr)
 {
     struct region *r = find(addr);
@@ -172,8 +178,8 @@ static bool overlaps_runtime(uint64_t start, uint64_t end)
 
 static void flush_if_code(struct guest_context *ctx, uint64_t start, uint64_t len)
 {
-    if (cache_range_has_code(start, len))
-        translator_flush(ctx);
+    (void)ctx;
+    translator_invalidate(start, len);
 }
 
 long emulate_mmap(struct guest_context *ctx, uint64_t addr, uint64_t len, int prot, int flags, int fd,
@@ -182,10 +188,11 @@ long emulate_mmap(struct guest_context *ctx, uint64_t addr, uint64_t len, int pr
     if ((flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) && len &&
         overlaps_runtime(addr & ~(PAGE - 1), PAGE_UP(addr + len)))
         return (flags & MAP_FIXED_NOREPLACE) ? -EEXIST : -ENOMEM;
+    if (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE))
+        flush_if_code(ctx, addr, len);
     long r = syscall_raw(SYS_mmap, addr, len, guest_vm_host_prot(prot), flags, fd, off);
     if (r < 0 && r > -4096)
         return r;
-    flush_if_code(ctx, r, len);
     guest_vm_record(r, len, prot);
     return r;
 }
@@ -194,10 +201,10 @@ long emulate_mprotect(struct guest_context *ctx, uint64_t addr, uint64_t len, in
 {
     if (len && overlaps_runtime(addr, PAGE_UP(addr + len)))
         return -EACCES;
+    flush_if_code(ctx, addr, len);
     long r = syscall_raw(SYS_mprotect, addr, len, guest_vm_host_prot(prot), 0, 0, 0);
     if (r < 0)
         return r;
-    flush_if_code(ctx, addr, len);
     guest_vm_record(addr, len, prot);
     return r;
 }
@@ -206,10 +213,10 @@ long emulate_munmap(struct guest_context *ctx, uint64_t addr, uint64_t len)
 {
     if (len && overlaps_runtime(addr, PAGE_UP(addr + len)))
         return -EINVAL;
+    flush_if_code(ctx, addr, len);
     long r = syscall_raw(SYS_munmap, addr, len, 0, 0, 0, 0);
     if (r < 0)
         return r;
-    flush_if_code(ctx, addr, len);
     guest_vm_forget(addr, len);
     return r;
 }
@@ -223,10 +230,12 @@ long emulate_mremap(struct guest_context *ctx, uint64_t old, uint64_t old_len, u
         return -EINVAL;
     struct region *r = find(old);
     int prot = r ? r->prot : PROT_READ | PROT_WRITE;
+    flush_if_code(ctx, old, old_len);
+    if (flags & MREMAP_FIXED)
+        flush_if_code(ctx, new_addr, new_len);
     long res = syscall_raw(SYS_mremap, old, old_len, new_len, flags, new_addr, 0);
     if (res < 0 && res > -4096)
         return res;
-    flush_if_code(ctx, old, old_len);
     if (!(flags & MREMAP_DONTUNMAP))
         guest_vm_forget(old, old_len);
     guest_vm_record(res, new_len, prot);

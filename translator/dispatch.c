@@ -47,9 +47,51 @@ static int live_threads;
 static uint64_t exited_indirect_hits; /* from threads that are gone */
 static uint64_t flush_epoch;
 
-void translator_lock(void) { pthread_mutex_lock(&big_lock); }
-void translator_unlock(void) { pthread_mutex_unlock(&big_lock); }
-bool translator_trylock(void) { return pthread_mutex_trylock(&big_lock) == 0; }
+static __thread bool holding_lock;
+
+void translator_lock(void)
+{
+    pthread_mutex_lock(&big_lock);
+    holding_lock = true;
+}
+
+void translator_unlock(void)
+{
+    holding_lock = false;
+    pthread_mutex_unlock(&big_lock);
+}
+
+bool translator_trylock(void)
+{
+    if (pthread_mutex_trylock(&big_lock))
+        return false;
+    holding_lock = true;
+    return true;
+}
+
+bool translator_lock_held(void) { return holding_lock; }
+
+/* An invalidated fragment must not be reachable through any thread's
+ * indirect table: its guest pc has exactly one slot to check. */
+static void forget_indirect(struct fragment *frag, void *arg)
+{
+    (void)arg;
+    for (struct guest_context *c = live_contexts; c; c = c->ts.next) {
+        struct ibl_entry *e = &c->ibl[frag->guest_pc & (IBL_ENTRIES - 1)];
+        if (e->neg_guest_pc == -frag->guest_pc)
+            e->neg_guest_pc = 0;
+    }
+}
+
+void translator_invalidate(uint64_t start, uint64_t len)
+{
+    cache_invalidate_range(start, len, forget_indirect, NULL);
+}
+
+bool translator_write_fault(uint64_t addr)
+{
+    return cache_write_fault(addr, forget_indirect, NULL);
+}
 int translator_live_threads(void) { return live_threads; }
 
 uint64_t translator_indirect_hits(void)
@@ -212,6 +254,11 @@ void *dispatch(struct guest_context *ctx)
         slot->cache_pc = (uint64_t)frag->cache_pc;
         break;
     }
+    case EXIT_STALE:
+        /* Its guest bytes changed: drop it (and whatever else covers them). */
+        ctx->rip = exit->target;
+        translator_invalidate(exit->from->guest_pc, exit->from->guest_end - exit->from->guest_pc);
+        break;
     case EXIT_SYSCALL:
         ctx->rip = exit->target;
         dbo_stats.syscalls++;

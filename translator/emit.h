@@ -52,9 +52,19 @@ static inline void emit_mov_rdx_imm64(uint8_t **p, uint64_t v)
     emit_u64(p, v);
 }
 
+/* Linking rewrites a branch's rel32 while other threads may execute it: the
+ * store is atomic only if the field stays within one cache line, so pad
+ * with nops until it does. */
+static inline void pad_for_rel32(uint8_t **p, int opcode_len)
+{
+    while (((uintptr_t)*p + opcode_len) % 64 > 60)
+        emit_u8(p, 0x90);
+}
+
 /* jmp rel32 / jcc rel32 with a zero displacement; returns the rel32's address. */
 static inline uint8_t *emit_jmp_rel32(uint8_t **p)
 {
+    pad_for_rel32(p, 1);
     emit_u8(p, 0xe9);
     uint8_t *rel = *p;
     emit_u32(p, 0);
@@ -63,6 +73,7 @@ static inline uint8_t *emit_jmp_rel32(uint8_t **p)
 
 static inline uint8_t *emit_jcc_rel32(uint8_t **p, int cond)
 {
+    pad_for_rel32(p, 2);
     emit_u8(p, 0x0f);
     emit_u8(p, 0x80 | cond);
     uint8_t *rel = *p;

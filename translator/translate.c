@@ -21,7 +21,7 @@
 
 #define MAX_FRAGMENT_INSNS 64
 #define MAX_FRAGMENT_BYTES 4096 /* worst case for 64 copies plus exits */
-#define MAX_EXITS 2
+#define MAX_EXITS 3 /* taken, fall-through, stale self-check */
 
 static ZydisDecoder decoder;
 static bool decoder_ready;
@@ -176,6 +176,69 @@ bool translator_guest_pc(uint64_t cache_pc, uint64_t *guest_pc, bool *spilled, b
     return true;
 }
 
+/* The entry check of a fragment from a volatile page: compare the guest
+ * bytes with the ones translated, 8 at a time, flag-free (lea/jrcxz); on a
+ * difference, exit so the dispatcher retranslates. */
+static void emit_self_check(struct builder *b, uint64_t guest_pc, uint64_t guest_end,
+                            uint8_t *body, struct exit_record *stale)
+{
+    emit_store_gs(&b->p, GPR_RCX, CTX_SPILL_RCX);
+    emit_store_gs(&b->p, GPR_RDX, CTX_SPILL_RDX);
+    uint64_t len = guest_end - guest_pc;
+    uint8_t *fail_jumps[128];
+    int n_fail = 0;
+    for (uint64_t off = 0; off < len; off += 8) {
+        uint64_t at = len >= 8 && off + 8 > len ? len - 8 : off; /* last chunk overlaps */
+        uint64_t want = 0;
+        int size = len >= 8 ? 8 : 1;
+        if (size == 8) {
+            memcpy(&want, (const void *)(guest_pc + at), 8);
+        }
+        for (int k = 0; k < (size == 8 ? 1 : (int)len); k++) {
+            uint64_t addr = guest_pc + (size == 8 ? at : (uint64_t)k);
+            if (size == 8) {
+                static const uint8_t load[] = {0x48, 0x8b, 0x0d}; /* mov d(%rip), %rcx */
+                emit_bytes(&b->p, load, sizeof load);
+            } else {
+                static const uint8_t load[] = {0x48, 0x0f, 0xb6, 0x0d}; /* movzbq d(%rip), %rcx */
+                emit_bytes(&b->p, load, sizeof load);
+                want = *(const uint8_t *)addr;
+            }
+            emit_u32(&b->p, (uint32_t)(addr - (uint64_t)(b->p + 4)));
+            emit_mov_rdx_imm64(&b->p, ~want);
+            static const uint8_t cmp[] = {0x48, 0x8d, 0x4c, 0x11, 0x01, /* lea 1(%rcx,%rdx),%rcx */
+                                          0xe3, 0x05};                  /* jrcxz +5 */
+            emit_bytes(&b->p, cmp, sizeof cmp);
+            emit_u8(&b->p, 0xe9);
+            fail_jumps[n_fail++] = b->p;
+            emit_u32(&b->p, 0);
+        }
+        if (size == 1 || n_fail >= 120)
+            break;
+    }
+    emit_load_gs(&b->p, GPR_RCX, CTX_SPILL_RCX);
+    emit_load_gs(&b->p, GPR_RDX, CTX_SPILL_RDX);
+    emit_u8(&b->p, 0xe9);
+    patch_rel32(b->p, body);
+    b->p += 4;
+    for (int i = 0; i < n_fail; i++)
+        patch_rel32(fail_jumps[i], b->p);
+    stale->stub = b->p;
+    emit_mov_rdx_imm64(&b->p, (uint64_t)stale);
+    emit_jmp_gs(&b->p, CTX_EXIT_ENTRY);
+}
+
+static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest_pc,
+                                       struct cache_chunk *chunk, bool self_check);
+
+static bool touches_volatile_page(uint64_t start, uint64_t end)
+{
+    for (uint64_t pg = start & ~4095ull; pg < end; pg += 4096)
+        if (cache_page_volatile(pg))
+            return true;
+    return false;
+}
+
 struct fragment *translate_fragment(struct guest_context *ctx, uint64_t guest_pc)
 {
     uint64_t t0 = dbo_now_ns();
@@ -192,12 +255,44 @@ struct fragment *translate_fragment(struct guest_context *ctx, uint64_t guest_pc
     }
     if (!chunk)
         dbo_fatal("no code cache memory can be placed near guest code at 0x%" PRIx64, guest_pc);
+    struct fragment *frag = build_fragment(ctx, guest_pc, chunk, cache_page_volatile(guest_pc));
+    if (!frag->self_check && touches_volatile_page(frag->guest_pc, frag->guest_end)) {
+        /* It ran onto a volatile page: build it again, self-checking. */
+        free(frag->exits);
+        free(frag->pc_map);
+        free(frag);
+        frag = build_fragment(ctx, guest_pc, chunk, true);
+    }
+    cache_chunk_commit(chunk, frag->cache_pc + frag->cache_size);
+    cache_insert(frag);
+    cache_protect_code(frag);
 
+    dbo_stats.fragments_built++;
+    dbo_stats.cache_bytes += frag->cache_size;
+    dbo_stats.translate_ns += dbo_now_ns() - t0;
+    if (dbo_opts.verbose)
+        dbo_log("fragment 0x%" PRIx64 "-0x%" PRIx64 " -> %p (%u bytes%s)", frag->guest_pc,
+                frag->guest_end, (void *)frag->cache_pc, frag->cache_size,
+                frag->self_check ? ", self-checking" : "");
+    return frag;
+}
+
+static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest_pc,
+                                       struct cache_chunk *chunk, bool self_check)
+{
     struct builder b = {.ctx = ctx, .p = cache_chunk_cursor(chunk)};
     struct fragment *frag = calloc(1, sizeof *frag);
     frag->exits = calloc(MAX_EXITS, sizeof *frag->exits);
     frag->guest_pc = guest_pc;
     frag->cache_pc = b.p;
+    frag->self_check = self_check;
+    uint8_t *check_jump = NULL;
+    if (self_check) {
+        emit_u8(&b.p, 0xe9); /* to the check block, emitted last */
+        check_jump = b.p;
+        emit_u32(&b.p, 0);
+    }
+    uint8_t *body = b.p;
 
     uint64_t pc = guest_pc;
     bool ended = false;
@@ -279,8 +374,9 @@ struct fragment *translate_fragment(struct guest_context *ctx, uint64_t guest_pc
             uint64_t target;
             ZydisCalcAbsoluteAddress(&insn, &ops[0], pc, &target);
             emit_bytes(&b.p, bytes, insn.length - 1);
-            emit_u8(&b.p, 5);
+            uint8_t *rel8 = b.p++;
             new_exit(&b, EXIT_DIRECT, next, emit_jmp_rel32(&b.p));
+            *rel8 = (uint8_t)(b.p - (rel8 + 1));
             new_exit(&b, EXIT_DIRECT, target, emit_jmp_rel32(&b.p));
             ended = true;
             break;
@@ -331,6 +427,12 @@ struct fragment *translate_fragment(struct guest_context *ctx, uint64_t guest_pc
         patch_rel32(e->branch_rel32, e->stub);
         emit_exit_stub(&b.p, (uint64_t)(frag->exits + i));
     }
+    if (self_check) {
+        patch_rel32(check_jump, b.p);
+        struct exit_record *stale = new_exit(&b, EXIT_STALE, guest_pc, NULL);
+        stale->from = frag;
+        emit_self_check(&b, guest_pc, pc, body, frag->exits + (stale - b.exits));
+    }
     memcpy(frag->exits, b.exits, sizeof b.exits);
     frag->n_exits = b.n_exits;
     frag->n_insns = b.n_insns;
@@ -338,14 +440,5 @@ struct fragment *translate_fragment(struct guest_context *ctx, uint64_t guest_pc
     memcpy(frag->pc_map, b.map, b.n_insns * sizeof *frag->pc_map);
     frag->guest_end = pc;
     frag->cache_size = (uint32_t)(b.p - frag->cache_pc);
-    cache_chunk_commit(chunk, b.p);
-    cache_insert(frag);
-
-    dbo_stats.fragments_built++;
-    dbo_stats.cache_bytes += frag->cache_size;
-    dbo_stats.translate_ns += dbo_now_ns() - t0;
-    if (dbo_opts.verbose)
-        dbo_log("fragment 0x%" PRIx64 "-0x%" PRIx64 " -> %p (%u bytes)", frag->guest_pc,
-                frag->guest_end, (void *)frag->cache_pc, frag->cache_size);
     return frag;
 }

@@ -120,6 +120,7 @@ enum exit_kind {
     EXIT_DIRECT,   /* direct branch to `target`, linkable */
     EXIT_INDIRECT, /* indirect branch missed the table; target in ind_target */
     EXIT_SYSCALL,  /* `syscall`; resume at `target` */
+    EXIT_STALE,    /* a self-checking fragment found its guest code changed */
 };
 
 struct fragment;
@@ -131,6 +132,9 @@ struct exit_record {
     uint8_t *stub;         /* the exit stub itself */
     struct fragment *from;
     bool linked;
+    struct fragment *to;                /* while linked */
+    struct exit_record *next_incoming;  /* in to->incoming */
+    uint8_t saved_stub[14];             /* stub bytes a far link overwrote */
 };
 
 /* Creates a context (reusing one of an exited thread when possible) and
@@ -167,6 +171,14 @@ void *dispatch(struct guest_context *ctx);
 
 /* In-cache indirect-branch hits of all threads (counted with --stats). */
 uint64_t translator_indirect_hits(void);
+
+/* Invalidates the fragments translated from [start, start+len) and the
+ * indirect-table entries that reach them. Needs the lock. */
+void translator_invalidate(uint64_t start, uint64_t len);
+bool translator_lock_held(void);
+/* A write to a write-protected code page: invalidates it, lets writes
+ * through. False if addr is not such a page. Needs the lock. */
+bool translator_write_fault(uint64_t addr);
 
 /* Drops every fragment and the indirect-table entries of every thread.
  * Cache memory another thread may still be executing is reused only once

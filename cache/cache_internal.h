@@ -1,0 +1,27 @@
+/* Shared between the files of cache/ only. */
+#ifndef DBO_CACHE_INTERNAL_H
+#define DBO_CACHE_INTERNAL_H
+
+#include "cache/cache.h"
+#include "cache/u64map.h"
+
+#define PAGE 4096ul
+
+/* guest pc -> struct fragment * of every live fragment (table.c) */
+extern struct u64map fragment_table;
+/* page number + 1 -> 1 for every page that holds translated code (table.c) */
+extern struct u64map code_pages;
+
+/* The address index of fragments in cache memory (chunks.c). */
+void chunk_add_fragment(struct fragment *frag);
+void cache_chunks_reset(bool retire);
+void cache_fragments_retired_free(void);
+
+/* Unlinks every branch into `frag` and from it (link.c). */
+void unlink_fragment(struct fragment *frag);
+
+/* Drops write protection of every page in [start, end) (coherence.c). */
+void unprotect_range(uint64_t start, uint64_t end);
+void coherence_reset(void);
+
+#endif

@@ -1,0 +1,170 @@
+/* Code-cache memory. Chunks are placed within +-1.5 GiB of the guest code
+ * they serve, so that a copied rip-relative operand only needs its disp32
+ * rebased (DESIGN.md decision 4). Fragments are bump-allocated; a full chunk
+ * makes the translator flush the whole cache. After a flush with other
+ * threads possibly still inside, chunks are retired rather than reused. */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "cache/cache_internal.h"
+#include "runtime/runtime.h"
+
+#define CHUNK_SIZE (64ul << 20)
+#define MAX_CHUNKS 64
+#define REACH (1536ul << 20) /* chunk-to-guest distance kept below 2 GiB */
+
+struct cache_chunk {
+    uint8_t *base, *cursor, *end;
+    struct fragment **frags; /* in address order: bump allocation keeps it sorted */
+    size_t n_frags, cap_frags;
+};
+
+static struct cache_chunk chunks[MAX_CHUNKS];
+static int n_chunks;
+static struct cache_chunk retired[MAX_CHUNKS];
+static int n_retired;
+
+static bool within_reach(const struct cache_chunk *c, uint64_t pc)
+{
+    uint64_t lo = (uint64_t)c->base, hi = (uint64_t)c->end;
+    uint64_t far = pc > lo ? pc - lo : lo - pc;
+    uint64_t far2 = pc > hi ? pc - hi : hi - pc;
+    return far < REACH && far2 < REACH;
+}
+
+static bool map_chunk_near(uint64_t pc, struct cache_chunk *out)
+{
+    /* Try hints at growing distance below and above pc; the kernel refuses
+     * MAP_FIXED_NOREPLACE over anything already mapped. */
+    for (int64_t step = 1; step <= 10; step++) {
+        for (int dir = -1; dir <= 1; dir += 2) {
+            int64_t hint = (int64_t)(pc & ~(CHUNK_SIZE - 1)) + dir * step * (int64_t)(128ul << 20);
+            if (hint < (int64_t)(16ul << 20) || hint > (int64_t)(0x7ffffffff000 - CHUNK_SIZE))
+                continue;
+            void *m = mmap((void *)hint, CHUNK_SIZE, PROT_READ | PROT_WRITE | PROT_EXEC,
+                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+            if (m == MAP_FAILED)
+                continue;
+            *out = (struct cache_chunk){.base = m, .cursor = m, .end = (uint8_t *)m + CHUNK_SIZE};
+            if (within_reach(out, pc))
+                return true;
+            munmap(m, CHUNK_SIZE);
+        }
+    }
+    return false;
+}
+
+struct cache_chunk *cache_chunk_near(uint64_t guest_pc, size_t bytes)
+{
+    bool any_near = false;
+    for (int i = 0; i < n_chunks; i++) {
+        if (!within_reach(&chunks[i], guest_pc))
+            continue;
+        any_near = true;
+        if ((size_t)(chunks[i].end - chunks[i].cursor) >= bytes)
+            return &chunks[i];
+    }
+    if (any_near || n_chunks == MAX_CHUNKS)
+        return NULL; /* full: the caller flushes and tries again */
+    if (!map_chunk_near(guest_pc, &chunks[n_chunks]))
+        return NULL;
+    return &chunks[n_chunks++];
+}
+
+uint8_t *cache_chunk_cursor(struct cache_chunk *chunk) { return chunk->cursor; }
+
+void cache_chunk_commit(struct cache_chunk *chunk, uint8_t *new_cursor)
+{
+    /* Keep fragments 16-byte aligned: entries are branch targets. */
+    chunk->cursor = (uint8_t *)(((uintptr_t)new_cursor + 15) & ~(uintptr_t)15);
+}
+
+static bool overlaps(const struct cache_chunk *c, uint64_t addr, uint64_t len)
+{
+    return addr < (uint64_t)c->end && addr + len > (uint64_t)c->base;
+}
+
+bool cache_owns(uint64_t addr, uint64_t len)
+{
+    for (int i = 0; i < n_chunks; i++)
+        if (overlaps(&chunks[i], addr, len))
+            return true;
+    for (int i = 0; i < n_retired; i++)
+        if (overlaps(&retired[i], addr, len))
+            return true;
+    return false;
+}
+
+size_t cache_bytes_used(void)
+{
+    size_t used = 0;
+    for (int i = 0; i < n_chunks; i++)
+        used += chunks[i].cursor - chunks[i].base;
+    return used;
+}
+
+static struct cache_chunk *chunk_of(uint64_t cache_pc)
+{
+    for (int i = 0; i < n_chunks; i++)
+        if (overlaps(&chunks[i], cache_pc, 1))
+            return &chunks[i];
+    return NULL;
+}
+
+struct fragment *cache_fragment_at(uint64_t cache_pc)
+{
+    struct cache_chunk *c = chunk_of(cache_pc);
+    if (!c || !c->n_frags)
+        return NULL;
+    size_t lo = 0, hi = c->n_frags;
+    while (hi - lo > 1) {
+        size_t mid = (lo + hi) / 2;
+        if ((uint64_t)c->frags[mid]->cache_pc <= cache_pc)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    struct fragment *f = c->frags[lo];
+    if (cache_pc < (uint64_t)f->cache_pc || cache_pc >= (uint64_t)f->cache_pc + f->cache_size)
+        return NULL;
+    return f;
+}
+
+void chunk_add_fragment(struct fragment *frag)
+{
+    struct cache_chunk *c = chunk_of((uint64_t)frag->cache_pc);
+    if (c->n_frags == c->cap_frags) {
+        c->cap_frags = c->cap_frags ? 2 * c->cap_frags : 1024;
+        c->frags = realloc(c->frags, c->cap_frags * sizeof *c->frags);
+    }
+    c->frags[c->n_frags++] = frag;
+}
+
+/* After a full flush: the fragments are gone; reuse or retire the memory. */
+void cache_chunks_reset(bool retire)
+{
+    for (int i = 0; i < n_chunks; i++)
+        chunks[i].n_frags = 0;
+    if (retire && n_retired + n_chunks <= MAX_CHUNKS) {
+        memcpy(retired + n_retired, chunks, n_chunks * sizeof *chunks);
+        n_retired += n_chunks;
+        memset(chunks, 0, sizeof chunks);
+        n_chunks = 0;
+    } else {
+        for (int i = 0; i < n_chunks; i++)
+            chunks[i].cursor = chunks[i].base;
+    }
+}
+
+bool cache_has_retired(void) { return n_retired > 0; }
+
+void cache_free_retired(void)
+{
+    for (int i = 0; i < n_retired; i++) {
+        munmap(retired[i].base, retired[i].end - retired[i].base);
+        free(retired[i].frags);
+    }
+    n_retired = 0;
+    cache_fragments_retired_free();
+}
