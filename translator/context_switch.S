@@ -47,6 +47,8 @@ dbo_exit_entry:
         mov     CTX_HOST_RSP(%rcx), %rsp
         pushfq
         popq    CTX_RFLAGS(%rcx)
+        pushq   $0x202                         /* runtime flags: the guest may */
+        popfq                                  /* have set AC (alignment check) or DF */
         mov     %rcx, %rbx                     /* rbx = ctx (callee-saved) */
         /* Vector and x87 state: all components enabled in XCR0. */
         mov     CTX_XSAVE_MASK(%rbx), %eax
@@ -64,8 +66,7 @@ dbo_exit_entry:
         mov     $ARCH_SET_FS, %edi             /* known: only arch_prctl, */
         mov     CTX_HOST_FS(%rbx), %rsi        /* which we emulate, sets it */
         syscall
-2:      cld
-        mov     %rbx, %rdi
+2:      mov     %rbx, %rdi
         call    dispatch                       /* rax = cache pc to resume */
         mov     %rbx, %rdi
         jmp     resume_guest
@@ -132,6 +133,8 @@ resume_guest:
         .globl dbo_signal_entry
         .type dbo_signal_entry, @function
 dbo_signal_entry:
+        pushq   $0x202                         /* no AC/DF in runtime code; */
+        popfq                                  /* sigreturn restores the flags */
         push    %rbx
         push    %r12
         push    %r13
