@@ -96,7 +96,9 @@ static _Noreturn void untranslatable(uint64_t pc, const uint8_t *bytes, size_t l
 {
     char hex[3 * 16 + 1] = "";
     for (size_t i = 0; i < len && i < 15; i++)
-        snprintf(hex + 3 * i, 4, "%s%02x", i ? " " : "", bytes[i]);
+        snprintf(hex + 3 * i, 4, "%02x ", bytes[i]);
+    if (len)
+        hex[3 * (len < 15 ? len : 15) - 1] = 0;
     dbo_fatal("cannot translate instruction at 0x%" PRIx64 " (bytes %s): %s", pc, hex, why);
 }
 
