@@ -14,8 +14,6 @@
 #include "runtime/runtime.h"
 #include "syscall/syscall.h"
 
-#define HWCAP2_FSGSBASE (1ul << 1)
-
 static uint64_t push_bytes(uint64_t *sp, const void *data, size_t len)
 {
     *sp -= len;
@@ -63,8 +61,6 @@ uint64_t build_initial_stack(char **argv, char **envp, const char *execfn,
     uint64_t random_at = push_bytes(&sp, random_bytes, sizeof random_bytes);
 
     uint64_t hwcap2 = getauxval(AT_HWCAP2);
-    if (dbo_opts.no_fsgsbase)
-        hwcap2 &= ~HWCAP2_FSGSBASE; /* the guest must not use wrfsbase then */
     uint64_t aux[][2] = {
         {AT_SYSINFO_EHDR, getauxval(AT_SYSINFO_EHDR)},
         {AT_MINSIGSTKSZ, getauxval(AT_MINSIGSTKSZ)},

@@ -161,6 +161,104 @@ static bool uses_gs(const ZydisDecodedInstruction *insn)
     return insn->attributes & ZYDIS_ATTRIB_HAS_SEGMENT_GS;
 }
 
+static const ZydisRegister scratch_candidates[] = {
+    ZYDIS_REGISTER_RCX, ZYDIS_REGISTER_RDX, ZYDIS_REGISTER_RBX, ZYDIS_REGISTER_RSI,
+    ZYDIS_REGISTER_RDI, ZYDIS_REGISTER_R8,  ZYDIS_REGISTER_R9,  ZYDIS_REGISTER_R10,
+    ZYDIS_REGISTER_R11, ZYDIS_REGISTER_R12, ZYDIS_REGISTER_R13, ZYDIS_REGISTER_R14,
+};
+
+static bool register_used(const ZydisDecodedInstruction *insn, const ZydisDecodedOperand *ops,
+                          ZydisRegister reg64)
+{
+    for (int i = 0; i < insn->operand_count; i++) {
+        const ZydisDecodedOperand *o = &ops[i];
+        ZydisRegister regs[3] = {ZYDIS_REGISTER_NONE, ZYDIS_REGISTER_NONE, ZYDIS_REGISTER_NONE};
+        if (o->type == ZYDIS_OPERAND_TYPE_REGISTER)
+            regs[0] = o->reg.value;
+        else if (o->type == ZYDIS_OPERAND_TYPE_MEMORY) {
+            regs[0] = o->mem.base;
+            regs[1] = o->mem.index;
+        }
+        for (int k = 0; k < 2; k++)
+            if (regs[k] != ZYDIS_REGISTER_NONE &&
+                ZydisRegisterGetLargestEnclosing(ZYDIS_MACHINE_MODE_LONG_64, regs[k]) == reg64)
+                return true;
+    }
+    return false;
+}
+
+static int gpr_number(ZydisRegister reg64)
+{
+    return ZydisRegisterGetId(reg64);
+}
+
+/* A guest instruction with a %gs: memory operand. The guest's %gs base is
+ * virtual (the real one is the runtime's), so compute the address into a
+ * scratch register and re-encode the instruction to use it:
+ *   lea <operand>, S1;  mov %gs:GUEST_GS, S2;  lea (S1,S2), S1;  insn (S1)  */
+static bool emit_gs_access(uint8_t **p, const ZydisDecodedInstruction *insn,
+                           const ZydisDecodedOperand *ops, uint64_t pc)
+{
+    int mem = -1;
+    for (int i = 0; i < insn->operand_count_visible; i++)
+        if (ops[i].type == ZYDIS_OPERAND_TYPE_MEMORY && ops[i].mem.segment == ZYDIS_REGISTER_GS)
+            mem = i;
+    ZydisRegister s[2];
+    int n = 0;
+    for (size_t i = 0; i < sizeof scratch_candidates / sizeof *scratch_candidates && n < 2; i++)
+        if (!register_used(insn, ops, scratch_candidates[i]))
+            s[n++] = scratch_candidates[i];
+    if (mem < 0 || n < 2 || insn->encoding != ZYDIS_INSTRUCTION_ENCODING_LEGACY)
+        return false;
+    ZydisEncoderRequest req;
+    if (ZYAN_FAILED(ZydisEncoderDecodedInstructionToEncoderRequest(insn, ops,
+                                                                   insn->operand_count_visible, &req)))
+        return false;
+    ZydisEncoderRequest lea = {
+        .machine_mode = ZYDIS_MACHINE_MODE_LONG_64,
+        .mnemonic = ZYDIS_MNEMONIC_LEA,
+        .operand_count = 2,
+        .operands = {
+            {.type = ZYDIS_OPERAND_TYPE_REGISTER, .reg.value = s[0]},
+            {.type = ZYDIS_OPERAND_TYPE_MEMORY,
+             .mem = {.base = ops[mem].mem.base, .index = ops[mem].mem.index,
+                     .scale = ops[mem].mem.scale, .displacement = ops[mem].mem.disp.value,
+                     .size = 8}},
+        },
+    };
+    if (ops[mem].mem.base == ZYDIS_REGISTER_RIP)
+        lea.operands[1].mem.displacement = pc + insn->length + ops[mem].mem.disp.value;
+    req.prefixes &= ~(ZyanU64)ZYDIS_ATTRIB_HAS_SEGMENT_GS;
+    req.operands[mem].mem.base = s[0];
+    req.operands[mem].mem.index = ZYDIS_REGISTER_NONE;
+    req.operands[mem].mem.scale = 0;
+    req.operands[mem].mem.displacement = 0;
+
+    uint8_t *start = *p;
+    emit_store_gs(p, gpr_number(s[0]), CTX_SPILL_RCX);
+    emit_store_gs(p, gpr_number(s[1]), CTX_SPILL_RDX);
+    ZyanUSize len = ZYDIS_MAX_INSTRUCTION_LENGTH;
+    if (ZYAN_FAILED(ZydisEncoderEncodeInstructionAbsolute(&lea, *p, &len, (ZyanU64)*p)))
+        goto fail;
+    *p += len;
+    emit_load_gs(p, gpr_number(s[1]), CTX_GUEST_GS);
+    int r1 = gpr_number(s[0]), r2 = gpr_number(s[1]);
+    emit_u8(p, 0x48 | (r1 >> 3) << 2 | (r2 >> 3) << 1 | (r1 >> 3)); /* lea (S1,S2,1), S1 */
+    emit_u8(p, 0x8d);
+    emit_u8(p, (uint8_t)((r1 & 7) << 3 | 4));
+    emit_u8(p, (uint8_t)((r2 & 7) << 3 | (r1 & 7)));
+    len = ZYDIS_MAX_INSTRUCTION_LENGTH;
+    if (ZYAN_FAILED(ZydisEncoderEncodeInstruction(&req, *p, &len)))
+        goto fail;
+    *p += len;
+    emit_load_gs(p, gpr_number(s[0]), CTX_SPILL_RCX);
+    emit_load_gs(p, gpr_number(s[1]), CTX_SPILL_RDX);
+    return true;
+fail:
+    *p = start;
+    return false;
+}
+
 bool translator_guest_pc(uint64_t cache_pc, uint64_t *guest_pc, bool *spilled, bool *at_boundary)
 {
     struct fragment *f = cache_fragment_at(cache_pc);
@@ -320,8 +418,14 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
                        ((insn.mnemonic == ZYDIS_MNEMONIC_JMP || insn.mnemonic == ZYDIS_MNEMONIC_CALL) &&
                         ops[0].type != ZYDIS_OPERAND_TYPE_IMMEDIATE),
         };
-        if (uses_gs(&insn))
-            untranslatable(pc, bytes, insn.length, "%gs-relative guest memory is not emulated");
+        if (uses_gs(&insn) && insn.meta.category != ZYDIS_CATEGORY_COND_BR &&
+            insn.meta.category != ZYDIS_CATEGORY_UNCOND_BR && insn.meta.category != ZYDIS_CATEGORY_CALL &&
+            insn.meta.category != ZYDIS_CATEGORY_RET) {
+            if (!emit_gs_access(&b.p, &insn, ops, pc))
+                untranslatable(pc, bytes, insn.length, "this %gs-relative instruction is not emulated");
+            pc = next;
+            continue;
+        }
 
         switch (insn.mnemonic) {
         case ZYDIS_MNEMONIC_JMP:
@@ -390,9 +494,29 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
         case ZYDIS_MNEMONIC_IRETD:
         case ZYDIS_MNEMONIC_IRETQ:
         case ZYDIS_MNEMONIC_XBEGIN:
-        case ZYDIS_MNEMONIC_RDGSBASE:
-        case ZYDIS_MNEMONIC_WRGSBASE:
             untranslatable(pc, bytes, insn.length, "instruction not supported by dbo");
+        case ZYDIS_MNEMONIC_WRFSBASE: {
+            /* Runs as is; without FSGSBASE switching the runtime does not
+             * read %fs back on exit, so keep its copy current too. */
+            emit_copy(&b.p, &insn, ops, bytes, pc);
+            if (!ctx->use_fsgsbase) {
+                ZydisRegister reg = ZydisRegisterGetLargestEnclosing(ZYDIS_MACHINE_MODE_LONG_64,
+                                                                     ops[0].reg.value);
+                emit_store_gs(&b.p, gpr_number(reg), CTX_GUEST_FS);
+            }
+            break;
+        }
+        case ZYDIS_MNEMONIC_RDGSBASE:
+        case ZYDIS_MNEMONIC_WRGSBASE: {
+            /* The guest's %gs base is virtual: a slot in the context. */
+            ZydisRegister reg = ZydisRegisterGetLargestEnclosing(ZYDIS_MACHINE_MODE_LONG_64,
+                                                                 ops[0].reg.value);
+            if (insn.mnemonic == ZYDIS_MNEMONIC_RDGSBASE)
+                emit_load_gs(&b.p, gpr_number(reg), CTX_GUEST_GS);
+            else
+                emit_store_gs(&b.p, gpr_number(reg), CTX_GUEST_GS);
+            break;
+        }
         case ZYDIS_MNEMONIC_INT:
             if (ops[0].imm.value.u == 0x80)
                 untranslatable(pc, bytes, insn.length, "32-bit system calls (int $0x80) are not supported");

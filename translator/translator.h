@@ -27,6 +27,7 @@
 #define CTX_XSAVE_SIZE    0x2e00
 #define CTX_THREAD_STATE  0x4f00 /* per-thread fields, mostly C-only */
 #define CTX_SIGNAL_FS     CTX_THREAD_STATE /* %fs base when a host signal arrived */
+#define CTX_GUEST_GS      (CTX_THREAD_STATE + 8) /* the guest's virtual %gs base */
 #define CTX_IBL_TABLE     0x5000
 #define IBL_ENTRIES       65536 /* indexed by the low 16 bits of the guest target */
 #define CTX_SIZE          (CTX_IBL_TABLE + IBL_ENTRIES * 16)
@@ -111,6 +112,7 @@ _Static_assert(offsetof(struct guest_context, ind_hits) == CTX_IND_HITS, "ctx la
 _Static_assert(offsetof(struct guest_context, siginfo) == CTX_SIGINFO, "ctx layout");
 _Static_assert(offsetof(struct guest_context, xsave) == CTX_XSAVE, "ctx layout");
 _Static_assert(offsetof(struct guest_context, ts) == CTX_THREAD_STATE, "ctx layout");
+_Static_assert(offsetof(struct guest_context, ts.guest_gs) == CTX_GUEST_GS, "ctx layout");
 _Static_assert(offsetof(struct guest_context, ibl) == CTX_IBL_TABLE, "ctx layout");
 _Static_assert(sizeof(struct guest_context) == CTX_SIZE, "ctx layout");
 
