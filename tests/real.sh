@@ -1,0 +1,552 @@
+#!/bin/bash
+# Real programs under dbo, compared with native runs: coreutils, text
+# tools, archivers, interpreters, a database, a compiler and git.
+#
+# Each check is a setup_NAME function (optional, always run natively) and a
+# body_NAME function. The body is run twice in the same fresh directory,
+# once with RUN empty (native) and once with RUN=dbo; commands prefixed by
+# $RUN are the ones translated. stdout, stderr and the exit status of the
+# body must be the same, and the native run must give the expected status
+# and some output, or the check is broken (and counts as failed).
+#
+# usage: tests/real.sh [FILTER]      (runs checks whose name contains FILTER)
+# env:   DBO (default $BUILD/dbo), BUILD (default build), JOBS (default 2),
+#        TIMEOUT (seconds per run, default 60: gcc and git run many
+#        processes, all translated)
+set -u
+
+cd "$(dirname "$0")/.." || exit 2
+ROOT=$PWD
+BUILD=${BUILD:-build}
+OUT=$ROOT/$BUILD/tests/real
+DBO=$(realpath -m "${DBO:-$BUILD/dbo}")
+JOBS=${JOBS:-2}
+TIMEOUT=${TIMEOUT:-60}
+# The fixed environment of every run. Git gets fixed identities and dates
+# so that commit hashes are reproducible; Perl and Python fixed hash seeds.
+ENVIRON=(PATH=/usr/bin:/bin LC_ALL=C TZ=UTC PYTHONHASHSEED=0 PERL_HASH_SEED=0
+    GIT_AUTHOR_NAME="A U Thor" GIT_AUTHOR_EMAIL=author@example.com
+    GIT_AUTHOR_DATE="2020-01-02T03:04:05Z" GIT_COMMITTER_NAME="C O Mitter"
+    GIT_COMMITTER_EMAIL=committer@example.com
+    GIT_COMMITTER_DATE="2020-01-02T03:04:05Z" GIT_CONFIG_NOSYSTEM=1
+    GIT_CONFIG_GLOBAL=/dev/null GIT_PAGER=cat PAGER=cat)
+
+CHECKS="ls sort sed awk grep tar bash coreutils python perl sqlite xz gzip bzip2 gcc git"
+
+# Exit status the body must end with natively (default 0).
+expected_status() {
+    case $1 in
+    bash) echo 3 ;; # the script ends with an explicit exit 3
+    *) echo 0 ;;
+    esac
+}
+
+# A few kilobytes of text that several checks use.
+make_text() {
+    local i
+    for i in $(seq 1 400); do
+        printf '%05d %s %d,%d\n' $((i * 7919 % 10007)) \
+            "$(echo alpha beta gamma delta epsilon zeta eta theta | cut -d' ' -f$((i % 8 + 1)))" \
+            $((i % 13)) $((i * i % 97))
+    done
+}
+
+# --- checks ------------------------------------------------------------
+
+setup_ls() {
+    mkdir -p d/sub d/empty
+    printf 'hello\n' >d/a.txt
+    printf '%s\n' $(seq 1 1000) >d/numbers
+    head -c 5000 /bin/ls >d/binary
+    ln -s a.txt d/link
+    chmod 640 d/a.txt
+    chmod 755 d/binary
+    touch -h -d '2021-03-04 05:06:07' d/* d/sub d/empty d . # . is d/../
+}
+body_ls() {
+    $RUN ls -l d
+    $RUN ls -la --time-style=full-iso d/
+    $RUN ls -lR --time-style=+%Y%m%d d
+    $RUN ls -1 -S -r d
+    $RUN ls -d d/*.txt d/nonexistent
+    echo "ls of a missing file: $?"
+}
+
+setup_sort() {
+    make_text >text
+    seq 1 200000 | awk '{ print ($1 * 7919) % 100003 }' >big
+}
+body_sort() {
+    $RUN sort text | head -5
+    $RUN sort -k2,2 -k1,1nr text | md5sum
+    $RUN sort -t, -k2n -u text | tail -3
+    # -S forces an external merge through temporary files
+    $RUN sort -n -S 64K big | md5sum
+    $RUN sort -c text
+    echo "sort -c on unsorted input: $?"
+}
+
+setup_sed() { make_text >text; }
+body_sed() {
+    $RUN sed -E 's/^([0-9]+) ([a-z]+)/\2=\1/; /theta/d; 5,10y/abc/xyz/' text | md5sum
+    $RUN sed -n '/^0001/,/^0003/p; $=' text
+    $RUN sed -e '1~50!d' -e 's/ /_/g' text
+    cp text edited
+    $RUN sed -i.bak 's/gamma/GAMMA/2; s/[0-9]*$/<&>/' edited
+    diff text edited | head -4
+    cmp -s text edited.bak && echo "backup identical"
+}
+
+setup_awk() { make_text >text; }
+body_awk() {
+    $RUN awk '{ n[$2]++; s[$2] += $1 } END { for (k in n) printf "%s %d %.2f\n", k, n[k], s[k] / n[k] | "sort" }' text
+    $RUN awk -F'[ ,]' 'NR % 50 == 0 { print NR, $1 * 1.5, length($2), toupper(substr($2, 1, 3)) }' text
+    $RUN awk 'BEGIN { srand(42); for (i = 0; i < 5; i++) x += int(rand() * 1000); printf "%.6f %.6f %d %s\n", sin(1), exp(2.5), x, sprintf("%05.1f|%-6s|%x", 3.14159, "ab", 255) }'
+    $RUN awk 'BEGIN { while ((getline line < "text") > 0) c++; print "lines via getline:", c; exit 2 } END { print "end ran" }'
+    echo "awk exit: $?"
+}
+
+setup_grep() {
+    mkdir -p tree/a/b tree/c
+    make_text >tree/a/text.txt
+    printf 'call 555-1234 or 555-9876\nno number here\n' >tree/a/b/phones.txt
+    printf 'alpha\nALPHA\nAlpha\n' >tree/c/case.txt
+    printf 'binary\0alpha\n' >tree/c/bin.dat
+    printf 'nothing\n' >tree/c/none.log
+}
+body_grep() {
+    $RUN grep -rn alpha tree | sort | md5sum
+    $RUN grep -rc --include='*.txt' -i alpha tree | sort
+    $RUN grep -rl ALPHA tree | sort
+    $RUN grep -P -o '\d{3}-\d{4}' tree/a/b/phones.txt # PCRE2, with its JIT
+    $RUN grep -E -w 'beta|zeta' tree/a/text.txt | tail -2
+    $RUN grep -v -x -F 'alpha' tree/c/case.txt
+    $RUN grep -q nomatch tree/c/none.log
+    echo "grep without a match: $?"
+}
+
+setup_tar() {
+    mkdir -p src/dir/deeper
+    make_text >src/dir/text
+    head -c 100000 /bin/bash >src/dir/deeper/blob
+    printf 'x\n' >src/top
+    touch -d '2020-05-06 07:08:09' src/dir/text src/dir/deeper/blob src/top src/dir/deeper src/dir src
+}
+body_tar() {
+    local opts=(--sort=name --owner=0 --group=0 --numeric-owner --format=gnu)
+    $RUN tar -cf - "${opts[@]}" src | sha256sum
+    $RUN tar -cf - "${opts[@]}" src | $RUN tar -tvf -
+    $RUN tar -czf a.tgz "${opts[@]}" src
+    mkdir x && $RUN tar -xzf a.tgz -C x && diff -r src x/src && echo "extracted tree identical"
+    tar -cf b.tar "${opts[@]}" src # native tar, translated reader
+    $RUN tar -xOf b.tar src/dir/text | md5sum
+}
+
+body_bash() {
+    $RUN bash -c '
+        set -o pipefail
+        sq() { echo $(($1 * $1)); }
+        total=0
+        for i in $(seq 1 20); do total=$((total + $(sq $i))); done
+        echo "sum of squares: $total"
+        echo "pipeline: $(seq 1 100 | grep 7 | tr "\n" " " | wc -w)"
+        (cd / && echo "subshell in $PWD"; exit 4); echo "subshell status $?"
+        echo "still in ${PWD##*/}"
+        declare -A colour=([apple]=red [banana]=yellow)
+        for k in $(printf "%s\n" "${!colour[@]}" | sort); do echo "$k is ${colour[$k]}"; done
+        arr=(one "two three" four); echo "${#arr[@]} items, second: ${arr[1]}"
+        while read -r n w rest; do [ "$n" -gt 2 ] && break; echo "read: $n $w"; done <<EOF
+1 first line
+2 second line
+3 third line
+EOF
+        { echo to-stderr >&2; echo to-stdout; } 2>&1 | sort
+        false | true; echo "pipefail status: $?"
+        sleep 0.1 & bgpid=$!; wait $bgpid; echo "background job status $?"
+        trap "echo trap on exit" EXIT
+        s="Hello, World"; echo "${s^^} ${s,,} ${s/World/There} ${#s} ${s:7:3}"
+        printf "%5.2f|%-4s|%04x\n" 3.14159 ab 255
+        case "$s" in Hello*) echo "case matched";; esac
+        exit 3
+    '
+}
+
+setup_coreutils() { make_text >text; }
+body_coreutils() {
+    $RUN cut -d' ' -f2 text | $RUN sort | $RUN uniq -c
+    $RUN tr 'a-z' 'A-Z' <text | $RUN head -3
+    $RUN wc text
+    $RUN sha256sum text
+    $RUN md5sum text
+    $RUN od -A d -t x1 -N 32 /bin/true | head -2
+    $RUN date -d @1234567890 '+%Y-%m-%d %H:%M:%S %Z %s'
+    $RUN seq -w 1 3 20 | $RUN paste -sd+ | $RUN bc
+    $RUN expr 7 \* 6
+    $RUN find . -name 'te*' -printf '%p %s\n'
+    $RUN stat -c '%s %F' text
+    $RUN basename /a/b/c.txt .txt
+    $RUN printf '%s-%d\n' x 1 y 2
+}
+
+setup_python() {
+    cat >prog.py <<'EOF'
+import collections, fractions, functools, hashlib, itertools, json, math, re, sys
+
+
+class Account:
+    def __init__(self, owner, balance=0):
+        self.owner, self.balance, self.history = owner, balance, []
+
+    def deposit(self, amount):
+        self.balance += amount
+        self.history.append(("in", amount))
+
+    def withdraw(self, amount):
+        if amount > self.balance:
+            raise ValueError(f"{self.owner}: insufficient funds for {amount}")
+        self.balance -= amount
+        self.history.append(("out", amount))
+
+
+class Bank:
+    def __init__(self, names):
+        self.accounts = {n: Account(n, 100) for n in names}
+        self.failures = 0
+
+    def transfer(self, a, b, amount):
+        try:
+            self.accounts[a].withdraw(amount)
+            self.accounts[b].deposit(amount)
+        except ValueError:
+            self.failures += 1
+
+
+seed = 12345
+def rnd(n):
+    global seed
+    seed = (seed * 1103515245 + 12345) % 2**31
+    return seed % n
+
+names = ["ann", "bob", "cid", "dee", "eve"]
+bank = Bank(names)
+for _ in range(20000):
+    bank.transfer(names[rnd(5)], names[rnd(5)], rnd(60))
+state = {n: {"balance": a.balance, "ops": len(a.history)} for n, a in bank.accounts.items()}
+state["failures"] = bank.failures
+text = json.dumps(state, sort_keys=True, indent=1)
+print(json.dumps(state, sort_keys=True))
+print("json sha256", hashlib.sha256(text.encode()).hexdigest())
+assert json.loads(text) == state
+print("total money", sum(a.balance for a in bank.accounts.values()))
+
+log = "mail ann@example.com, bob@test.org; 10 items at 3.50 and 7 at 12.25 on 2021-03-04"
+print(re.findall(r"\b(\w+)@(\w+)\.(\w+)\b", log))
+print(re.sub(r"(\d+)\.(\d+)", lambda m: m.group(2) + "." + m.group(1), log))
+print(re.match(r"(?P<y>\d{4})-(?P<m>\d\d)", "2021-03-04").groupdict())
+
+for alg in ("md5", "sha1", "sha256", "sha512", "sha3_256", "blake2b"):
+    print(alg, hashlib.new(alg, b"dbo" * 10000).hexdigest()[:32])
+
+words = re.findall(r"[a-z]+", open("prog.py").read())
+print(collections.Counter(words).most_common(5))
+print(functools.reduce(lambda a, b: a * b % 1000000007, range(1, 5000), 1))
+print(fractions.Fraction(1, 3) + fractions.Fraction(5, 7), math.factorial(40), pow(3, 1000, 10**30))
+print(list(itertools.islice(itertools.permutations("abcd"), 3)), math.isqrt(10**40 + 12345))
+print(sorted({x * x % 17 for x in range(100)}), f"{math.pi:.12f} {2.5e-7:g} {1e22:.3e}")
+sys.stderr.write("python done\n")
+EOF
+}
+body_python() {
+    $RUN /usr/bin/python3 -I -B prog.py
+    $RUN /usr/bin/python3 -I -B -c 'import sys; print(sys.version_info[:2] >= (3, 6)); sys.exit(5)'
+    echo "python exit: $?"
+    $RUN /usr/bin/python3 -I -B -c 'raise KeyError("boom")' 2>&1 | tail -1
+}
+
+setup_perl() {
+    make_text >text
+    cat >prog.pl <<'EOF'
+use strict;
+use warnings;
+my %seen;
+my @rows;
+open my $fh, '<', 'text' or die "text: $!";
+while (my $line = <$fh>) {
+    chomp $line;
+    my ($num, $word, $pair) = split / /, $line;
+    $seen{$word}++;
+    push @rows, { num => $num, word => $word, pair => [split /,/, $pair] };
+}
+close $fh;
+printf "%-8s %3d\n", $_, $seen{$_} for sort keys %seen;
+my @top = (sort { $b->{num} <=> $a->{num} or $a->{word} cmp $b->{word} } @rows)[0 .. 2];
+print join(" ", map { "$_->{num}:$_->{word}:@{$_->{pair}}" } @top), "\n";
+my $make_counter = sub { my $n = shift; return sub { return $n++ } };
+my $c = $make_counter->(10);
+$c->() for 1 .. 5;
+print "closure: ", $c->(), "\n";
+my $s = "The year 1999 and 2024, not 12345";
+my @years = $s =~ /\b(\d{4})\b/g;
+(my $t = $s) =~ s/(\d+)/<$1>/g;
+print "years @years; $t\n";
+local $, = "-";
+print sprintf("%.3f", atan2(1, 1) * 4), sprintf("%e", 1234.5), sprintf("%x", 48879);
+print "\n";
+warn "perl warning to stderr\n";
+EOF
+}
+body_perl() {
+    $RUN perl -e 'print join(",", map { $_ * $_ } 1 .. 10), "\n"'
+    $RUN perl -ne 'print if /theta/ && $. < 60' text
+    $RUN perl -lane '$s += $F[0]; END { print "sum $s" }' text
+    $RUN perl -pe 's/(\d+)/$1*2/e' text | tail -2
+    $RUN perl -MList::Util=sum,max -le 'print sum(1..100), " ", max(3, 9, 2)'
+    $RUN perl prog.pl
+}
+
+setup_sqlite() {
+    cat >q.sql <<'EOF'
+CREATE TABLE emp(id INTEGER PRIMARY KEY, name TEXT, dept TEXT, salary INT, boss INT);
+INSERT INTO emp VALUES (1, 'ada', 'eng', 300, NULL), (2, 'bob', 'eng', 200, 1),
+  (3, 'cy', 'ops', 150, 1), (4, 'di', 'eng', 180, 2), (5, 'ed', 'ops', 120, 3),
+  (6, 'flo', 'sales', 170, 1), (7, 'gus', 'sales', 90, 6), (8, 'hal', 'eng', 210, 2);
+CREATE INDEX emp_dept ON emp(dept);
+WITH RECURSIVE chain(id, name, depth, path) AS (
+  SELECT id, name, 0, name FROM emp WHERE boss IS NULL
+  UNION ALL
+  SELECT e.id, e.name, c.depth + 1, c.path || '/' || e.name FROM emp e JOIN chain c ON e.boss = c.id)
+SELECT depth, path FROM chain ORDER BY path;
+WITH RECURSIVE fib(n, a, b) AS (SELECT 1, 0, 1 UNION ALL SELECT n + 1, b, a + b FROM fib WHERE n < 90)
+SELECT n, a FROM fib WHERE n % 15 = 0;
+WITH RECURSIVE cnt(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM cnt WHERE x < 200000)
+SELECT count(*), sum(x), avg(x), sum(x * x % 7) FROM cnt;
+SELECT dept, count(*), sum(salary), rank() OVER (ORDER BY sum(salary) DESC) FROM emp GROUP BY dept;
+UPDATE emp SET salary = salary * 11 / 10 WHERE dept = 'ops';
+DELETE FROM emp WHERE id = 7;
+SELECT e.name, b.name, e.salary FROM emp e LEFT JOIN emp b ON e.boss = b.id ORDER BY e.salary DESC;
+SELECT printf('%.3f', avg(salary)), group_concat(name, ',') FROM emp WHERE dept = 'eng';
+CREATE TABLE big AS WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r WHERE i < 20000)
+  SELECT i, hex(i % 256) || (i * 7919 % 1000) AS k FROM r;
+SELECT count(DISTINCT k), max(k), min(k) FROM big;
+SELECT * FROM nosuchtable;
+EOF
+}
+body_sqlite() {
+    $RUN sqlite3 db.sqlite <q.sql
+    echo "sqlite status: $?"
+    $RUN sqlite3 db.sqlite 'PRAGMA integrity_check; SELECT count(*) FROM emp;'
+    $RUN sqlite3 -header -column :memory: "SELECT 1 AS one, 'two' AS two, 3.5 AS three;"
+}
+
+# Compression round trips: compress under dbo and decompress natively,
+# and the other way round; both directions must restore the exact bytes,
+# and dbo's compressed stream must equal the native one.
+setup_compress() {
+    seq 1 100000 | sed 's/$/ lorem ipsum dolor/' >data
+    head -c 300000 /bin/bash >>data
+}
+roundtrip() { # TOOL [OPTIONS...]
+    local tool=$1
+    shift
+    $RUN "$tool" "$@" -c data >by-run.z
+    "$tool" "$@" -c data >by-native.z
+    "$tool" -d -c by-run.z | cmp - data && echo "$tool: translated compress, native decompress: ok"
+    $RUN "$tool" -d -c by-native.z | cmp - data && echo "$tool: native compress, translated decompress: ok"
+    cmp by-run.z by-native.z && echo "$tool: compressed bytes identical"
+    $RUN "$tool" -t by-native.z && echo "$tool: test ok"
+    echo garbage >bad.z
+    $RUN "$tool" -d -c bad.z >/dev/null 2>err
+    echo "$tool on garbage: status $?, $(wc -l <err) line(s) of error"
+}
+setup_xz() { setup_compress; }
+body_xz() { roundtrip xz -T1 -6; }
+setup_gzip() { setup_compress; }
+body_gzip() { roundtrip gzip -9 -n; }
+setup_bzip2() { setup_compress; }
+body_bzip2() { roundtrip bzip2 -9; }
+
+setup_gcc() {
+    cat >x.c <<'EOF'
+#include <stdio.h>
+#include <stdlib.h>
+
+static int cmp(const void *a, const void *b) { return *(const int *)a - *(const int *)b; }
+
+int main(void)
+{
+    int v[1000], unused;
+    for (int i = 0; i < 1000; i++)
+        v[i] = (i * 7919) % 1009;
+    qsort(v, 1000, sizeof v[0], cmp);
+    long s = 0;
+    for (int i = 0; i < 1000; i += 100)
+        s += v[i];
+    printf("compiled program says %ld %d %d\n", s, v[0], v[999]);
+    return 3;
+}
+EOF
+}
+body_gcc() {
+    # the whole compile-and-run under dbo, through bash; -Wall warns about
+    # 'unused' on stderr, which must match too
+    $RUN bash -c 'gcc -O2 -Wall x.c -o x && ./x; echo "x exited $?"'
+    sha256sum x # the compiler under dbo must produce the native binary
+    $RUN gcc -O0 -g -c x.c -o x.o && $RUN gcc x.o -o y && ./y
+    echo "y exited $?"
+    $RUN gcc -fsyntax-only -x c - <<<'int main(void) { return undefined_thing; }'
+    echo "bad program: $?"
+}
+
+body_git() {
+    $RUN git init -q -b main repo && cd repo || return 1
+    printf 'line %d\n' $(seq 1 50) >file.txt
+    mkdir sub && echo "nested" >sub/n.txt
+    $RUN git add . && $RUN git commit -q -m "first commit"
+    sed -i 's/^line 2\(.\)$/LINE 2\1 changed/' file.txt
+    echo "new" >new.txt
+    $RUN git status --short
+    $RUN git add -A && $RUN git commit -q -m "second commit" -m "with a body"
+    $RUN git log --stat --format='%H %an <%ae> %ad%n%s%n%b'
+    $RUN git diff HEAD~1 --stat
+    $RUN git diff HEAD~1 -- file.txt | head -20
+    $RUN git branch side HEAD~1 && $RUN git checkout -q side
+    echo "side" >side.txt && $RUN git add side.txt && $RUN git commit -q -m side
+    $RUN git checkout -q main && $RUN git merge -q --no-edit side
+    $RUN git log --graph --oneline --all
+    $RUN git repack -a -d -q && $RUN git fsck --no-progress --strict && echo "fsck ok"
+    $RUN git cat-file -p 'HEAD^{tree}'
+    $RUN git show --no-patch nosuchref
+    echo "git show of a bad ref: $?"
+}
+
+# --- harness -----------------------------------------------------------
+
+# run_side CHECK MODE: set up a fresh directory and run the body with
+# RUN set for MODE, in the fixed environment, saving outputs.
+run_side() {
+    local name=$1 mode=$2 dir=$RUN_DIR/$1 run=
+    [ "$mode" = dbo ] && run=$DBO
+    rm -rf "$dir/work"
+    mkdir -p "$dir/work"
+    (
+        cd "$dir/work" || exit 1
+        if declare -F "setup_$name" >/dev/null; then
+            "setup_$name" >"$dir/setup.log" 2>&1 || echo "setup failed" >>"$dir/setup.log"
+        fi
+    )
+    {
+        (
+            cd "$dir/work" || exit 1
+            ulimit -c 0
+            exec env -i "${ENVIRON[@]}" HOME="$dir/work" RUN="$run" \
+                timeout -k 5 "$TIMEOUT" bash "$ROOT/tests/real.sh" --body "$name" "$dir/work" \
+                </dev/null >"$dir/$mode.out" 2>"$dir/$mode.err"
+        )
+        echo $? >"$dir/$mode.status"
+    } 2>/dev/null
+}
+
+describe_status() {
+    local s=$1
+    if [ "$s" = 124 ]; then
+        echo "timeout"
+    elif [ "$s" -gt 128 ]; then
+        echo "signal $((s - 128))"
+    else
+        echo "exit $s"
+    fi
+}
+
+# excerpt A B: two lines, from a little before where they first differ.
+excerpt() {
+    local a=$1 b=$2 i=0 from pre=
+    while [ $i -lt ${#a} ] && [ "${a:i:1}" = "${b:i:1}" ]; do i=$((i + 1)); done
+    from=$((i > 20 ? i - 20 : 0))
+    [ $from -gt 0 ] && pre=...
+    printf "native '%s%.60s' dbo '%s%.60s'" "$pre" "${a:from}" "$pre" "${b:from}"
+}
+
+# first_diff A B: where two files first differ, on one short line.
+first_diff() {
+    local where line n
+    where=$(cmp "$1" "$2" 2>&1 | head -1)
+    n=$(diff "$1" "$2" | grep -c '^<')
+    case $where in
+    *"line "*)
+        line=${where##*line }
+        printf "line %s: %s (%s native lines differ)" "$line" \
+            "$(excerpt "$(sed -n "${line}p" "$1")" "$(sed -n "${line}p" "$2")")" "$n"
+        ;;
+    *EOF*)
+        echo "lengths differ ($(wc -l <"$1") native lines, $(wc -l <"$2") dbo lines)"
+        ;;
+    *) echo "$where" ;;
+    esac
+}
+
+check() {
+    local name=$1 dir=$RUN_DIR/$1 problems=() ns ds expect
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    expect=$(expected_status "$name")
+    run_side "$name" native
+    ns=$(cat "$dir/native.status")
+    [ "$ns" = "$expect" ] ||
+        problems+=("BROKEN: native run gave $(describe_status "$ns"), expected $(describe_status "$expect")")
+    [ -s "$dir/native.out" ] || problems+=("BROKEN: native run printed nothing")
+    run_side "$name" dbo
+    ds=$(cat "$dir/dbo.status")
+    [ "$ns" = "$ds" ] || problems+=("status native $(describe_status "$ns"), dbo $(describe_status "$ds")")
+    cmp -s "$dir/native.out" "$dir/dbo.out" ||
+        problems+=("stdout $(first_diff "$dir/native.out" "$dir/dbo.out")")
+    cmp -s "$dir/native.err" "$dir/dbo.err" ||
+        problems+=("stderr $(first_diff "$dir/native.err" "$dir/dbo.err")")
+    if [ ${#problems[@]} -eq 0 ]; then
+        rm -rf "$dir" "$OUT/failed/$name" # (outputs of an earlier failure)
+        echo pass >"$RUN_DIR/results/$name"
+    else
+        # keep the outputs where they can be found after this run
+        local keep=$OUT/failed/$name summary
+        rm -rf "$keep" && mkdir -p "$OUT/failed" && mv "$dir" "$keep"
+        summary=$(printf '%s; ' "${problems[@]}")
+        echo "FAIL $name: ${summary%; } [outputs in ${keep#"$ROOT"/}]"
+        echo fail >"$RUN_DIR/results/$name"
+    fi
+}
+
+case ${1:-} in
+--body) # internal: the body of one check (env already set); NAME DIR
+    cd "$3" || exit 1
+    "body_$2"
+    exit
+    ;;
+--check) # internal: one check, run by xargs below
+    check "$2"
+    exit 0
+    ;;
+esac
+
+FILTER=${1:-}
+if [ ! -x "$DBO" ]; then
+    echo "real.sh: $DBO does not exist or is not executable (run make all)" >&2
+    echo "0 passed, 1 failed"
+    exit 1
+fi
+# Everything of this run lives in its own directory, so runs can overlap.
+mkdir -p "$OUT"
+RUN_DIR=$(mktemp -d "$OUT/run.XXXXXX")
+trap 'rm -rf "$RUN_DIR"' EXIT
+mkdir -p "$RUN_DIR/results"
+export RUN_DIR BUILD DBO TIMEOUT
+selected=()
+for c in $CHECKS; do [[ $c == *"$FILTER"* ]] && selected+=("$c"); done
+if [ ${#selected[@]} -eq 0 ]; then
+    echo "real.sh: no check matches '$FILTER'" >&2
+    exit 2
+fi
+printf '%s\n' "${selected[@]}" | xargs -n 1 -P "$JOBS" "$ROOT/tests/real.sh" --check
+
+passed=$(grep -lx pass "$RUN_DIR"/results/* 2>/dev/null | wc -l)
+failed=$(grep -lx fail "$RUN_DIR"/results/* 2>/dev/null | wc -l)
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
