@@ -48,18 +48,8 @@ static void capture_guest_state(struct guest_context *ctx, ucontext_t *uc, uint6
     ctx->rip = guest_pc;
     if (ctx->use_fsgsbase)
         ctx->guest_fs = ctx->ts.signal_fs;
-    const uint8_t *fp = (const uint8_t *)uc->uc_mcontext.fpregs;
-    if (fp) {
-        uint32_t magic, size = 512;
-        memcpy(&magic, fp + 464, 4);
-        if (magic == FP_XSTATE_MAGIC1)
-            memcpy(&size, fp + 464 + 12, 4); /* fx_sw_bytes.xstate_size */
-        if (size > CTX_XSAVE_SIZE)
-            size = CTX_XSAVE_SIZE;
-        memcpy(ctx->xsave, fp, size);
-        if (size == 512)
-            ctx->xsave[512] |= 3;
-    }
+    if (uc->uc_mcontext.fpregs)
+        read_fpstate(ctx, (const uint8_t *)uc->uc_mcontext.fpregs);
 }
 
 /* Makes the interrupted thread continue in the runtime (dbo_signal_reenter
@@ -145,6 +135,11 @@ void dbo_handle_signal(int sig, siginfo_t *info, ucontext_t *uc)
         ctx->ts.fault_trapno = uc->uc_mcontext.gregs[REG_TRAPNO];
         ctx->ts.fault_cr2 = uc->uc_mcontext.gregs[REG_CR2];
         memcpy(ctx->siginfo[sig - 1], info, sizeof ctx->siginfo[sig - 1]);
+        if (sig != SIGSEGV && sig != SIGBUS) {
+            /* si_addr is the faulting instruction: the guest's, not the copy's. */
+            siginfo_t *gi = (siginfo_t *)ctx->siginfo[sig - 1];
+            gi->si_addr = (void *)guest_pc;
+        }
         ctx->ts.sync_signal = sig;
         ctx->ts.in_cache = false;
         translator_unlock();

@@ -211,6 +211,49 @@ static bool never_restarted(long nr)
     }
 }
 
+/* The signal frame's FP state has the kernel's layout: a standard-format
+ * XSAVE image whose reserved bytes 464..511 describe it (struct
+ * _fpx_sw_bytes), followed by FP_XSTATE_MAGIC2. Handlers and sigreturn
+ * see and restore every component (ymm upper halves included). */
+#define FP_MAGIC1 0x46505853u
+#define FP_MAGIC2 0x46505845u
+enum { UC_FP_XSTATE = 1, UC_SIGCONTEXT_SS = 2, UC_STRICT_RESTORE_SS = 4 };
+
+static uint32_t xstate_size(void)
+{
+    static uint32_t size;
+    if (!size) {
+        unsigned a, b, c, d;
+        __asm__("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(0xd), "c"(0));
+        size = b < CTX_XSAVE_SIZE ? b : CTX_XSAVE_SIZE;
+    }
+    return size;
+}
+
+static void write_fpstate(uint8_t *fp, const struct guest_context *ctx, uint32_t size)
+{
+    memcpy(fp, ctx->xsave, size);
+    uint32_t sw[12] = {FP_MAGIC1, size + 4, (uint32_t)ctx->xsave_mask,
+                       (uint32_t)(ctx->xsave_mask >> 32), size};
+    memcpy(fp + 464, sw, sizeof sw);
+    uint32_t magic2 = FP_MAGIC2;
+    memcpy(fp + size, &magic2, 4);
+}
+
+void read_fpstate(struct guest_context *ctx, const uint8_t *fp)
+{
+    uint32_t magic1, size = 512;
+    memcpy(&magic1, fp + 464, 4);
+    if (magic1 == FP_MAGIC1) {
+        memcpy(&size, fp + 464 + 16, 4);
+        if (size > xstate_size())
+            size = xstate_size();
+    }
+    memcpy(ctx->xsave, fp, size);
+    if (size == 512)
+        ctx->xsave[512] |= 3; /* XSTATE_BV: x87 and SSE hold real data */
+}
+
 static int next_deliverable(struct guest_context *ctx)
 {
     uint64_t ready = ctx->pending_signals & ~ctx->ts.sigmask;
@@ -245,7 +288,8 @@ static void deliver(struct guest_context *ctx, int sig)
         sp = ctx->ts.altstack_sp + ctx->ts.altstack_size;
     else
         sp -= 128; /* skip the red zone */
-    sp -= 512;     /* fxsave image */
+    uint32_t xsize = xstate_size();
+    sp -= xsize + 4; /* the XSAVE image, then FP_XSTATE_MAGIC2 */
     sp &= ~63ull;
     uint64_t fpstate = sp;
     sp -= sizeof(siginfo_t);
@@ -255,10 +299,11 @@ static void deliver(struct guest_context *ctx, int sig)
     uint64_t ucp = sp;
     sp -= 8; /* return address: the restorer; rsp+8 is 16-aligned */
 
-    memcpy((void *)fpstate, ctx->xsave, 512);
+    write_fpstate((uint8_t *)fpstate, ctx, xsize);
     memcpy((void *)info, ctx->siginfo[sig - 1], sizeof(siginfo_t));
     struct kernel_ucontext *uc = (struct kernel_ucontext *)ucp;
     memset(uc, 0, sizeof *uc);
+    uc->uc_flags = UC_FP_XSTATE | UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS;
     uc->uc_stack.ss_sp = ctx->ts.altstack_sp;
     uc->uc_stack.ss_size = ctx->ts.altstack_size;
     uc->uc_stack.ss_flags = ctx->ts.altstack_size ? (on_alt ? SS_ONSTACK : 0) : SS_DISABLE;
@@ -324,9 +369,7 @@ void emulate_rt_sigreturn(struct guest_context *ctx)
     ctx->rip = uc->gregs[RIP];
     const uint64_t user_flags = 0x40dd5; /* CF PF AF ZF SF TF DF OF AC */
     ctx->rflags = (ctx->rflags & ~user_flags) | (uc->gregs[EFL] & user_flags);
-    if (uc->fpregs) {
-        memcpy(ctx->xsave, (void *)uc->fpregs, 512);
-        ctx->xsave[512] |= 3; /* XSTATE_BV: x87 and SSE now hold real data */
-    }
+    if (uc->fpregs)
+        read_fpstate(ctx, (const uint8_t *)uc->fpregs);
     set_host_mask(ctx, uc->uc_sigmask);
 }

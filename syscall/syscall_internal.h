@@ -33,6 +33,8 @@ long emulate_execve(struct guest_context *ctx, int dirfd, const char *path, char
 __attribute__((noreturn)) void emulate_exit_group(int status);
 __attribute__((noreturn)) void emulate_exit_thread(struct guest_context *ctx, int status);
 bool signal_is_synchronous(int sig);
+/* Loads ctx's vector/x87 state from a kernel-format signal-frame image. */
+void read_fpstate(struct guest_context *ctx, const uint8_t *fp);
 /* Takes the default action of `sig` (death, with a core where due). */
 __attribute__((noreturn)) void signal_die_by_default(int sig);
 
