@@ -48,6 +48,8 @@ struct fragment *cache_lookup(uint64_t guest_pc);
 /* The live fragment whose code contains cache_pc, or NULL. */
 struct fragment *cache_fragment_at(uint64_t cache_pc);
 void cache_insert(struct fragment *frag);
+/* Records a fragment that is not in the table (freed at the next flush). */
+void cache_insert_transient(struct fragment *frag);
 
 /* Points the exit's branch (or its stub) straight at `to`. */
 void cache_link(struct exit_record *exit, struct fragment *to);

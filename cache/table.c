@@ -42,6 +42,15 @@ void cache_insert(struct fragment *frag)
         u64map_put(&code_pages, pg + 1, 1); /* +1: key zero marks an empty slot */
 }
 
+void cache_insert_transient(struct fragment *frag)
+{
+    chunk_add_fragment(frag);
+    frag->dead = true; /* never linked to */
+    if (n_dead == cap_dead)
+        dead = realloc(dead, (cap_dead = cap_dead ? 2 * cap_dead : 256) * sizeof *dead);
+    dead[n_dead++] = frag;
+}
+
 bool cache_range_has_code(uint64_t start, uint64_t len)
 {
     if (!code_pages.count || !len)

@@ -115,6 +115,7 @@ void dbo_handle_signal(int sig, siginfo_t *info, ucontext_t *uc)
         if (in_cache && translator_guest_pc(pc, &guest_pc, &spilled, &at_boundary)) {
             /* Its own fragment may be gone: redo the write from the runtime. */
             capture_guest_state(ctx, uc, guest_pc, spilled);
+            ctx->ts.single_step_pc = guest_pc;
             ctx->ts.in_cache = false;
             redirect_to_runtime(ctx, uc);
         }

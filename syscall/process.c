@@ -15,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stddef.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -125,9 +127,63 @@ void emulate_exit_thread(struct guest_context *ctx, int status)
     pthread_exit(NULL);
 }
 
+long dbo_vfork_clone(uint64_t flags, void *child_stack, struct guest_context *ctx);
+
+/* The vfork child's settings, read by dbo_vfork_child while the parent is
+ * suspended (so one static suffices even with many threads). */
+static struct {
+    uint64_t flags, newsp, ctid;
+} vfork_child;
+
+/* Runs in the vfork child, on its own runtime stack but with the parent's
+ * context (the %gs base is inherited): the parent's guest state is saved
+ * and restored around the clone by emulate_vfork. */
+__attribute__((noreturn)) void dbo_vfork_child(struct guest_context *ctx)
+{
+    ctx->gpr[GPR_RAX] = 0;
+    if (vfork_child.newsp)
+        ctx->gpr[GPR_RSP] = vfork_child.newsp;
+    ctx->ts.tid = (int)syscall_raw(SYS_gettid, 0, 0, 0, 0, 0, 0);
+    if (vfork_child.flags & CLONE_CHILD_SETTID)
+        *(int *)vfork_child.ctid = ctx->ts.tid;
+    ctx->ts.clear_tid = (vfork_child.flags & CLONE_CHILD_CLEARTID) ? vfork_child.ctid : 0;
+    translator_run(ctx);
+}
+
+/* CLONE_VM|CLONE_VFORK (vfork, posix_spawn): a real shared-memory child, so
+ * its writes reach the parent as natively. */
+static long emulate_vfork(struct guest_context *ctx, uint64_t flags, uint64_t newsp,
+                          uint64_t ptid, uint64_t ctid)
+{
+    const size_t stack_size = 256 * 1024;
+    void *stack = mmap(NULL, stack_size, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (stack == MAP_FAILED)
+        return -EAGAIN;
+    size_t saved_size = offsetof(struct guest_context, ibl);
+    void *saved = malloc(saved_size);
+    memcpy(saved, ctx, saved_size);
+    vfork_child.flags = flags;
+    vfork_child.newsp = newsp;
+    vfork_child.ctid = ctid;
+    uint64_t clone_flags = flags & ~(uint64_t)(CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID |
+                                               CLONE_PARENT_SETTID | CLONE_SETTLS);
+    translator_unlock(); /* the child translates while we are suspended */
+    long pid = dbo_vfork_clone(clone_flags, (uint8_t *)stack + stack_size, ctx);
+    translator_lock();
+    memcpy(ctx, saved, saved_size); /* the child ran on this context */
+    free(saved);
+    munmap(stack, stack_size);
+    if (pid > 0 && (flags & CLONE_PARENT_SETTID))
+        *(int *)ptid = (int)pid;
+    return pid;
+}
+
 long emulate_clone(struct guest_context *ctx, uint64_t flags, uint64_t newsp, uint64_t ptid,
                    uint64_t ctid, uint64_t tls)
 {
+    if ((flags & CLONE_VM) && (flags & CLONE_VFORK) && !(flags & CLONE_THREAD))
+        return emulate_vfork(ctx, flags, newsp, ptid, ctid);
     if ((flags & CLONE_VM) && !(flags & CLONE_VFORK)) {
         if (!(flags & CLONE_THREAD) || !(flags & CLONE_SIGHAND))
             return -EINVAL; /* a shared-memory process: not supported */
@@ -184,6 +240,9 @@ long emulate_clone3(struct guest_context *ctx, const void *args, uint64_t size)
 void emulate_exit_group(int status)
 {
     dbo_print_stats();
+    /* A vfork child shares the parent's runtime: leave its lock free. */
+    if (translator_lock_held())
+        translator_unlock();
     syscall_raw(SYS_exit_group, status, 0, 0, 0, 0, 0);
     __builtin_unreachable();
 }
@@ -242,7 +301,9 @@ long emulate_execve(struct guest_context *ctx, int dirfd, const char *path, char
         }
     }
     dbo_print_stats();
+    translator_unlock(); /* a vfork parent resumes when this succeeds */
     long r = syscall_raw(SYS_execve, (long)dbo_self_path, (long)new_argv, (long)new_envp, 0, 0, 0);
+    translator_lock();
     for (size_t i = 0; i < envc; i++)
         if (new_envp[i] != envp[i])
             free(new_envp[i]);

@@ -217,8 +217,14 @@ static void *leave_dispatch(struct guest_context *ctx, struct fragment *frag)
         signals_deliver_pending(ctx);
         frag = NULL;
     }
-    if (!frag || frag->guest_pc != ctx->rip)
+    if (ctx->ts.single_step_pc && ctx->ts.single_step_pc == ctx->rip) {
+        frag = translate_single(ctx, ctx->rip);
+        if (!frag)
+            guest_segfault(ctx->rip);
+    } else if (!frag || frag->guest_pc != ctx->rip) {
         frag = fragment_for(ctx, ctx->rip);
+    }
+    ctx->ts.single_step_pc = 0;
     ctx->ts.in_cache = true;
     translator_unlock();
     return frag->cache_pc;

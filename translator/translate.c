@@ -329,7 +329,16 @@ static void emit_self_check(struct builder *b, uint64_t guest_pc, uint64_t guest
 }
 
 static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest_pc,
-                                       struct cache_chunk *chunk, bool self_check);
+                                       struct cache_chunk *chunk, bool self_check, int max_insns);
+
+static bool writes_memory(const ZydisDecodedInstruction *insn, const ZydisDecodedOperand *ops)
+{
+    for (int i = 0; i < insn->operand_count; i++)
+        if (ops[i].type == ZYDIS_OPERAND_TYPE_MEMORY &&
+            (ops[i].actions & (ZYDIS_OPERAND_ACTION_WRITE | ZYDIS_OPERAND_ACTION_CONDWRITE)))
+            return true;
+    return false;
+}
 
 static bool touches_volatile_page(uint64_t start, uint64_t end)
 {
@@ -339,7 +348,19 @@ static bool touches_volatile_page(uint64_t start, uint64_t end)
     return false;
 }
 
+static struct fragment *translate(struct guest_context *ctx, uint64_t guest_pc, int max_insns);
+
 struct fragment *translate_fragment(struct guest_context *ctx, uint64_t guest_pc)
+{
+    return translate(ctx, guest_pc, MAX_FRAGMENT_INSNS);
+}
+
+struct fragment *translate_single(struct guest_context *ctx, uint64_t guest_pc)
+{
+    return translate(ctx, guest_pc, 1);
+}
+
+static struct fragment *translate(struct guest_context *ctx, uint64_t guest_pc, int max_insns)
 {
     uint64_t t0 = dbo_now_ns();
     if (!decoder_ready) {
@@ -355,17 +376,22 @@ struct fragment *translate_fragment(struct guest_context *ctx, uint64_t guest_pc
     }
     if (!chunk)
         dbo_fatal("no code cache memory can be placed near guest code at 0x%" PRIx64, guest_pc);
-    struct fragment *frag = build_fragment(ctx, guest_pc, chunk, cache_page_volatile(guest_pc));
+    struct fragment *frag =
+        build_fragment(ctx, guest_pc, chunk, cache_page_volatile(guest_pc), max_insns);
     if (!frag->self_check && touches_volatile_page(frag->guest_pc, frag->guest_end)) {
         /* It ran onto a volatile page: build it again, self-checking. */
         free(frag->exits);
         free(frag->pc_map);
         free(frag);
-        frag = build_fragment(ctx, guest_pc, chunk, true);
+        frag = build_fragment(ctx, guest_pc, chunk, true, max_insns);
     }
     cache_chunk_commit(chunk, frag->cache_pc + frag->cache_size);
-    cache_insert(frag);
-    cache_protect_code(frag);
+    if (max_insns == MAX_FRAGMENT_INSNS) {
+        cache_insert(frag);
+        cache_protect_code(frag);
+    } else {
+        cache_insert_transient(frag);
+    }
 
     dbo_stats.fragments_built++;
     dbo_stats.cache_bytes += frag->cache_size;
@@ -378,7 +404,7 @@ struct fragment *translate_fragment(struct guest_context *ctx, uint64_t guest_pc
 }
 
 static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest_pc,
-                                       struct cache_chunk *chunk, bool self_check)
+                                       struct cache_chunk *chunk, bool self_check, int max_insns)
 {
     struct builder b = {.ctx = ctx, .p = cache_chunk_cursor(chunk)};
     struct fragment *frag = calloc(1, sizeof *frag);
@@ -396,7 +422,7 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
 
     uint64_t pc = guest_pc;
     bool ended = false;
-    for (int n = 0; n < MAX_FRAGMENT_INSNS && !ended; n++) {
+    for (int n = 0; n < max_insns && !ended; n++) {
         uint64_t avail = guest_vm_exec_extent(pc);
         if (avail == 0)
             break; /* ran into non-executable memory: exit there, fault there */
@@ -536,6 +562,12 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
                   ops[2].type == ZYDIS_OPERAND_TYPE_MEMORY))
                 untranslatable(pc, bytes, insn.length, "unhandled relative instruction");
             emit_copy(&b.p, &insn, ops, bytes, pc);
+            /* On a volatile page a store may rewrite the code that follows:
+             * end here, so the next fragment checks its bytes first. */
+            if (self_check && writes_memory(&insn, ops)) {
+                new_exit(&b, EXIT_DIRECT, next, emit_jmp_rel32(&b.p));
+                ended = true;
+            }
             break;
         }
         pc = next;

@@ -78,6 +78,7 @@ struct thread_state {
     struct guest_context *next; /* all live contexts, under the translator lock */
     int32_t sync_signal;       /* a fault to deliver first, whatever the mask */
     int32_t pad;
+    uint64_t single_step_pc;   /* run this instruction alone (after a code write) */
     uint64_t fault_err, fault_trapno, fault_cr2; /* for the guest's ucontext */
 };
 
@@ -160,6 +161,11 @@ __attribute__((noreturn)) void translator_run(struct guest_context *ctx);
 /* Builds the fragment for guest_pc into the cache (the caller made sure no
  * fragment exists for it). Returns NULL if guest_pc is not executable. */
 struct fragment *translate_fragment(struct guest_context *ctx, uint64_t guest_pc);
+
+/* A one-instruction fragment that no table or link reaches: after a write
+ * to its own code page, the writing instruction runs alone so that what
+ * follows it is translated after the write. */
+struct fragment *translate_single(struct guest_context *ctx, uint64_t guest_pc);
 
 /* Maps a cache PC inside a live fragment to the guest instruction it
  * translates: `spilled` if the guest's rcx/rdx are in their spill slots
