@@ -92,7 +92,13 @@ static long create_thread(struct guest_context *parent, uint64_t flags, uint64_t
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     pthread_attr_setstacksize(&attr, 256 * 1024);
     pthread_t thread;
+    /* The new thread starts with every signal blocked: until it has set its
+     * %gs, the runtime's handler could not find its context. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
     int err = pthread_create(&thread, &attr, thread_main, &start);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     pthread_attr_destroy(&attr);
     if (err) {
         context_release(ctx);
@@ -203,6 +209,7 @@ long emulate_clone(struct guest_context *ctx, uint64_t flags, uint64_t newsp, ui
         pid = syscall_raw(SYS_clone, raw_flags, 0, 0, 0, 0, 0);
     }
     if (pid == 0) {
+        translator_after_fork(ctx); /* only this thread lives on */
         if (pipefd[0] >= 0)
             close(pipefd[0]);
         if (flags & CLONE_CHILD_SETTID)

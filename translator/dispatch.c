@@ -144,6 +144,22 @@ struct guest_context *context_create(bool use_fsgsbase)
     return ctx;
 }
 
+void translator_after_fork(struct guest_context *ctx)
+{
+    while (live_contexts) {
+        struct guest_context *c = live_contexts;
+        live_contexts = c->ts.next;
+        if (c != ctx) {
+            exited_indirect_hits += c->ind_hits;
+            c->ts.next = free_contexts;
+            free_contexts = c;
+        }
+    }
+    ctx->ts.next = NULL;
+    live_contexts = ctx;
+    live_threads = 1;
+}
+
 void context_release(struct guest_context *ctx)
 {
     for (struct guest_context **p = &live_contexts; *p; p = &(*p)->ts.next) {

@@ -145,6 +145,8 @@ struct exit_record {
 struct guest_context *context_create(bool use_fsgsbase);
 void context_release(struct guest_context *ctx);
 int translator_live_threads(void);
+/* In a forked child: ctx is the only thread left. */
+void translator_after_fork(struct guest_context *ctx);
 
 /* One lock serializes the runtime's shared state (fragment table, cache
  * memory, guest memory map, signal actions); translated code runs without
