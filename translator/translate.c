@@ -135,15 +135,22 @@ static void emit_load_operand_rdx(uint8_t **p, const ZydisDecodedInstruction *in
     }
 }
 
+/* In 64-bit mode ModRM mod=00 rm=101 (no SIB) means disp32(%rip), whatever
+ * the encoding: known without decoding the operands. */
+static bool is_rip_relative(const ZydisDecodedInstruction *insn)
+{
+    return (insn->attributes & ZYDIS_ATTRIB_HAS_MODRM) && insn->raw.modrm.mod == 0 &&
+           insn->raw.modrm.rm == 5;
+}
+
 /* Copies an ordinary instruction, rebasing a rip-relative displacement. */
 static void emit_copy(uint8_t **p, const ZydisDecodedInstruction *insn,
                       const ZydisDecodedOperand *ops, const uint8_t *bytes, uint64_t pc)
 {
+    (void)ops;
     uint8_t *start = *p;
     emit_bytes(p, bytes, insn->length);
-    for (int i = 0; i < insn->operand_count_visible; i++) {
-        if (ops[i].type != ZYDIS_OPERAND_TYPE_MEMORY || ops[i].mem.base != ZYDIS_REGISTER_RIP)
-            continue;
+    if (is_rip_relative(insn)) {
         uint64_t target = pc + insn->length + insn->raw.disp.value;
         int64_t d = (int64_t)(target - (uint64_t)*p);
         if (d != (int32_t)d)
@@ -152,13 +159,36 @@ static void emit_copy(uint8_t **p, const ZydisDecodedInstruction *insn,
                       target, pc, (void *)start);
         int32_t d32 = (int32_t)d;
         memcpy(start + insn->raw.disp.offset, &d32, 4);
-        break;
     }
 }
 
 static bool uses_gs(const ZydisDecodedInstruction *insn)
 {
     return insn->attributes & ZYDIS_ATTRIB_HAS_SEGMENT_GS;
+}
+
+static bool needs_operands(const ZydisDecodedInstruction *insn, bool self_check)
+{
+    if (self_check || uses_gs(insn) || (insn->attributes & ZYDIS_ATTRIB_IS_RELATIVE))
+        return true;
+    switch (insn->meta.category) {
+    case ZYDIS_CATEGORY_COND_BR:
+    case ZYDIS_CATEGORY_UNCOND_BR:
+    case ZYDIS_CATEGORY_CALL:
+    case ZYDIS_CATEGORY_RET:
+    case ZYDIS_CATEGORY_INTERRUPT:
+        return true;
+    default:
+        break;
+    }
+    switch (insn->mnemonic) {
+    case ZYDIS_MNEMONIC_RDGSBASE:
+    case ZYDIS_MNEMONIC_WRGSBASE:
+    case ZYDIS_MNEMONIC_WRFSBASE:
+        return true;
+    default:
+        return false;
+    }
 }
 
 static const ZydisRegister scratch_candidates[] = {
@@ -429,12 +459,18 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
         const uint8_t *bytes = (const uint8_t *)pc;
         ZydisDecodedInstruction insn;
         ZydisDecodedOperand ops[ZYDIS_MAX_OPERAND_COUNT];
-        if (ZYAN_FAILED(ZydisDecoderDecodeFull(&decoder, bytes, avail < 15 ? avail : 15, &insn,
-                                               ops))) {
+        ZydisDecoderContext dctx;
+        if (ZYAN_FAILED(ZydisDecoderDecodeInstruction(&decoder, &dctx, bytes,
+                                                      avail < 15 ? avail : 15, &insn))) {
             if (n > 0)
                 break; /* let the next fragment report it, at its own address */
             untranslatable(pc, bytes, avail < 15 ? avail : 15, "not a valid x86-64 instruction");
         }
+        /* Operands cost as much again to decode: only where the rewrite
+         * needs them. Most instructions are copied knowing their length. */
+        memset(ops, 0, sizeof ops);
+        if (needs_operands(&insn, self_check))
+            ZydisDecoderDecodeOperands(&decoder, &dctx, &insn, ops, insn.operand_count);
         uint64_t next = pc + insn.length;
         dbo_stats.guest_instructions++;
         b.map[b.n_insns++] = (struct pc_map_entry){
