@@ -73,6 +73,10 @@ void cache_protect_code(const struct fragment *frag);
 bool cache_page_volatile(uint64_t addr);
 bool cache_page_protected(uint64_t addr);
 bool cache_write_fault(uint64_t addr, void (*on_dead)(struct fragment *, void *), void *arg);
+/* Invalidates the code on every write-protected page and drops the
+ * protection: for a kernel write that failed with EFAULT on one of them.
+ * Returns false if no page was protected. */
+bool cache_unprotect_all(void (*on_dead)(struct fragment *, void *), void *arg);
 
 /* Drops every fragment (all links and table entries with them). With
  * `retire`, the current chunks are set aside rather than reused, because

@@ -84,3 +84,19 @@ void coherence_reset(void)
                 unprotect_page(protected_pages.keys[i] - 1);
     }
 }
+
+bool cache_unprotect_all(void (*on_dead)(struct fragment *, void *), void *arg)
+{
+    if (!protected_pages.count)
+        return false;
+    while (protected_pages.count) {
+        for (size_t i = 0; i < protected_pages.cap; i++) {
+            uint64_t key = protected_pages.keys[i];
+            if (key) {
+                cache_invalidate_range((key - 1) * PAGE, PAGE, on_dead, arg);
+                unprotect_page(key - 1);
+            }
+        }
+    }
+    return true;
+}

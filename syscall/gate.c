@@ -122,6 +122,12 @@ void syscall_gate(struct guest_context *ctx)
         translator_unlock();
         ret = syscall_raw(nr, a1, a2, a3, a4, a5, a6);
         translator_lock();
+        if (ret == -EFAULT && translator_unprotect_code()) {
+            /* Perhaps a buffer on a page we write-protected for its code. */
+            translator_unlock();
+            ret = syscall_raw(nr, a1, a2, a3, a4, a5, a6);
+            translator_lock();
+        }
         if (ret == -EINTR && signals_want_restart(ctx, nr)) {
             /* Re-execute the syscall instruction after the handler. */
             ctx->rip -= 2;

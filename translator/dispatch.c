@@ -92,6 +92,11 @@ bool translator_write_fault(uint64_t addr)
 {
     return cache_write_fault(addr, forget_indirect, NULL);
 }
+
+bool translator_unprotect_code(void)
+{
+    return cache_unprotect_all(forget_indirect, NULL);
+}
 int translator_live_threads(void) { return live_threads; }
 
 uint64_t translator_indirect_hits(void)

@@ -189,6 +189,9 @@ bool translator_lock_held(void);
 /* A write to a write-protected code page: invalidates it, lets writes
  * through. False if addr is not such a page. Needs the lock. */
 bool translator_write_fault(uint64_t addr);
+/* The kernel cannot write to write-protected code pages (EFAULT): drop
+ * all such protection. False if there was none. Needs the lock. */
+bool translator_unprotect_code(void);
 
 /* Drops every fragment and the indirect-table entries of every thread.
  * Cache memory another thread may still be executing is reused only once
