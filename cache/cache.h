@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 struct exit_record;
+struct page_node;
 
 /* Where each guest instruction's translation starts, so that a cache PC can
  * be mapped back to the guest PC (precise signals). */
@@ -29,6 +30,7 @@ struct fragment {
     struct exit_record *incoming; /* linked branches into this fragment */
     bool dead;                    /* invalidated; code kept until a flush */
     bool self_check;              /* checks its guest bytes on entry */
+    struct page_node *page_nodes; /* its entries in the page index */
 };
 
 /* A contiguous region of cache memory; fragments are bump-allocated in it. */

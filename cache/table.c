@@ -34,12 +34,53 @@ struct fragment *cache_lookup(uint64_t guest_pc)
     return u64map_get(&fragment_table, guest_pc, &v) ? (struct fragment *)v : NULL;
 }
 
+/* code_pages maps page + 1 to the head of a list of the fragments that
+ * cover that page, so invalidating a page touches only its own fragments. */
+struct page_node {
+    struct fragment *frag;
+    struct page_node *next;
+};
+
+static uint64_t first_page(const struct fragment *f) { return f->guest_pc / PAGE; }
+static uint64_t last_page(const struct fragment *f) { return (f->guest_end - 1) / PAGE; }
+
 void cache_insert(struct fragment *frag)
 {
     u64map_put(&fragment_table, frag->guest_pc, (uint64_t)frag);
     chunk_add_fragment(frag);
-    for (uint64_t pg = frag->guest_pc / PAGE; pg <= (frag->guest_end - 1) / PAGE; pg++)
-        u64map_put(&code_pages, pg + 1, 1); /* +1: key zero marks an empty slot */
+    uint64_t n = last_page(frag) - first_page(frag) + 1;
+    struct page_node *nodes = calloc(n, sizeof *nodes);
+    frag->page_nodes = nodes;
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t key = first_page(frag) + i + 1; /* +1: key zero marks an empty slot */
+        uint64_t head = 0;
+        u64map_get(&code_pages, key, &head);
+        nodes[i] = (struct page_node){frag, (struct page_node *)head};
+        u64map_put(&code_pages, key, (uint64_t)&nodes[i]);
+    }
+}
+
+static void unindex_pages(struct fragment *frag)
+{
+    struct page_node *nodes = frag->page_nodes;
+    if (!nodes)
+        return;
+    for (uint64_t pg = first_page(frag); pg <= last_page(frag); pg++) {
+        uint64_t head;
+        if (!u64map_get(&code_pages, pg + 1, &head))
+            continue;
+        struct page_node *first = (struct page_node *)head, **link = &first;
+        while (*link && (*link)->frag != frag)
+            link = &(*link)->next;
+        if (*link)
+            *link = (*link)->next;
+        if (first)
+            u64map_put(&code_pages, pg + 1, (uint64_t)first);
+        else
+            u64map_remove(&code_pages, pg + 1);
+    }
+    free(nodes);
+    frag->page_nodes = NULL;
 }
 
 void cache_insert_transient(struct fragment *frag)
@@ -51,76 +92,89 @@ void cache_insert_transient(struct fragment *frag)
     dead[n_dead++] = frag;
 }
 
+/* Calls fn for every page in [first, last] that holds code. */
+static void for_code_pages(uint64_t first, uint64_t last, void (*fn)(uint64_t page, void *), void *arg)
+{
+    if (last - first < 2 * code_pages.cap) {
+        for (uint64_t pg = first; pg <= last; pg++)
+            if (u64map_get(&code_pages, pg + 1, NULL))
+                fn(pg, arg);
+        return;
+    }
+    uint64_t *pages = malloc(code_pages.count * sizeof *pages);
+    size_t n = 0;
+    for (size_t i = 0; i < code_pages.cap; i++)
+        if (code_pages.keys[i] && code_pages.keys[i] - 1 >= first && code_pages.keys[i] - 1 <= last)
+            pages[n++] = code_pages.keys[i] - 1;
+    for (size_t i = 0; i < n; i++)
+        fn(pages[i], arg);
+    free(pages);
+}
+
+static void note_has_code(uint64_t page, void *arg)
+{
+    (void)page;
+    *(bool *)arg = true;
+}
+
 bool cache_range_has_code(uint64_t start, uint64_t len)
 {
     if (!code_pages.count || !len)
         return false;
-    uint64_t first = start / PAGE, last = (start + len - 1) / PAGE;
-    if (last - first < code_pages.cap) {
-        for (uint64_t pg = first; pg <= last; pg++)
-            if (u64map_get(&code_pages, pg + 1, NULL))
-                return true;
-        return false;
+    bool found = false;
+    for_code_pages(start / PAGE, (start + len - 1) / PAGE, note_has_code, &found);
+    return found;
+}
+
+struct victims {
+    uint64_t start, end;
+    struct fragment **list;
+    size_t n, cap;
+};
+
+static void collect(uint64_t page, void *arg)
+{
+    struct victims *v = arg;
+    uint64_t head;
+    u64map_get(&code_pages, page + 1, &head);
+    for (struct page_node *node = (struct page_node *)head; node; node = node->next) {
+        struct fragment *f = node->frag;
+        if (f->guest_pc >= v->end || f->guest_end <= v->start || f->dead)
+            continue;
+        f->dead = true; /* also marks it collected */
+        if (v->n == v->cap)
+            v->list = realloc(v->list, (v->cap = v->cap ? 2 * v->cap : 64) * sizeof *v->list);
+        v->list[v->n++] = f;
     }
-    for (size_t i = 0; i < code_pages.cap; i++)
-        if (code_pages.keys[i] && code_pages.keys[i] - 1 >= first && code_pages.keys[i] - 1 <= last)
-            return true;
-    return false;
 }
 
 size_t cache_invalidate_range(uint64_t start, uint64_t len,
                               void (*on_dead)(struct fragment *, void *), void *arg)
 {
-    if (!cache_range_has_code(start, len))
+    if (!len || !code_pages.count)
         return 0;
-    uint64_t end = start + len;
-    size_t n = 0;
-    /* Collect first: removal reshuffles the table. */
-    struct fragment **victims = NULL;
-    size_t cap = 0;
-    for (size_t i = 0; i < fragment_table.cap; i++) {
-        if (!fragment_table.keys[i])
-            continue;
-        struct fragment *f = (struct fragment *)fragment_table.vals[i];
-        if (f->guest_pc < end && f->guest_end > start) {
-            if (n == cap)
-                victims = realloc(victims, (cap = cap ? 2 * cap : 64) * sizeof *victims);
-            victims[n++] = f;
-        }
-    }
-    for (size_t i = 0; i < n; i++) {
-        struct fragment *f = victims[i];
+    struct victims v = {.start = start, .end = start + len};
+    for_code_pages(start / PAGE, (start + len - 1) / PAGE, collect, &v);
+    for (size_t i = 0; i < v.n; i++) {
+        struct fragment *f = v.list[i];
         u64map_remove(&fragment_table, f->guest_pc);
+        unindex_pages(f);
         unlink_fragment(f);
-        f->dead = true;
         if (on_dead)
             on_dead(f, arg);
         if (n_dead == cap_dead)
             dead = realloc(dead, (cap_dead = cap_dead ? 2 * cap_dead : 256) * sizeof *dead);
         dead[n_dead++] = f;
     }
-    free(victims);
-    /* Whole pages are now free of code unless a survivor still covers them. */
-    uint64_t first = start / PAGE, last = (end - 1) / PAGE;
-    if (last - first < 4096) {
-        for (uint64_t pg = first; pg <= last; pg++)
-            u64map_remove(&code_pages, pg + 1);
-        for (size_t i = 0; i < fragment_table.cap; i++) {
-            if (!fragment_table.keys[i])
-                continue;
-            struct fragment *f = (struct fragment *)fragment_table.vals[i];
-            for (uint64_t pg = f->guest_pc / PAGE; pg <= (f->guest_end - 1) / PAGE; pg++)
-                if (pg >= first && pg <= last)
-                    u64map_put(&code_pages, pg + 1, 1);
-        }
-    }
-    unprotect_range(start & ~(PAGE - 1), (end + PAGE - 1) & ~(PAGE - 1));
-    dbo_stats.invalidations += n;
-    return n;
+    free(v.list);
+    unprotect_range(start & ~(PAGE - 1), (start + len + PAGE - 1) & ~(PAGE - 1));
+    dbo_stats.invalidations += v.n;
+    return v.n;
 }
 
 static void free_fragment(struct fragment *f)
 {
+    free(f->page_nodes);
     free(f->exits);
     free(f->pc_map);
     free(f);

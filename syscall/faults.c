@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/ucontext.h>
 #include <unistd.h>
 
@@ -96,6 +97,37 @@ static _Noreturn void runtime_crash(struct guest_context *ctx, int sig, siginfo_
     _exit(127);
 }
 
+/* A write fault that may be ours: a page write-protected because it holds
+ * code (now, or until another thread's write just dropped the protection:
+ * then the guest may write there and the write is simply retried). */
+static bool handle_code_write(struct guest_context *ctx, ucontext_t *uc, uint64_t addr, uint64_t pc,
+                              bool in_cache)
+{
+    bool held = translator_lock_held();
+    if (!held)
+        translator_lock();
+    bool ours = translator_write_fault(addr);
+    if (!ours) {
+        int prot = guest_vm_prot(addr);
+        ours = prot >= 0 && (prot & PROT_WRITE);
+        if (ours) /* make sure the retry can succeed */
+            mprotect((void *)(addr & ~4095ul), 4096, guest_vm_host_prot(prot));
+    }
+    uint64_t guest_pc;
+    bool spilled, at_boundary;
+    if (ours && in_cache && translator_guest_pc(pc, &guest_pc, &spilled, &at_boundary)) {
+        /* Its own fragment may be gone: redo the write from the runtime,
+         * alone, so that code after it is translated after the write. */
+        capture_guest_state(ctx, uc, guest_pc, spilled);
+        ctx->ts.single_step_pc = guest_pc;
+        ctx->ts.in_cache = false;
+        redirect_to_runtime(ctx, uc);
+    }
+    if (!held)
+        translator_unlock();
+    return ours; /* a runtime write simply retries */
+}
+
 void dbo_handle_signal(int sig, siginfo_t *info, ucontext_t *uc)
 {
     struct guest_context *ctx = current_context();
@@ -104,25 +136,8 @@ void dbo_handle_signal(int sig, siginfo_t *info, ucontext_t *uc)
     bool fault = signal_is_synchronous(sig) && info->si_code > 0; /* raised by the CPU */
 
     if (fault && sig == SIGSEGV && info->si_code == SEGV_ACCERR &&
-        cache_page_protected((uint64_t)info->si_addr)) {
-        /* A write to a page we write-protected because it holds code. */
-        bool held = translator_lock_held();
-        if (!held)
-            translator_lock();
-        translator_write_fault((uint64_t)info->si_addr);
-        uint64_t guest_pc;
-        bool spilled, at_boundary;
-        if (in_cache && translator_guest_pc(pc, &guest_pc, &spilled, &at_boundary)) {
-            /* Its own fragment may be gone: redo the write from the runtime. */
-            capture_guest_state(ctx, uc, guest_pc, spilled);
-            ctx->ts.single_step_pc = guest_pc;
-            ctx->ts.in_cache = false;
-            redirect_to_runtime(ctx, uc);
-        }
-        if (!held)
-            translator_unlock();
-        return; /* a runtime write simply retries */
-    }
+        handle_code_write(ctx, uc, (uint64_t)info->si_addr, pc, in_cache))
+        return;
     if (fault) {
         if (!in_cache)
             runtime_crash(ctx, sig, info, uc);
