@@ -45,7 +45,7 @@ static void capture_guest_state(struct guest_context *ctx, ucontext_t *uc, uint6
         ctx->gpr[GPR_RCX] = ctx->spill_rcx;
         ctx->gpr[GPR_RDX] = ctx->spill_rdx;
     }
-    ctx->rflags = g[REG_EFL];
+    ctx->rflags = g[REG_EFL] & ~0x100ull; /* never our single-step flag */
     ctx->rip = guest_pc;
     if (ctx->use_fsgsbase)
         ctx->guest_fs = ctx->ts.signal_fs;
@@ -128,12 +128,54 @@ static bool handle_code_write(struct guest_context *ctx, ucontext_t *uc, uint64_
     return ours; /* a runtime write simply retries */
 }
 
+#define EFLAGS_TF 0x100
+
+/* A signal is pending for a thread in the cache. Where the guest state is
+ * exact (the start of a copied guest instruction), take the thread out at
+ * once; elsewhere (inside an exit or lookup sequence, or with the lock busy)
+ * single-step it with the trap flag until it reaches such a place, so that
+ * even a loop that never leaves the cache sees the signal promptly. */
+static void leave_cache_soon(struct guest_context *ctx, ucontext_t *uc, uint64_t pc)
+{
+    greg_t *efl = &uc->uc_mcontext.gregs[REG_EFL];
+    if (!cache_owns(pc, 1) || !ctx->ts.in_cache) {
+        *efl &= ~EFLAGS_TF; /* in the runtime: it delivers on the way out */
+        return;
+    }
+    if (translator_trylock()) {
+        uint64_t guest_pc;
+        bool spilled, at_boundary;
+        bool exact = translator_guest_pc(pc, &guest_pc, &spilled, &at_boundary) && at_boundary &&
+                     !spilled;
+        if (exact) {
+            *efl &= ~EFLAGS_TF;
+            capture_guest_state(ctx, uc, guest_pc, false);
+            ctx->ts.in_cache = false;
+            redirect_to_runtime(ctx, uc);
+        }
+        translator_unlock();
+        if (exact)
+            return;
+    }
+    *efl |= EFLAGS_TF;
+    ctx->ts.stepping = 1;
+}
+
 void dbo_handle_signal(int sig, siginfo_t *info, ucontext_t *uc)
 {
     struct guest_context *ctx = current_context();
     uint64_t pc = uc->uc_mcontext.gregs[REG_RIP];
     bool in_cache = cache_owns(pc, 1);
     bool fault = signal_is_synchronous(sig) && info->si_code > 0; /* raised by the CPU */
+
+    if (sig == SIGTRAP && info->si_code == TRAP_TRACE && ctx->ts.stepping) {
+        /* Our own single step towards a place to deliver a signal. */
+        ctx->ts.stepping = 0;
+        uc->uc_mcontext.gregs[REG_EFL] &= ~EFLAGS_TF;
+        if (ctx->pending_signals & ~ctx->ts.sigmask)
+            leave_cache_soon(ctx, uc, pc);
+        return;
+    }
 
     if (fault && sig == SIGSEGV && info->si_code == SEGV_ACCERR &&
         handle_code_write(ctx, uc, (uint64_t)info->si_addr, pc, in_cache))
@@ -164,17 +206,6 @@ void dbo_handle_signal(int sig, siginfo_t *info, ucontext_t *uc)
     }
 
     record_pending(ctx, sig, info);
-    if (!in_cache || !ctx->ts.in_cache)
-        return; /* the runtime delivers it when it leaves */
-    /* In the cache: take the thread out now if its state is exact here. */
-    if (!translator_trylock())
-        return;
-    uint64_t guest_pc;
-    bool spilled, at_boundary;
-    if (translator_guest_pc(pc, &guest_pc, &spilled, &at_boundary) && at_boundary && !spilled) {
-        capture_guest_state(ctx, uc, guest_pc, false);
-        ctx->ts.in_cache = false;
-        redirect_to_runtime(ctx, uc);
-    }
-    translator_unlock();
+    if (ctx->pending_signals & ~ctx->ts.sigmask)
+        leave_cache_soon(ctx, uc, pc);
 }

@@ -49,6 +49,7 @@ dbo_exit_entry:
         popq    CTX_RFLAGS(%rcx)
         pushq   $0x202                         /* runtime flags: the guest may */
         popfq                                  /* have set AC (alignment check) or DF */
+        andq    $~0x100, CTX_RFLAGS(%rcx)      /* TF: only ever our single step */
         mov     %rcx, %rbx                     /* rbx = ctx (callee-saved) */
         /* Vector and x87 state: all components enabled in XCR0. */
         mov     CTX_XSAVE_MASK(%rbx), %eax

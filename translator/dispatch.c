@@ -255,6 +255,7 @@ void *dispatch(struct guest_context *ctx)
 {
     translator_lock();
     ctx->ts.in_cache = false;
+    ctx->ts.stepping = 0;
     ctx->ts.flush_epoch = flush_epoch;
     if (cache_has_retired())
         maybe_free_retired();
@@ -299,6 +300,7 @@ void *dispatch_signal(struct guest_context *ctx)
 {
     translator_lock();
     ctx->ts.in_cache = false;
+    ctx->ts.stepping = 0;
     ctx->ts.flush_epoch = flush_epoch;
     return leave_dispatch(ctx, NULL);
 }

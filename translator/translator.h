@@ -79,6 +79,8 @@ struct thread_state {
     int32_t sync_signal;       /* a fault to deliver first, whatever the mask */
     int32_t pad;
     uint64_t single_step_pc;   /* run this instruction alone (after a code write) */
+    int32_t stepping;          /* trap-flag stepping towards a signal boundary */
+    int32_t pad2;
     uint64_t fault_err, fault_trapno, fault_cr2; /* for the guest's ucontext */
 };
 
