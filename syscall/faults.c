@@ -139,8 +139,15 @@ static void leave_cache_soon(struct guest_context *ctx, ucontext_t *uc, uint64_t
 {
     greg_t *efl = &uc->uc_mcontext.gregs[REG_EFL];
     if (!cache_owns(pc, 1) || !ctx->ts.in_cache) {
-        *efl &= ~EFLAGS_TF; /* in the runtime: it delivers on the way out */
-        return;
+        *efl &= ~EFLAGS_TF;
+        /* On the way into the cache, past the last check for signals: the
+         * guest state is all in ctx still, so go back to deliver. */
+        if (ctx->ts.in_cache && pc >= (uint64_t)dbo_resume_guest_start &&
+            pc <= (uint64_t)dbo_resume_guest_end) {
+            ctx->ts.in_cache = false;
+            redirect_to_runtime(ctx, uc);
+        }
+        return; /* elsewhere in the runtime: it delivers on the way out */
     }
     if (translator_trylock()) {
         uint64_t guest_pc;

@@ -86,10 +86,22 @@ dbo_enter_guest:
         .size dbo_enter_guest, .-dbo_enter_guest
 
 /* resume_guest: %rdi = ctx, %rax = cache pc. Restores the guest's state
- * from ctx and jumps into the cache. */
+ * from ctx and jumps into the cache. A signal that arrived after the
+ * dispatcher's last look is caught here; one that arrives while this code
+ * runs is redirected by the host handler (the guest state is all in ctx). */
         .type resume_guest, @function
+        .globl dbo_resume_guest_start
+dbo_resume_guest_start:
 resume_guest:
-        mov     %rax, CTX_JUMP_TARGET(%rdi)
+        mov     CTX_SIGMASK(%rdi), %rcx
+        not     %rcx
+        and     CTX_PENDING_SIGS(%rdi), %rcx   /* deliverable signals pending? */
+        jz      0f
+        mov     %rdi, %rbx
+        call    dispatch_signal                /* delivers; rax = new cache pc */
+        mov     %rbx, %rdi
+        jmp     resume_guest
+0:      mov     %rax, CTX_JUMP_TARGET(%rdi)
         mov     %rdi, %rbx                     /* rbx = ctx */
         cmpq    $0, CTX_USE_FSGSBASE(%rbx)
         je      1f
@@ -122,6 +134,8 @@ resume_guest:
         mov     CTX_GPR+8*GPR_R14(%rcx), %r14
         mov     CTX_GPR+8*GPR_R15(%rcx), %r15
         mov     CTX_GPR+8*GPR_RCX(%rcx), %rcx
+        .globl dbo_resume_guest_end
+dbo_resume_guest_end:
         jmp     *%gs:CTX_JUMP_TARGET
         .size resume_guest, .-resume_guest
 

@@ -28,6 +28,7 @@
 #define CTX_THREAD_STATE  0x4f00 /* per-thread fields, mostly C-only */
 #define CTX_SIGNAL_FS     CTX_THREAD_STATE /* %fs base when a host signal arrived */
 #define CTX_GUEST_GS      (CTX_THREAD_STATE + 8) /* the guest's virtual %gs base */
+#define CTX_SIGMASK       (CTX_THREAD_STATE + 16) /* the guest's signal mask */
 #define CTX_IBL_TABLE     0x5000
 #define IBL_ENTRIES       65536 /* indexed by the low 16 bits of the guest target */
 #define CTX_SIZE          (CTX_IBL_TABLE + IBL_ENTRIES * 16)
@@ -116,6 +117,7 @@ _Static_assert(offsetof(struct guest_context, siginfo) == CTX_SIGINFO, "ctx layo
 _Static_assert(offsetof(struct guest_context, xsave) == CTX_XSAVE, "ctx layout");
 _Static_assert(offsetof(struct guest_context, ts) == CTX_THREAD_STATE, "ctx layout");
 _Static_assert(offsetof(struct guest_context, ts.guest_gs) == CTX_GUEST_GS, "ctx layout");
+_Static_assert(offsetof(struct guest_context, ts.sigmask) == CTX_SIGMASK, "ctx layout");
 _Static_assert(offsetof(struct guest_context, ibl) == CTX_IBL_TABLE, "ctx layout");
 _Static_assert(sizeof(struct guest_context) == CTX_SIZE, "ctx layout");
 
@@ -207,6 +209,7 @@ void *dispatch_signal(struct guest_context *ctx);
 /* The assembly entry points (context_switch.S). */
 void dbo_exit_entry(void);
 void dbo_signal_reenter(void);
+void dbo_resume_guest_start(void), dbo_resume_guest_end(void); /* code range labels */
 void dbo_signal_entry(int sig, void *info, void *uc);
 __attribute__((noreturn)) void dbo_enter_guest(struct guest_context *ctx, void *cache_pc);
 
