@@ -67,6 +67,10 @@ static void redirect_to_runtime(struct guest_context *ctx, ucontext_t *uc)
 static void record_pending(struct guest_context *ctx, int sig, const siginfo_t *info)
 {
     memcpy(ctx->siginfo[sig - 1], info, sizeof ctx->siginfo[sig - 1]);
+    /* The kernel already merged what it merges (one per signal and queue,
+     * more for real-time ones): every host delivery is one guest delivery. */
+    if (ctx->ts.pending_count[sig - 1] < 255)
+        ctx->ts.pending_count[sig - 1]++;
     __atomic_or_fetch(&ctx->pending_signals, 1ull << (sig - 1), __ATOMIC_SEQ_CST);
 }
 

@@ -95,6 +95,7 @@ void syscall_gate(struct guest_context *ctx)
     case SYS_rt_sigprocmask:
         ret = emulate_rt_sigprocmask(ctx, (int)a1, (const uint64_t *)a2, (uint64_t *)a3, a4);
         break;
+    case SYS_rt_sigsuspend: ret = emulate_rt_sigsuspend(ctx, (const uint64_t *)a1, a2); break;
     case SYS_sigaltstack: ret = emulate_sigaltstack(ctx, (const void *)a1, (void *)a2); break;
     case SYS_rt_sigreturn:
         emulate_rt_sigreturn(ctx);

@@ -254,10 +254,44 @@ void read_fpstate(struct guest_context *ctx, const uint8_t *fp)
         ctx->xsave[512] |= 3; /* XSTATE_BV: x87 and SSE hold real data */
 }
 
+static int next_deliverable_with(struct guest_context *ctx, uint64_t mask)
+{
+    uint64_t ready = ctx->pending_signals & ~mask;
+    return ready ? __builtin_ctzll(ready) + 1 : 0;
+}
+
 static int next_deliverable(struct guest_context *ctx)
 {
-    uint64_t ready = ctx->pending_signals & ~ctx->ts.sigmask;
-    return ready ? __builtin_ctzll(ready) + 1 : 0;
+    return next_deliverable_with(ctx, ctx->ts.sigmask);
+}
+
+/* rt_sigsuspend: the guest's handler must run with the temporary mask, and
+ * its frame must restore the old one (the kernel restored the host's at
+ * once, so the old mask is kept aside for the frame). */
+long emulate_rt_sigsuspend(struct guest_context *ctx, const uint64_t *mask, uint64_t setsize)
+{
+    if (setsize != 8)
+        return -EINVAL;
+    uint64_t old = ctx->ts.sigmask;
+    uint64_t temp = *mask & ~((1ull << (SIGKILL - 1)) | (1ull << (SIGSTOP - 1)));
+    translator_unlock();
+    long r = syscall_raw(SYS_rt_sigsuspend, (long)&temp, 8, 0, 0, 0, 0);
+    translator_lock();
+    if (next_deliverable_with(ctx, temp)) {
+        ctx->ts.sigmask = temp;
+        ctx->ts.suspend_mask = old;
+        ctx->ts.in_sigsuspend = 1;
+    }
+    return r;
+}
+
+/* Undo a sigsuspend mask that no delivery consumed. */
+void signals_end_sigsuspend(struct guest_context *ctx)
+{
+    if (ctx->ts.in_sigsuspend) {
+        ctx->ts.in_sigsuspend = 0;
+        set_host_mask(ctx, ctx->ts.suspend_mask);
+    }
 }
 
 bool signals_want_restart(struct guest_context *ctx, long nr)
@@ -318,7 +352,8 @@ static void deliver(struct guest_context *ctx, int sig)
         uc->gregs[CR2] = ctx->ts.fault_cr2;
     }
     uc->fpregs = fpstate;
-    uc->uc_sigmask = ctx->ts.sigmask;
+    uc->uc_sigmask = ctx->ts.in_sigsuspend ? ctx->ts.suspend_mask : ctx->ts.sigmask;
+    ctx->ts.in_sigsuspend = 0;
     *(uint64_t *)sp = act->restorer;
 
     ctx->gpr[GPR_RSP] = sp;
@@ -356,7 +391,16 @@ void signals_deliver_pending(struct guest_context *ctx)
     int sig = next_deliverable(ctx);
     if (!sig)
         return;
-    __atomic_and_fetch(&ctx->pending_signals, ~(1ull << (sig - 1)), __ATOMIC_SEQ_CST);
+    /* The host handler may interrupt this on the same thread: atomic steps,
+     * and the bit is set again if a delivery slipped in after the count. */
+    uint8_t *count = &ctx->ts.pending_count[sig - 1];
+    if (__atomic_load_n(count, __ATOMIC_SEQ_CST) > 0)
+        __atomic_sub_fetch(count, 1, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(count, __ATOMIC_SEQ_CST) == 0) {
+        __atomic_and_fetch(&ctx->pending_signals, ~(1ull << (sig - 1)), __ATOMIC_SEQ_CST);
+        if (__atomic_load_n(count, __ATOMIC_SEQ_CST) > 0)
+            __atomic_or_fetch(&ctx->pending_signals, 1ull << (sig - 1), __ATOMIC_SEQ_CST);
+    }
     deliver(ctx, sig);
 }
 

@@ -32,6 +32,8 @@ int guest_vm_host_prot(int guest_prot);
 void signals_init(void);
 /* Builds a guest signal frame if a signal is pending and unblocked. */
 void signals_deliver_pending(struct guest_context *ctx);
+/* After delivery: a sigsuspend mask that no handler consumed goes away. */
+void signals_end_sigsuspend(struct guest_context *ctx);
 
 /* Name of a syscall number, for logs and --stats. */
 const char *syscall_name(long nr);

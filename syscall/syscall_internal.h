@@ -19,6 +19,7 @@ long emulate_rt_sigaction(struct guest_context *ctx, int sig, const void *act, v
                           uint64_t setsize);
 long emulate_rt_sigprocmask(struct guest_context *ctx, int how, const uint64_t *set, uint64_t *old,
                             uint64_t setsize);
+long emulate_rt_sigsuspend(struct guest_context *ctx, const uint64_t *mask, uint64_t setsize);
 long emulate_sigaltstack(struct guest_context *ctx, const void *ss, void *old);
 void emulate_rt_sigreturn(struct guest_context *ctx);
 /* After a host syscall returned -EINTR: true if the guest's handler for a

@@ -238,6 +238,7 @@ static void *leave_dispatch(struct guest_context *ctx, struct fragment *frag)
         signals_deliver_pending(ctx);
         frag = NULL;
     }
+    signals_end_sigsuspend(ctx);
     if (ctx->ts.single_step_pc && ctx->ts.single_step_pc == ctx->rip) {
         frag = translate_single(ctx, ctx->rip);
         if (!frag)

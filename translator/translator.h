@@ -81,7 +81,9 @@ struct thread_state {
     int32_t pad;
     uint64_t single_step_pc;   /* run this instruction alone (after a code write) */
     int32_t stepping;          /* trap-flag stepping towards a signal boundary */
-    int32_t pad2;
+    int32_t in_sigsuspend;     /* frames save suspend_mask, not sigmask */
+    uint64_t suspend_mask;     /* the mask sigsuspend restores */
+    uint8_t pending_count[64]; /* host deliveries not yet given to the guest */
     uint64_t fault_err, fault_trapno, fault_cr2; /* for the guest's ucontext */
 };
 
