@@ -31,7 +31,7 @@ long syscall_raw(long nr, long a1, long a2, long a3, long a4, long a5, long a6)
 }
 
 /* Is `path` this process's /proc/.../exe link? */
-static bool is_self_exe(int dirfd, const char *path)
+bool is_self_exe(int dirfd, const char *path)
 {
     if (path[0] != '/' && dirfd != AT_FDCWD)
         return false;
@@ -41,8 +41,6 @@ static bool is_self_exe(int dirfd, const char *path)
     snprintf(mine, sizeof mine, "/proc/%d/exe", getpid());
     return !strcmp(path, mine);
 }
-
-extern char *guest_exe_path;
 
 static long emulate_readlink(int dirfd, const char *path, char *buf, long size)
 {

@@ -133,26 +133,28 @@ void emulate_exit_thread(struct guest_context *ctx, int status)
     pthread_exit(NULL);
 }
 
-long dbo_vfork_clone(uint64_t flags, void *child_stack, struct guest_context *ctx);
-
-/* The vfork child's settings, read by dbo_vfork_child while the parent is
- * suspended (so one static suffices even with many threads). */
-static struct {
+/* The vfork child's settings. They live on the parent's stack, which stays
+ * put while the kernel keeps the parent suspended. */
+struct vfork_child {
+    struct guest_context *ctx;
     uint64_t flags, newsp, ctid;
-} vfork_child;
+};
+
+long dbo_vfork_clone(uint64_t flags, void *child_stack, struct vfork_child *child);
 
 /* Runs in the vfork child, on its own runtime stack but with the parent's
  * context (the %gs base is inherited): the parent's guest state is saved
  * and restored around the clone by emulate_vfork. */
-__attribute__((noreturn)) void dbo_vfork_child(struct guest_context *ctx)
+__attribute__((noreturn)) void dbo_vfork_child(struct vfork_child *child)
 {
+    struct guest_context *ctx = child->ctx;
     ctx->gpr[GPR_RAX] = 0;
-    if (vfork_child.newsp)
-        ctx->gpr[GPR_RSP] = vfork_child.newsp;
+    if (child->newsp)
+        ctx->gpr[GPR_RSP] = child->newsp;
     ctx->ts.tid = (int)syscall_raw(SYS_gettid, 0, 0, 0, 0, 0, 0);
-    if (vfork_child.flags & CLONE_CHILD_SETTID)
-        *(int *)vfork_child.ctid = ctx->ts.tid;
-    ctx->ts.clear_tid = (vfork_child.flags & CLONE_CHILD_CLEARTID) ? vfork_child.ctid : 0;
+    if (child->flags & CLONE_CHILD_SETTID)
+        *(int *)child->ctid = ctx->ts.tid;
+    ctx->ts.clear_tid = (child->flags & CLONE_CHILD_CLEARTID) ? child->ctid : 0;
     translator_run(ctx);
 }
 
@@ -169,13 +171,11 @@ static long emulate_vfork(struct guest_context *ctx, uint64_t flags, uint64_t ne
     size_t saved_size = offsetof(struct guest_context, ibl);
     void *saved = malloc(saved_size);
     memcpy(saved, ctx, saved_size);
-    vfork_child.flags = flags;
-    vfork_child.newsp = newsp;
-    vfork_child.ctid = ctid;
+    struct vfork_child child = {ctx, flags, newsp, ctid};
     uint64_t clone_flags = flags & ~(uint64_t)(CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID |
                                                CLONE_PARENT_SETTID | CLONE_SETTLS);
     translator_unlock(); /* the child translates while we are suspended */
-    long pid = dbo_vfork_clone(clone_flags, (uint8_t *)stack + stack_size, ctx);
+    long pid = dbo_vfork_clone(clone_flags, (uint8_t *)stack + stack_size, &child);
     translator_lock();
     memcpy(ctx, saved, saved_size); /* the child ran on this context */
     free(saved);
@@ -267,7 +267,10 @@ long emulate_execve(struct guest_context *ctx, int dirfd, const char *path, char
 {
     (void)ctx;
     char resolved[4096];
-    if (path[0] == '/' || (dirfd == AT_FDCWD && path[0])) {
+    if (is_self_exe(dirfd, path)) {
+        /* In the new process that link would name dbo itself. */
+        snprintf(resolved, sizeof resolved, "%s", guest_exe_path);
+    } else if (path[0] == '/' || (dirfd == AT_FDCWD && path[0])) {
         snprintf(resolved, sizeof resolved, "%s", path);
     } else if (!path[0] && (flags & AT_EMPTY_PATH)) {
         snprintf(resolved, sizeof resolved, "/proc/self/fd/%d", dirfd);

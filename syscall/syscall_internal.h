@@ -26,6 +26,10 @@ void emulate_rt_sigreturn(struct guest_context *ctx);
  * pending signal asks for the call to be restarted. */
 bool signals_want_restart(struct guest_context *ctx, long nr);
 
+/* Is `path` (relative to dirfd) this process's /proc/.../exe link? */
+bool is_self_exe(int dirfd, const char *path);
+extern char *guest_exe_path;
+
 long emulate_clone(struct guest_context *ctx, uint64_t flags, uint64_t newsp, uint64_t ptid,
                    uint64_t ctid, uint64_t tls);
 long emulate_clone3(struct guest_context *ctx, const void *args, uint64_t size);

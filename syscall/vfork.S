@@ -1,15 +1,15 @@
-/* long dbo_vfork_clone(flags = %rdi, child_stack = %rsi, ctx = %rdx)
+/* long dbo_vfork_clone(flags = %rdi, child_stack = %rsi, child = %rdx)
  *
  * clone(flags) for a guest vfork (CLONE_VM|CLONE_VFORK): the child shares
  * this address space, runtime included, while the kernel keeps the parent
  * suspended. The child must not run on the parent's runtime stack (the
  * parent's frames are live there), so it starts on child_stack and calls
- * dbo_vfork_child(ctx), which never returns. The parent returns the pid. */
+ * dbo_vfork_child(child), which never returns. The parent returns the pid. */
         .text
         .globl dbo_vfork_clone
         .type dbo_vfork_clone, @function
 dbo_vfork_clone:
-        mov     %rdx, %r9               /* r9 = ctx: survives the syscall */
+        mov     %rdx, %r9               /* r9 = child: survives the syscall */
         xor     %edx, %edx              /* no parent_tid */
         xor     %r10d, %r10d            /* no child_tid */
         xor     %r8d, %r8d              /* no tls */
@@ -17,7 +17,7 @@ dbo_vfork_clone:
         syscall
         test    %rax, %rax
         jnz     1f
-        /* child: rsp = child_stack (16-aligned), r9 = ctx */
+        /* child: rsp = child_stack (16-aligned), r9 = child */
         mov     %r9, %rdi
         call    dbo_vfork_child
         ud2
