@@ -73,6 +73,7 @@ size_t cache_invalidate_range(uint64_t start, uint64_t len,
  * fragments from it check their own guest bytes on entry instead. */
 void cache_protect_code(const struct fragment *frag);
 bool cache_page_volatile(uint64_t addr);
+void cache_mark_volatile(uint64_t start, uint64_t len);
 bool cache_page_protected(uint64_t addr);
 bool cache_write_fault(uint64_t addr, void (*on_dead)(struct fragment *, void *), void *arg);
 /* Invalidates the code on every write-protected page and drops the

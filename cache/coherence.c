@@ -16,6 +16,12 @@ bool cache_page_volatile(uint64_t addr)
     return u64map_get(&written_pages, addr / PAGE + 1, &n) && n >= VOLATILE_AFTER;
 }
 
+void cache_mark_volatile(uint64_t start, uint64_t len)
+{
+    for (uint64_t pg = start / PAGE; pg < (start + len + PAGE - 1) / PAGE; pg++)
+        u64map_put(&written_pages, pg + 1, VOLATILE_AFTER);
+}
+
 bool cache_page_protected(uint64_t addr)
 {
     return u64map_get(&protected_pages, addr / PAGE + 1, NULL);

@@ -55,6 +55,17 @@ static long emulate_readlink(int dirfd, const char *path, char *buf, long size)
     return len;
 }
 
+/* Calls that follow the /proc/self/exe link must reach the guest's
+ * program, not dbo: the path argument is replaced for the kernel. */
+static long with_guest_exe(long nr, int path_arg, int dirfd, int follow, long a[6])
+{
+    const char *path = (const char *)a[path_arg];
+    if (!path || !follow || !is_self_exe(dirfd, path))
+        return syscall_raw(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+    a[path_arg] = (long)guest_exe_path;
+    return syscall_raw(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+}
+
 static long emulate_arch_prctl(struct guest_context *ctx, int code, uint64_t addr)
 {
     switch (code) {
@@ -85,6 +96,26 @@ void syscall_gate(struct guest_context *ctx)
     case SYS_madvise: ret = emulate_madvise(ctx, a1, a2, (int)a3); break;
     case SYS_arch_prctl: ret = emulate_arch_prctl(ctx, (int)a1, a2); break;
     case SYS_rseq: ret = -ENOSYS; break; /* a translated critical section cannot restart */
+    case SYS_open:
+    case SYS_stat:
+    case SYS_access:
+    case SYS_openat:
+    case SYS_newfstatat:
+    case SYS_statx:
+    case SYS_faccessat:
+    case SYS_faccessat2: {
+        long a[6] = {a1, a2, a3, a4, a5, a6};
+        bool at = nr != SYS_open && nr != SYS_stat && nr != SYS_access;
+        int follow = 1;
+        if (nr == SYS_newfstatat || nr == SYS_statx)
+            follow = !(a[nr == SYS_statx ? 2 : 3] & AT_SYMLINK_NOFOLLOW);
+        if (nr == SYS_openat || nr == SYS_open)
+            follow = !(a[nr == SYS_open ? 1 : 2] & O_NOFOLLOW);
+        translator_unlock(); /* open may block (fifos) */
+        ret = with_guest_exe(nr, at ? 1 : 0, at ? (int)a1 : AT_FDCWD, follow, a);
+        translator_lock();
+        break;
+    }
     case SYS_readlink: ret = emulate_readlink(AT_FDCWD, (const char *)a1, (char *)a2, a3); break;
     case SYS_readlinkat: ret = emulate_readlink((int)a1, (const char *)a2, (char *)a3, a4); break;
     case SYS_rt_sigaction:

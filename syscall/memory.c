@@ -129,7 +129,7 @@ uint64_t guest_vm_exec_extent(uint64_t addr)
 
 int guest_vm_host_prot(int guest_prot)
 {
-    int prot = guest_prot & ~PROT_EXEC;
+    int prot = guest_prot & ~(PROT_EXEC | GUEST_VM_SHARED);
     if (guest_prot & PROT_EXEC)
         prot |= PROT_READ; /* the translator must read what it translates */
     return prot;
@@ -176,6 +176,15 @@ static bool overlaps_runtime(uint64_t start, uint64_t end)
     return hit;
 }
 
+/* Executable code in a shared mapping may be rewritten through another view
+ * (a memfd mapped twice, RW and RX) where no write protection can see it:
+ * its fragments check their own bytes instead. */
+static void note_aliased_code(uint64_t start, uint64_t len, int prot)
+{
+    if ((prot & PROT_EXEC) && (prot & GUEST_VM_SHARED))
+        cache_mark_volatile(start, len);
+}
+
 static void flush_if_code(struct guest_context *ctx, uint64_t start, uint64_t len)
 {
     (void)ctx;
@@ -193,7 +202,9 @@ long emulate_mmap(struct guest_context *ctx, uint64_t addr, uint64_t len, int pr
     long r = syscall_raw(SYS_mmap, addr, len, guest_vm_host_prot(prot), flags, fd, off);
     if (r < 0 && r > -4096)
         return r;
-    guest_vm_record(r, len, prot);
+    bool shared = (flags & MAP_TYPE) == MAP_SHARED || (flags & MAP_TYPE) == MAP_SHARED_VALIDATE;
+    guest_vm_record(r, len, prot | (shared ? GUEST_VM_SHARED : 0));
+    note_aliased_code(r, len, prot | (shared ? GUEST_VM_SHARED : 0));
     return r;
 }
 
@@ -205,7 +216,11 @@ long emulate_mprotect(struct guest_context *ctx, uint64_t addr, uint64_t len, in
     long r = syscall_raw(SYS_mprotect, addr, len, guest_vm_host_prot(prot), 0, 0, 0);
     if (r < 0)
         return r;
+    int old = guest_vm_prot(addr);
+    if (old >= 0)
+        prot |= old & GUEST_VM_SHARED;
     guest_vm_record(addr, len, prot);
+    note_aliased_code(addr, len, prot);
     return r;
 }
 

@@ -21,8 +21,10 @@ long syscall_raw(long nr, long a1, long a2, long a3, long a4, long a5, long a6);
 void guest_vm_record(uint64_t start, uint64_t len, int prot);
 void guest_vm_forget(uint64_t start, uint64_t len);
 bool guest_vm_executable(uint64_t addr);
-/* The guest's protection of the page at addr, or -1 if it has none there. */
+/* The guest's protection of the page at addr, or -1 if it has none there.
+ * GUEST_VM_SHARED marks a MAP_SHARED mapping (another view may alias it). */
 int guest_vm_prot(uint64_t addr);
+#define GUEST_VM_SHARED 0x1000000
 /* Bytes readable from addr within executable guest memory (0 if none). */
 uint64_t guest_vm_exec_extent(uint64_t addr);
 /* mmap protection the host mapping gets for a guest protection. */
