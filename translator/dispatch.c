@@ -280,7 +280,7 @@ void *dispatch(struct guest_context *ctx)
         frag = fragment_for(ctx, ctx->rip);
         struct ibl_entry *slot = &ctx->ibl[ctx->rip & (IBL_ENTRIES - 1)];
         slot->neg_guest_pc = -ctx->rip;
-        slot->cache_pc = (uint64_t)frag->cache_pc;
+        slot->cache_pc = (uint64_t)frag->cache_pc - INDIRECT_ENTRY_SIZE;
         break;
     }
     case EXIT_STALE:

@@ -85,11 +85,10 @@ static void emit_indirect_lookup(uint8_t **p, uint64_t record)
     }
     emit_bytes(p, index, sizeof index);
     emit_bytes(p, load_tag, sizeof load_tag);
-    emit_u32(p, CTX_IBL_TABLE + 8);
-    emit_store_gs(p, GPR_RCX, CTX_JUMP_TARGET);
-    emit_load_gs(p, GPR_RCX, CTX_SPILL_RCX);
+    emit_u32(p, CTX_IBL_TABLE + 8); /* rcx = the target's indirect entry */
     emit_load_gs(p, GPR_RDX, CTX_SPILL_RDX);
-    emit_jmp_gs(p, CTX_JUMP_TARGET);
+    static const uint8_t jmp_rcx[] = {0xff, 0xe1}; /* jmp *%rcx: its prefix restores rcx */
+    emit_bytes(p, jmp_rcx, sizeof jmp_rcx);
 }
 
 static _Noreturn void untranslatable(uint64_t pc, const uint8_t *bytes, size_t len, const char *why)
@@ -437,6 +436,9 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
                                        struct cache_chunk *chunk, bool self_check, int max_insns)
 {
     struct builder b = {.ctx = ctx, .p = cache_chunk_cursor(chunk)};
+    /* The indirect entry, just before the fragment: indirect branches jump
+     * here through %rcx, which this restores. */
+    emit_load_gs(&b.p, GPR_RCX, CTX_SPILL_RCX);
     struct fragment *frag = calloc(1, sizeof *frag);
     frag->exits = calloc(MAX_EXITS, sizeof *frag->exits);
     frag->guest_pc = guest_pc;

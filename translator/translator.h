@@ -57,7 +57,9 @@
 #include <stdint.h>
 
 /* An in-cache indirect-branch table entry: the negated guest address (so a
- * flag-free `lea` yields zero on a hit) and the fragment's cache address. */
+ * flag-free `lea` yields zero on a hit) and the fragment's indirect entry,
+ * INDIRECT_ENTRY_SIZE bytes before its cache_pc, which restores %rcx. */
+#define INDIRECT_ENTRY_SIZE 9
 struct ibl_entry {
     uint64_t neg_guest_pc;
     uint64_t cache_pc;
