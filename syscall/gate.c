@@ -4,6 +4,7 @@
 #include <asm/prctl.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -33,6 +34,8 @@ long syscall_raw(long nr, long a1, long a2, long a3, long a4, long a5, long a6)
 /* Is `path` this process's /proc/.../exe link? */
 bool is_self_exe(int dirfd, const char *path)
 {
+    if (!guest_vm_accessible(path, 1, PROT_READ))
+        return false; /* the kernel will answer EFAULT */
     if (path[0] != '/' && dirfd != AT_FDCWD)
         return false;
     if (!strcmp(path, "/proc/self/exe") || !strcmp(path, "/proc/thread-self/exe"))
@@ -51,6 +54,8 @@ static long emulate_readlink(int dirfd, const char *path, char *buf, long size)
     long len = (long)strlen(guest_exe_path);
     if (len > size)
         len = size;
+    if (!guest_vm_accessible(buf, len, PROT_WRITE))
+        return -EFAULT;
     memcpy(buf, guest_exe_path, len);
     return len;
 }
@@ -70,9 +75,13 @@ static long emulate_arch_prctl(struct guest_context *ctx, int code, uint64_t add
 {
     switch (code) {
     case ARCH_SET_FS: ctx->guest_fs = addr; return 0;
-    case ARCH_GET_FS: *(uint64_t *)addr = ctx->guest_fs; return 0;
+    case ARCH_GET_FS:
+    case ARCH_GET_GS:
+        if (!guest_vm_accessible((void *)addr, 8, PROT_WRITE))
+            return -EFAULT;
+        *(uint64_t *)addr = code == ARCH_GET_FS ? ctx->guest_fs : ctx->ts.guest_gs;
+        return 0;
     case ARCH_SET_GS: ctx->ts.guest_gs = addr; return 0;
-    case ARCH_GET_GS: *(uint64_t *)addr = ctx->ts.guest_gs; return 0;
     default: return syscall_raw(SYS_arch_prctl, code, addr, 0, 0, 0, 0);
     }
 }

@@ -127,6 +127,20 @@ uint64_t guest_vm_exec_extent(uint64_t addr)
     return end - addr;
 }
 
+bool guest_vm_accessible(const void *ptr, uint64_t len, int prot)
+{
+    uint64_t addr = (uint64_t)ptr, end = addr + len;
+    if (!ptr || end < addr)
+        return false;
+    while (addr < end) {
+        struct region *r = find(addr);
+        if (!r || (r->prot & prot) != prot)
+            return false;
+        addr = r->end;
+    }
+    return true;
+}
+
 int guest_vm_host_prot(int guest_prot)
 {
     int prot = guest_prot & ~(PROT_EXEC | GUEST_VM_SHARED);

@@ -266,6 +266,10 @@ long emulate_execve(struct guest_context *ctx, int dirfd, const char *path, char
                     char *const *envp, int flags)
 {
     (void)ctx;
+    if (!guest_vm_accessible(path, 1, PROT_READ) ||
+        (argv && !guest_vm_accessible(argv, 8, PROT_READ)) ||
+        (envp && !guest_vm_accessible(envp, 8, PROT_READ)))
+        return -EFAULT;
     char resolved[4096];
     if (is_self_exe(dirfd, path)) {
         /* In the new process that link would name dbo itself. */

@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -133,6 +134,9 @@ long emulate_rt_sigaction(struct guest_context *ctx, int sig, const void *act, v
         return -EINVAL;
     if (act && (sig == SIGKILL || sig == SIGSTOP))
         return -EINVAL;
+    if ((act && !guest_vm_accessible(act, sizeof guest_actions[sig], PROT_READ)) ||
+        (oact && !guest_vm_accessible(oact, sizeof guest_actions[sig], PROT_WRITE)))
+        return -EFAULT;
     if (oact)
         memcpy(oact, &guest_actions[sig], sizeof guest_actions[sig]);
     if (act) {
@@ -148,6 +152,9 @@ long emulate_rt_sigprocmask(struct guest_context *ctx, int how, const uint64_t *
 {
     if (setsize != 8)
         return -EINVAL;
+    if ((set && !guest_vm_accessible(set, 8, PROT_READ)) ||
+        (old && !guest_vm_accessible(old, 8, PROT_WRITE)))
+        return -EFAULT;
     uint64_t cur = ctx->ts.sigmask;
     if (set) {
         uint64_t next;
@@ -174,6 +181,9 @@ long emulate_sigaltstack(struct guest_context *ctx, const void *ss, void *old)
         cur.flags |= SS_ONSTACK;
     else if (!cur.size)
         cur.flags = SS_DISABLE;
+    if ((ss && !guest_vm_accessible(ss, sizeof cur, PROT_READ)) ||
+        (old && !guest_vm_accessible(old, sizeof cur, PROT_WRITE)))
+        return -EFAULT;
     if (ss) {
         if (on)
             return -EPERM;
@@ -272,6 +282,8 @@ long emulate_rt_sigsuspend(struct guest_context *ctx, const uint64_t *mask, uint
 {
     if (setsize != 8)
         return -EINVAL;
+    if (!guest_vm_accessible(mask, 8, PROT_READ))
+        return -EFAULT;
     uint64_t old = ctx->ts.sigmask;
     uint64_t temp = *mask & ~((1ull << (SIGKILL - 1)) | (1ull << (SIGSTOP - 1)));
     translator_unlock();

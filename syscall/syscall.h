@@ -27,6 +27,9 @@ int guest_vm_prot(uint64_t addr);
 #define GUEST_VM_SHARED 0x1000000
 /* Bytes readable from addr within executable guest memory (0 if none). */
 uint64_t guest_vm_exec_extent(uint64_t addr);
+/* Whether the guest may access [ptr, ptr+len) with `prot` (PROT_READ,
+ * PROT_WRITE): emulated calls answer EFAULT instead of faulting. */
+bool guest_vm_accessible(const void *ptr, uint64_t len, int prot);
 /* mmap protection the host mapping gets for a guest protection. */
 int guest_vm_host_prot(int guest_prot);
 
