@@ -1,6 +1,8 @@
 #!/bin/bash
 # Real programs under dbo, compared with native runs: coreutils, text
-# tools, archivers, interpreters, a database, a compiler and git.
+# tools, archivers, interpreters, a database, a compiler and git; threads
+# and worker processes in Python, make -j2, bash traps and job control,
+# node and a JVM (javac and java).
 #
 # Each check is a setup_NAME function (optional, always run natively) and a
 # body_NAME function. The body is run twice in the same fresh directory,
@@ -12,7 +14,7 @@
 # usage: tests/real.sh [FILTER]      (runs checks whose name contains FILTER)
 # env:   DBO (default $BUILD/dbo), BUILD (default build), JOBS (default 2),
 #        TIMEOUT (seconds per run, default 60: gcc and git run many
-#        processes, all translated)
+#        processes, all translated; java gets four times as long)
 set -u
 
 cd "$(dirname "$0")/.." || exit 2
@@ -31,13 +33,23 @@ ENVIRON=(PATH=/usr/bin:/bin LC_ALL=C TZ=UTC PYTHONHASHSEED=0 PERL_HASH_SEED=0
     GIT_COMMITTER_DATE="2020-01-02T03:04:05Z" GIT_CONFIG_NOSYSTEM=1
     GIT_CONFIG_GLOBAL=/dev/null GIT_PAGER=cat PAGER=cat)
 
-CHECKS="ls sort sed awk grep tar bash coreutils python perl sqlite xz gzip bzip2 gcc git"
+CHECKS="ls sort sed awk grep tar bash coreutils python perl sqlite xz gzip bzip2 gcc git
+    pythreads pymultiproc make bashjobs node java gccpipe"
 
 # Exit status the body must end with natively (default 0).
 expected_status() {
     case $1 in
     bash) echo 3 ;; # the script ends with an explicit exit 3
     *) echo 0 ;;
+    esac
+}
+
+# Seconds a body may take (each side): javac and java start a JVM with a
+# dozen threads and a JIT that keeps patching its own code.
+check_timeout() {
+    case $1 in
+    java) echo $((TIMEOUT * 4)) ;;
+    *) echo "$TIMEOUT" ;;
     esac
 }
 
@@ -419,6 +431,339 @@ body_git() {
     echo "git show of a bad ref: $?"
 }
 
+# --- threads, processes, job control and managed runtimes --------------
+
+setup_pythreads() {
+    cat >threads.py <<'EOF'
+import concurrent.futures, hashlib, queue, threading
+
+def work(n):
+    h = hashlib.sha256()
+    for i in range(2000):
+        h.update(f"{n}:{i}".encode())
+    primes = sum(1 for k in range(2, 3000 + n) if all(k % d for d in range(2, int(k ** 0.5) + 1)))
+    return n, h.hexdigest()[:16], primes
+
+with concurrent.futures.ThreadPoolExecutor(max_workers=8) as ex:
+    for n, digest, primes in ex.map(work, range(16)):
+        print(n, digest, primes)
+    futures = [ex.submit(pow, 3, 10000 + i, 1000003) for i in range(50)]
+    print("submitted:", sum(f.result() for f in futures))
+    failing = ex.submit(lambda: 1 // 0)
+    print("exception in a worker:", type(failing.exception()).__name__)
+
+counter, lock = 0, threading.Lock()
+def bump():
+    global counter
+    for _ in range(20000):
+        with lock:
+            counter += 1
+threads = [threading.Thread(target=bump) for _ in range(8)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+print("locked counter:", counter)
+
+q, results = queue.Queue(), []
+def producer():
+    for i in range(500):
+        q.put(i * i)
+    q.put(None)
+def consumer():
+    while (item := q.get()) is not None:
+        results.append(item % 97)
+p, c = threading.Thread(target=producer), threading.Thread(target=consumer)
+c.start(); p.start(); p.join(); c.join()
+print("queue:", len(results), sum(results))
+
+barrier, ev, order = threading.Barrier(4), threading.Event(), []
+def waiter(i):
+    barrier.wait()
+    ev.wait()
+    with lock:
+        order.append(i)
+ws = [threading.Thread(target=waiter, args=(i,)) for i in range(4)]
+for w in ws:
+    w.start()
+ev.set()
+for w in ws:
+    w.join()
+print("event released", sorted(order), "alive after join:", threading.active_count())
+EOF
+}
+body_pythreads() {
+    $RUN /usr/bin/python3 -I -B threads.py
+}
+
+setup_pymultiproc() {
+    cat >mp.py <<'EOF'
+import multiprocessing as mp, os, sys
+
+def square_sum(n):
+    return n, sum(i * i for i in range(n * 1000))
+
+def report(q, tag):
+    q.put((tag, os.getpid() != os.getppid(), sum(range(tag * 10000))))
+
+if __name__ == "__main__":
+    print("start method:", mp.get_start_method())
+    with mp.Pool(2) as pool:
+        for n, s in pool.map(square_sum, range(1, 13)):
+            print(n, s)
+        print("imap_unordered:", sorted(pool.imap_unordered(abs, range(-20, 0), chunksize=3)))
+        r = pool.apply_async(divmod, (1000, 7))
+        print("apply_async:", r.get(timeout=60))
+        bad = pool.apply_async(int, ("not a number",))
+        try:
+            bad.get(timeout=60)
+        except ValueError as e:
+            print("error from a worker:", e)
+    q = mp.Queue()
+    procs = [mp.Process(target=report, args=(q, i)) for i in range(1, 4)]
+    for p in procs:
+        p.start()
+    got = sorted(q.get(timeout=60) for _ in procs)
+    for p in procs:
+        p.join()
+    print("processes:", got, [p.exitcode for p in procs])
+    p = mp.Process(target=sys.exit, args=(3,))
+    p.start(); p.join()
+    print("child exit code:", p.exitcode)
+EOF
+}
+body_pymultiproc() {
+    $RUN /usr/bin/python3 -I -B mp.py
+}
+
+# A small generated C project built with make -j2 (silent: the order in
+# which parallel commands echo is not deterministic).
+setup_make() {
+    mkdir -p proj
+    local i
+    for i in 1 2 3 4 5; do
+        cat >proj/mod$i.c <<EOF
+#include "mods.h"
+long mod$i(long x)
+{
+    long s = 0;
+    for (long k = 1; k <= x; k++)
+        s += (k * $i) % (7 + $i);
+    return s;
+}
+EOF
+    done
+    cat >proj/mods.h <<'EOF'
+long mod1(long), mod2(long), mod3(long), mod4(long), mod5(long);
+EOF
+    cat >proj/main.c <<'EOF'
+#include <stdio.h>
+#include "mods.h"
+int main(void)
+{
+    long (*f[])(long) = {mod1, mod2, mod3, mod4, mod5};
+    for (int i = 0; i < 5; i++)
+        printf("mod%d(100000) = %ld\n", i + 1, f[i](100000));
+    return 0;
+}
+EOF
+    cat >proj/Makefile <<'EOF'
+CFLAGS = -O2 -Wall
+OBJS = main.o mod1.o mod2.o mod3.o mod4.o mod5.o
+prog: $(OBJS)
+	$(CC) -o $@ $(OBJS)
+%.o: %.c mods.h
+	$(CC) $(CFLAGS) -c $<
+clean:
+	rm -f prog $(OBJS)
+.PHONY: clean
+EOF
+}
+body_make() {
+    cd proj || return 1
+    $RUN make -s -j2
+    echo "make: $?"
+    $RUN ./prog
+    sha256sum prog ./*.o # the translated compilers made the native bytes
+    $RUN make -s -j2
+    echo "make again: $?"
+    touch mod3.c
+    $RUN make -j2
+    $RUN make -s clean && ls
+    $RUN make -s -j2 nosuchtarget
+    echo "bad target: $?"
+}
+
+body_bashjobs() {
+    $RUN bash -c '
+        trap "echo EXIT trap ran" EXIT
+        trap "echo got USR1" USR1
+        trap "echo got INT" INT
+        kill -USR1 $$
+        kill -INT $$
+        echo "after the signals"
+        set -m
+        sleep 30 &
+        first=$!
+        (sleep 0.2; exit 5) &
+        second=$!
+        jobs | sed "s/  */ /g"
+        kill %1
+        wait $first
+        echo "killed job: $?"
+        wait $second
+        echo "second job: $?"
+        set +m # (no notices: these finish in any order)
+        for i in 1 2 3; do (exit $i) & done
+        wait
+        echo "waited for all: $?"
+        set -m
+        (trap "echo subshell got TERM; exit 7" TERM; sleep 5 & wait) &
+        sub=$!
+        sleep 0.2
+        kill -TERM $sub
+        wait $sub
+        echo "subshell: $?"
+        read -r -t 0.1 line < <(sleep 1)
+        echo "read timeout: $?"
+        set +m
+        trap - USR1
+        trap "echo ERR trap: \$BASH_COMMAND" ERR
+        false
+        echo done
+    ' 2>&1
+    echo "bash exit: $?"
+}
+
+body_node() {
+    $RUN /usr/bin/node -e '
+        const primes = [];
+        for (let n = 2; primes.length < 2000; n++)
+            if (primes.every(p => p * p > n || n % p)) primes.push(n);
+        console.log("primes", primes.length, primes[primes.length - 1],
+                    primes.reduce((a, b) => a + b, 0));
+        const data = Array.from({length: 3000}, (_, i) =>
+            ({id: i, name: "item" + (i * 7919 % 3000), tags: [i % 3, i % 5], v: Math.sin(i)}));
+        const text = JSON.stringify(data);
+        const back = JSON.parse(text);
+        back.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+        console.log("json", text.length, back[0].name, back[2999].id,
+                    back.reduce((s, o) => s + o.v, 0).toFixed(12));
+        const m = new Map();
+        for (const w of "the quick brown fox jumps over the lazy dog the end".split(" "))
+            m.set(w, (m.get(w) || 0) + 1);
+        console.log("map", JSON.stringify([...m].sort()));
+        let f = 1n;
+        for (let i = 1n; i <= 60n; i++) f *= i;
+        console.log("bigint", f.toString(), (2n ** 127n - 1n) % 1000000007n);
+        console.log("regex", "a1b22c333".replace(/\d+/g, d => `<${d.length}>`));
+        Promise.all([1, 2, 3].map(async x => x * 2)).then(r => {
+            console.log("promises", r);
+            setTimeout(() => { console.error("timer fired"); process.exitCode = 4; }, 10);
+        });
+    '
+    echo "node exit: $?"
+    $RUN /usr/bin/node -e 'JSON.parse("{bad json")' 2>&1 | grep -o "SyntaxError[^(]*" | head -1
+}
+
+setup_java() {
+    cat >Main.java <<'EOF'
+import java.util.*;
+import java.util.concurrent.*;
+import java.util.stream.*;
+
+public class Main {
+    interface Shape { double area(); }
+    record Circle(double r) implements Shape { public double area() { return Math.PI * r * r; } }
+    record Rect(double w, double h) implements Shape { public double area() { return w * h; } }
+
+    public static void main(String[] args) throws Exception {
+        List<Shape> shapes = new ArrayList<>();
+        for (int i = 1; i <= 1000; i++)
+            shapes.add(i % 2 == 0 ? new Circle(i / 100.0) : new Rect(i / 10.0, 3));
+        System.out.printf("areas %.6f%n", shapes.stream().mapToDouble(Shape::area).sum());
+        Map<Boolean, Long> byKind = shapes.stream()
+            .collect(Collectors.partitioningBy(s -> s instanceof Circle, Collectors.counting()));
+        System.out.println("kinds " + byKind);
+        StringBuilder sb = new StringBuilder();
+        for (int i = 0; i < 200000; i++) sb.append((char) ('a' + i * 7 % 26));
+        System.out.println("hash " + sb.toString().hashCode());
+        ExecutorService pool = Executors.newFixedThreadPool(4);
+        List<Future<Long>> fs = new ArrayList<>();
+        for (int t = 0; t < 8; t++) {
+            final int id = t;
+            fs.add(pool.submit(() -> LongStream.rangeClosed(1, 2_000_000).map(x -> x * id % 1009).sum()));
+        }
+        long total = 0;
+        for (Future<Long> f : fs) total += f.get();
+        pool.shutdown();
+        System.out.println("threads " + total);
+        try {
+            Object o = args.length > 100 ? new Object() : null;
+            System.out.println(o.hashCode());
+        } catch (NullPointerException e) {
+            System.out.println("caught NPE");
+        }
+        try {
+            int[] a = new int[3];
+            a[args.length + 5] = 1;
+        } catch (ArrayIndexOutOfBoundsException e) {
+            System.out.println("caught " + e.getMessage());
+        }
+        System.err.println("to stderr");
+        System.exit(6);
+    }
+}
+EOF
+}
+body_java() {
+    local jopt=(-XX:-UsePerfData)
+    $RUN javac -J-XX:-UsePerfData -d classes Main.java
+    echo "javac: $?"
+    $RUN java "${jopt[@]}" -cp classes Main
+    echo "java: $?"
+    $RUN java "${jopt[@]}" -cp classes NoSuchClass 2>&1 | head -2
+}
+
+setup_gccpipe() {
+    cat >p.c <<'EOF'
+#include <stdio.h>
+#include <string.h>
+
+static unsigned crc32(const unsigned char *p, size_t n)
+{
+    unsigned c = 0xffffffffu;
+    while (n--) {
+        c ^= *p++;
+        for (int k = 0; k < 8; k++)
+            c = c >> 1 ^ (0xedb88320u & -(c & 1));
+    }
+    return ~c;
+}
+
+int main(void)
+{
+    static unsigned char buf[1 << 20];
+    for (size_t i = 0; i < sizeof buf; i++)
+        buf[i] = (unsigned char)(i * 2654435761u >> 13);
+    double x = 0;
+    for (int i = 1; i < 1000000; i++)
+        x += 1.0 / ((double)i * i);
+    printf("crc %08x, zeta(2) ~ %.12f, %s\n", crc32(buf, sizeof buf), x,
+           strstr("needle in a haystack", "hay"));
+    return 0;
+}
+EOF
+}
+body_gccpipe() {
+    $RUN gcc -pipe -O2 -Wall -o p p.c
+    echo "gcc -pipe: $?"
+    $RUN ./p
+    ./p
+    sha256sum p
+    $RUN gcc -pipe -O2 -S -o - p.c | grep -c 'call'
+}
+
 # --- harness -----------------------------------------------------------
 
 # run_side CHECK MODE: set up a fresh directory and run the body with
@@ -439,7 +784,7 @@ run_side() {
             cd "$dir/work" || exit 1
             ulimit -c 0
             exec env -i "${ENVIRON[@]}" HOME="$dir/work" RUN="$run" \
-                timeout -k 5 "$TIMEOUT" bash "$ROOT/tests/real.sh" --body "$name" "$dir/work" \
+                timeout -k 5 "$(check_timeout "$name")" bash "$ROOT/tests/real.sh" --body "$name" "$dir/work" \
                 </dev/null >"$dir/$mode.out" 2>"$dir/$mode.err"
         )
         echo $? >"$dir/$mode.status"
