@@ -177,7 +177,18 @@ static long emulate_vfork(struct guest_context *ctx, uint64_t flags, uint64_t ne
     translator_unlock(); /* the child translates while we are suspended */
     long pid = dbo_vfork_clone(clone_flags, (uint8_t *)stack + stack_size, &child);
     translator_lock();
-    memcpy(ctx, saved, saved_size); /* the child ran on this context */
+    /* The child ran on this context: put the parent's guest state back, but
+     * keep what belongs to the runtime's present (the live-context list,
+     * signals that arrived meanwhile). */
+    struct guest_context *next = ctx->ts.next;
+    uint64_t pending = ctx->pending_signals, epoch = ctx->ts.flush_epoch;
+    uint8_t counts[sizeof ctx->ts.pending_count];
+    memcpy(counts, ctx->ts.pending_count, sizeof counts);
+    memcpy(ctx, saved, saved_size);
+    ctx->ts.next = next;
+    ctx->pending_signals = pending;
+    ctx->ts.flush_epoch = epoch;
+    memcpy(ctx->ts.pending_count, counts, sizeof counts);
     free(saved);
     munmap(stack, stack_size);
     if (pid > 0 && (flags & CLONE_PARENT_SETTID))
