@@ -603,11 +603,16 @@ body_bashjobs() {
         kill -INT $$
         echo "after the signals"
         set -m
+        # The job is started without the EXIT trap: a SIGTERM that reaches
+        # the forked bash before it has become sleep would run the trap.
+        trap - EXIT
         sleep 30 &
         first=$!
+        trap "echo EXIT trap ran" EXIT
         (sleep 0.2; exit 5) &
         second=$!
-        jobs | sed "s/  */ /g"
+        jobs >jobs.txt # (not in a pipeline: bash runs "jobs |" in a subshell)
+        sed "s/  */ /g" jobs.txt
         kill %1
         wait $first
         echo "killed job: $?"
@@ -618,9 +623,9 @@ body_bashjobs() {
         wait
         echo "waited for all: $?"
         set -m
-        (trap "echo subshell got TERM; exit 7" TERM; sleep 5 & wait) &
+        (trap "echo subshell got TERM; exit 7" TERM; : >ready; sleep 5 & wait) &
         sub=$!
-        sleep 0.2
+        while [ ! -e ready ]; do sleep 0.01; done
         kill -TERM $sub
         wait $sub
         echo "subshell: $?"

@@ -156,7 +156,13 @@ run_real() {
         record "$id" "$iter" pass
     else
         printf '%s\n' "$log" | grep -q 'timeout' && count_hang "$id"
-        record "$id" "$iter" fail "$(printf '%s\n' "$log" | grep -m1 '^FAIL' | sed 's/^FAIL //')"
+        # real.sh drops its kept outputs when a later run passes: copy them
+        local kept=$ROOT/$BUILD/tests/real/failed/$name keep=$OUT/failed/$id
+        if mkdir "$RUN_DIR/kept.$id" 2>/dev/null && [ -d "$kept" ]; then
+            rm -rf "$keep" && mkdir -p "$OUT/failed" && cp -r "$kept" "$keep"
+        fi
+        record "$id" "$iter" fail "$(printf '%s\n' "$log" | grep -m1 '^FAIL' |
+            sed "s/^FAIL //; s|\[outputs in [^]]*\]|[first failure in ${keep#"$ROOT"/}]|")"
     fi
 }
 
