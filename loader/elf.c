@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "loader/loader.h"
@@ -116,6 +117,32 @@ void map_elf(const char *path, struct elf_image *img, uint64_t reserve_after)
 }
 
 char *guest_exe_path;
+uint64_t guest_cmdline_start, guest_cmdline_end;
+
+/* What /proc shows of the process: its name (comm) is the executed file's,
+ * as the kernel sets it at execve; cmdline and environ are the guest's
+ * strings. Pointing the kernel at them needs CAP_SYS_RESOURCE; without
+ * it the gate answers opens of /proc/self/cmdline itself. */
+static void describe_process(const char *execfn, const struct guest_start *start)
+{
+    const char *base = strrchr(execfn, '/');
+    prctl(PR_SET_NAME, base ? base + 1 : execfn, 0, 0, 0);
+    guest_cmdline_start = start->arg_start;
+    guest_cmdline_end = start->arg_end;
+    struct {
+        int start_opt, end_opt;
+        uint64_t start, end;
+    } ranges[] = {{PR_SET_MM_ARG_START, PR_SET_MM_ARG_END, start->arg_start, start->arg_end},
+                  {PR_SET_MM_ENV_START, PR_SET_MM_ENV_END, start->env_start, start->env_end}};
+    for (size_t i = 0; i < sizeof ranges / sizeof ranges[0]; i++) {
+        /* The kernel wants start < end at every step: try both orders. */
+        if (prctl(PR_SET_MM, ranges[i].start_opt, ranges[i].start, 0, 0) != 0 ||
+            prctl(PR_SET_MM, ranges[i].end_opt, ranges[i].end, 0, 0) != 0) {
+            prctl(PR_SET_MM, ranges[i].end_opt, ranges[i].end, 0, 0);
+            prctl(PR_SET_MM, ranges[i].start_opt, ranges[i].start, 0, 0);
+        }
+    }
+}
 
 void loader_load(const char *path, char **argv, char **envp, struct guest_start *start)
 {
@@ -161,7 +188,8 @@ void loader_load(const char *path, char **argv, char **envp, struct guest_start 
         map_elf(exe.interp, &ld, 0);
         interp_path = exe.interp;
     }
-    start->stack = build_initial_stack(args, envp, execfn, &exe, interp_path ? &ld : NULL);
+    start->stack = build_initial_stack(args, envp, execfn, &exe, interp_path ? &ld : NULL, start);
+    describe_process(execfn, start);
     start->entry = interp_path ? ld.entry : exe.entry;
     start->exe_path = guest_exe_path;
 }

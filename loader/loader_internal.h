@@ -25,7 +25,9 @@ void map_elf(const char *path, struct elf_image *img, uint64_t reserve_after);
 
 void brk_init(uint64_t start, uint64_t reserved);
 
+struct guest_start;
 uint64_t build_initial_stack(char **argv, char **envp, const char *execfn,
-                             const struct elf_image *exe, const struct elf_image *interp);
+                             const struct elf_image *exe, const struct elf_image *interp,
+                             struct guest_start *start);
 
 #endif

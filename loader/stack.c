@@ -27,7 +27,8 @@ static uint64_t push_string(uint64_t *sp, const char *s)
 }
 
 uint64_t build_initial_stack(char **argv, char **envp, const char *execfn,
-                             const struct elf_image *exe, const struct elf_image *interp)
+                             const struct elf_image *exe, const struct elf_image *interp,
+                             struct guest_start *start)
 {
     struct rlimit rl;
     uint64_t size = 8ul << 20;
@@ -49,10 +50,13 @@ uint64_t build_initial_stack(char **argv, char **envp, const char *execfn,
     uint64_t execfn_at = push_string(&sp, execfn);
     uint64_t *env_at = calloc(envc + 1, sizeof *env_at);
     uint64_t *arg_at = calloc(argc + 1, sizeof *arg_at);
+    start->env_end = sp;
     for (int i = envc - 1; i >= 0; i--)
         env_at[i] = push_string(&sp, envp[i]);
+    start->env_start = start->arg_end = sp;
     for (int i = argc - 1; i >= 0; i--)
         arg_at[i] = push_string(&sp, argv[i]);
+    start->arg_start = sp;
     uint64_t platform_at = push_string(&sp, "x86_64");
     unsigned char random_bytes[16];
     if (getrandom(random_bytes, sizeof random_bytes, 0) != sizeof random_bytes)

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <linux/memfd.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -62,9 +63,45 @@ static long emulate_readlink(int dirfd, const char *path, char *buf, long size)
 
 /* Calls that follow the /proc/self/exe link must reach the guest's
  * program, not dbo: the path argument is replaced for the kernel. */
+/* Is `path` this process's /proc/.../cmdline? */
+static bool is_self_cmdline(int dirfd, const char *path)
+{
+    if (path[0] != '/' && dirfd != AT_FDCWD)
+        return false;
+    if (!strcmp(path, "/proc/self/cmdline") || !strcmp(path, "/proc/thread-self/cmdline"))
+        return true;
+    char mine[64];
+    snprintf(mine, sizeof mine, "/proc/%d/cmdline", getpid());
+    return !strcmp(path, mine);
+}
+
+/* The kernel shows dbo's own command line there (changing what it shows
+ * needs CAP_SYS_RESOURCE): hand the guest a file with its own argv. */
+static long open_guest_cmdline(void)
+{
+    long fd = syscall_raw(SYS_memfd_create, (long)"cmdline", MFD_CLOEXEC, 0, 0, 0, 0);
+    if (fd < 0)
+        return fd;
+    uint64_t len = guest_cmdline_end - guest_cmdline_start;
+    if (syscall_raw(SYS_write, fd, (long)guest_cmdline_start, len, 0, 0, 0) != (long)len ||
+        syscall_raw(SYS_lseek, fd, 0, SEEK_SET, 0, 0, 0) != 0) {
+        syscall_raw(SYS_close, fd, 0, 0, 0, 0, 0);
+        return -EIO;
+    }
+    return fd;
+}
+
 static long with_guest_exe(long nr, int path_arg, int dirfd, int follow, long a[6])
 {
     const char *path = (const char *)a[path_arg];
+    if (path && (nr == SYS_open || nr == SYS_openat) && guest_cmdline_end &&
+        guest_vm_accessible(path, 1, PROT_READ) && is_self_cmdline(dirfd, path)) {
+        long fd = open_guest_cmdline();
+        int flags = (int)a[path_arg + 1];
+        if (fd >= 0 && !(flags & O_CLOEXEC)) /* as the guest asked */
+            syscall_raw(SYS_fcntl, fd, F_SETFD, 0, 0, 0, 0);
+        return fd;
+    }
     if (!path || !follow || !is_self_exe(dirfd, path))
         return syscall_raw(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
     a[path_arg] = (long)guest_exe_path;

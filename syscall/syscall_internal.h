@@ -29,6 +29,8 @@ bool signals_want_restart(struct guest_context *ctx, long nr);
 /* Is `path` (relative to dirfd) this process's /proc/.../exe link? */
 bool is_self_exe(int dirfd, const char *path);
 extern char *guest_exe_path;
+/* The guest's argv strings on its stack: what /proc/self/cmdline shows. */
+extern uint64_t guest_cmdline_start, guest_cmdline_end;
 
 long emulate_clone(struct guest_context *ctx, uint64_t flags, uint64_t newsp, uint64_t ptid,
                    uint64_t ctid, uint64_t tls);
