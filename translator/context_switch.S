@@ -12,6 +12,23 @@
 #define ARCH_GET_FS 0x1003
 #define SYS_arch_prctl 158
 
+/* SET_FS field: installs the %fs base held at CTX field(%rbx) (rbx = ctx),
+ * with wrfsbase or, without FSGSBASE, arch_prctl. Clobbers rax, rdi, rsi,
+ * rcx, r11. */
+.macro SET_FS field
+        cmpq    $0, CTX_USE_FSGSBASE(%rbx)
+        je      .Lprctl\@
+        mov     \field(%rbx), %rax
+        wrfsbase %rax
+        jmp     .Ldone\@
+.Lprctl\@:
+        mov     $SYS_arch_prctl, %eax
+        mov     $ARCH_SET_FS, %edi
+        mov     \field(%rbx), %rsi
+        syscall
+.Ldone\@:
+.endm
+
         .text
 
 /* dbo_exit_entry: reached by `jmp *%gs:CTX_EXIT_ENTRY` from an exit stub.
@@ -56,18 +73,12 @@ dbo_exit_entry:
         mov     CTX_XSAVE_MASK+4(%rbx), %edx
         xsave64 CTX_XSAVE(%rbx)
         /* %fs: save the guest's base, install the runtime's. */
-        cmpq    $0, CTX_USE_FSGSBASE(%rbx)
-        je      1f
-        rdfsbase %rax
+        cmpq    $0, CTX_USE_FSGSBASE(%rbx)     /* without FSGSBASE the guest's */
+        je      1f                             /* base is known: only arch_prctl, */
+        rdfsbase %rax                          /* which we emulate, sets it */
         mov     %rax, CTX_GUEST_FS(%rbx)
-        mov     CTX_HOST_FS(%rbx), %rax
-        wrfsbase %rax
-        jmp     2f
-1:      mov     $SYS_arch_prctl, %eax          /* fs base of the guest is */
-        mov     $ARCH_SET_FS, %edi             /* known: only arch_prctl, */
-        mov     CTX_HOST_FS(%rbx), %rsi        /* which we emulate, sets it */
-        syscall
-2:      mov     %rbx, %rdi
+1:      SET_FS  CTX_HOST_FS
+        mov     %rbx, %rdi
         call    dispatch                       /* rax = cache pc to resume */
         mov     %rbx, %rdi
         jmp     resume_guest
@@ -103,16 +114,8 @@ resume_guest:
         jmp     resume_guest
 0:      mov     %rax, CTX_JUMP_TARGET(%rdi)
         mov     %rdi, %rbx                     /* rbx = ctx */
-        cmpq    $0, CTX_USE_FSGSBASE(%rbx)
-        je      1f
-        mov     CTX_GUEST_FS(%rbx), %rax
-        wrfsbase %rax
-        jmp     2f
-1:      mov     $SYS_arch_prctl, %eax
-        mov     $ARCH_SET_FS, %edi
-        mov     CTX_GUEST_FS(%rbx), %rsi
-        syscall
-2:      mov     CTX_XSAVE_MASK(%rbx), %eax
+        SET_FS  CTX_GUEST_FS
+        mov     CTX_XSAVE_MASK(%rbx), %eax
         mov     CTX_XSAVE_MASK+4(%rbx), %edx
         xrstor64 CTX_XSAVE(%rbx)
         mov     %rbx, %rcx                     /* rcx = ctx */
@@ -163,31 +166,18 @@ dbo_signal_entry:
         je      1f
         rdfsbase %rax
         mov     %rax, CTX_SIGNAL_FS(%rbx)
-        mov     CTX_HOST_FS(%rbx), %rax
-        wrfsbase %rax
         jmp     2f
 1:      mov     $SYS_arch_prctl, %eax          /* without FSGSBASE: ask */
         mov     $ARCH_GET_FS, %edi
         lea     CTX_SIGNAL_FS(%rbx), %rsi
         syscall
-        mov     $SYS_arch_prctl, %eax
-        mov     $ARCH_SET_FS, %edi
-        mov     CTX_HOST_FS(%rbx), %rsi
-        syscall
-2:      mov     %r12d, %edi
+2:      SET_FS  CTX_HOST_FS
+        mov     %r12d, %edi
         mov     %r13, %rsi
         mov     %r14, %rdx
         call    dbo_handle_signal
-        cmpq    $0, CTX_USE_FSGSBASE(%rbx)
-        je      3f
-        mov     CTX_SIGNAL_FS(%rbx), %rax
-        wrfsbase %rax
-        jmp     4f
-3:      mov     $SYS_arch_prctl, %eax
-        mov     $ARCH_SET_FS, %edi
-        mov     CTX_SIGNAL_FS(%rbx), %rsi
-        syscall
-4:      pop     %r15
+        SET_FS  CTX_SIGNAL_FS
+        pop     %r15
         pop     %r14
         pop     %r13
         pop     %r12
