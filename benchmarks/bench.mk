@@ -4,12 +4,16 @@
 #   make bench-setup BENCH_PEERS=1  also install valgrind and qemu-user as peers
 
 # gnuplot draws build/bench/ratios.png; the harness times and measures RSS
-# with its own helper (benchrun.c), so GNU time is not needed.
-BENCH_DEPS   := gnuplot-nox
+# with its own helper (benchrun.c), so GNU time is not needed. stockfish is an
+# optional workload (skipped with a note when absent), like the chart.
+BENCH_DEPS   := gnuplot-nox stockfish
 BENCH_PEER_DEPS := valgrind qemu-user
 BENCH_CFLAGS ?= -O2
+BENCH_CXXFLAGS ?= -O2
+BENCH_LDLIBS ?= -pthread
 BENCH_ARGS   ?=
-BENCH_PROGS  := $(patsubst benchmarks/workloads/%.c,$(BUILD)/bench/%,$(wildcard benchmarks/workloads/*.c))
+BENCH_PROGS  := $(patsubst benchmarks/workloads/%.c,$(BUILD)/bench/%,$(wildcard benchmarks/workloads/*.c)) \
+                $(patsubst benchmarks/workloads/%.cpp,$(BUILD)/bench/%,$(wildcard benchmarks/workloads/*.cpp))
 
 .PHONY: bench bench-setup bench-progs
 
@@ -18,10 +22,15 @@ bench: all bench-setup bench-progs
 
 bench-progs: $(BENCH_PROGS)
 
-# Workloads are plain -O2 C, deliberately without the project's -Werror flags.
+# Workloads are plain -O2 C and C++, deliberately without the project's
+# -Werror flags.
 $(BUILD)/bench/%: benchmarks/workloads/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(BENCH_CFLAGS) -o $@ $<
+	$(CC) $(BENCH_CFLAGS) -o $@ $< $(BENCH_LDLIBS)
+
+$(BUILD)/bench/%: benchmarks/workloads/%.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(BENCH_CXXFLAGS) -o $@ $< $(BENCH_LDLIBS)
 
 # Missing packages are installed when root, otherwise only named: the chart is
 # optional, so a non-root run goes on without it.

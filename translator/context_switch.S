@@ -71,7 +71,7 @@ dbo_exit_entry:
         /* Vector and x87 state: all components enabled in XCR0. */
         mov     CTX_XSAVE_MASK(%rbx), %eax
         mov     CTX_XSAVE_MASK+4(%rbx), %edx
-        xsave64 CTX_XSAVE(%rbx)
+        xsaveopt64 CTX_XSAVE(%rbx)
         /* %fs: save the guest's base, install the runtime's. */
         cmpq    $0, CTX_USE_FSGSBASE(%rbx)     /* without FSGSBASE the guest's */
         je      1f                             /* base is known: only arch_prctl, */

@@ -77,7 +77,7 @@ static void forget_indirect(struct fragment *frag, void *arg)
 {
     (void)arg;
     for (struct guest_context *c = live_contexts; c; c = c->ts.next) {
-        struct ibl_entry *e = &c->ibl[frag->guest_pc & (IBL_ENTRIES - 1)];
+        struct ibl_entry *e = &c->ibl[ibl_index(frag->guest_pc)];
         if (e->neg_guest_pc == -frag->guest_pc)
             e->neg_guest_pc = 0;
     }
@@ -278,7 +278,7 @@ void *dispatch(struct guest_context *ctx)
         ctx->rip = ctx->ind_target;
         dbo_stats.indirect_misses++;
         frag = fragment_for(ctx, ctx->rip);
-        struct ibl_entry *slot = &ctx->ibl[ctx->rip & (IBL_ENTRIES - 1)];
+        struct ibl_entry *slot = &ctx->ibl[ibl_index(ctx->rip)];
         slot->neg_guest_pc = -ctx->rip;
         slot->cache_pc = (uint64_t)frag->cache_pc - INDIRECT_ENTRY_SIZE;
         break;

@@ -59,8 +59,12 @@ static void emit_exit_stub(uint8_t **p, uint64_t record)
 static void emit_indirect_lookup(uint8_t **p, uint64_t record)
 {
     static const uint8_t index[] = {
-        0x0f, 0xb7, 0xca,       /* movzx %dx, %ecx        ecx = low 16 bits */
-        0x48, 0x8d, 0x0c, 0x09, /* lea (%rcx,%rcx), %rcx  rcx = 2 * index */
+        /* rcx = 2 * ibl_index(rdx) */
+        0x89, 0xd1,             /* mov %edx, %ecx */
+        0x0f, 0xc9,             /* bswap %ecx */
+        0x8d, 0x0c, 0x11,       /* lea (%rcx,%rdx), %ecx */
+        0x0f, 0xb7, 0xc9,       /* movzx %cx, %ecx */
+        0x48, 0x8d, 0x0c, 0x09, /* lea (%rcx,%rcx), %rcx */
     };
     static const uint8_t load_tag[] = {0x65, 0x48, 0x8b, 0x0c, 0xcd}; /* mov %gs:d(,%rcx,8),%rcx */
     static const uint8_t compare[] = {

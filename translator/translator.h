@@ -30,7 +30,7 @@
 #define CTX_GUEST_GS      (CTX_THREAD_STATE + 8) /* the guest's virtual %gs base */
 #define CTX_SIGMASK       (CTX_THREAD_STATE + 16) /* the guest's signal mask */
 #define CTX_IBL_TABLE     0x5000
-#define IBL_ENTRIES       65536 /* indexed by the low 16 bits of the guest target */
+#define IBL_ENTRIES       65536 /* indexed by ibl_index() of the guest target */
 #define CTX_SIZE          (CTX_IBL_TABLE + IBL_ENTRIES * 16)
 
 /* General registers in encoding order (the index into gpr[]). */
@@ -64,6 +64,16 @@ struct ibl_entry {
     uint64_t neg_guest_pc;
     uint64_t cache_pc;
 };
+
+/* The table slot of a guest target: its low 16 bits plus bits 16-31 byte-
+ * swapped. The low bits alone let hot targets 64 KiB apart evict each other
+ * (python3 took 750 000 misses from that); translated code computes the same
+ * with mov/bswap/lea/movzx, which leave the flags alone. */
+static inline uint32_t ibl_index(uint64_t guest_pc)
+{
+    uint32_t lo = (uint32_t)guest_pc;
+    return (lo + __builtin_bswap32(lo)) & (IBL_ENTRIES - 1);
+}
 
 /* Per-thread state only C code touches. */
 struct thread_state {
