@@ -1,5 +1,5 @@
 # Benchmarks (included by the top-level Makefile). See benchmarks/README.md.
-#   make bench                      full run (about 10 min native+dbo, more with peers)
+#   make bench                      full run (about 12 min native+dbo, more with peers)
 #   make bench BENCH_ARGS=--quick   fewer runs, smaller inputs
 #   make bench-setup BENCH_PEERS=1  also install valgrind and qemu-user as peers
 
