@@ -19,18 +19,24 @@ struct pc_map_entry {
 };
 
 struct fragment {
-    uint64_t guest_pc;         /* first guest instruction */
-    uint64_t guest_end;        /* one past the last guest byte translated */
-    uint8_t *cache_pc;         /* entry point in the cache */
+    uint64_t guest_pc;  /* first guest instruction */
+    uint64_t guest_end; /* one past the last guest byte translated */
+    uint8_t *cache_pc;  /* entry point in the cache */
     uint32_t cache_size;
     uint32_t n_exits;
     struct exit_record *exits; /* owned by the fragment */
     uint32_t n_insns;
-    struct pc_map_entry *pc_map; /* one per guest instruction, in order */
+    struct pc_map_entry *pc_map;  /* one per guest instruction, in order */
     struct exit_record *incoming; /* linked branches into this fragment */
     bool dead;                    /* invalidated; code kept until a flush */
     bool self_check;              /* checks its guest bytes on entry */
     struct page_node *page_nodes; /* its entries in the page index */
+    /* Its final call, with return pads on: the code of the call (where
+     * other fragments reaching the same call jump) and the pad its return
+     * lands on (see translator/translate.c) */
+    uint8_t *call_code;
+    uint8_t *return_pad;
+    uint64_t return_guest; /* that call's guest return address */
 };
 
 /* A contiguous region of cache memory; fragments are bump-allocated in it. */
@@ -52,6 +58,12 @@ struct fragment *cache_fragment_at(uint64_t cache_pc);
 void cache_insert(struct fragment *frag);
 /* Records a fragment that is not in the table (freed at the next flush). */
 void cache_insert_transient(struct fragment *frag);
+
+/* Call sites, by guest return address: the live fragment whose translation
+ * of that call (and its return pad) every other fragment reaching the same
+ * call jumps to, so that each return address has a single pad. */
+void cache_set_call_site(struct fragment *frag);
+struct fragment *cache_call_site(uint64_t guest_return); /* NULL if none */
 
 /* Points the exit's branch (or its stub) straight at `to`. */
 void cache_link(struct exit_record *exit, struct fragment *to);

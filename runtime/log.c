@@ -19,8 +19,7 @@ char dbo_self_path[4096];
 /* Formats into a buffer and writes it with one write(2): the guest may have
  * closed or redirected stdio, and dbo's own FILE buffers must never mix
  * with the guest's output. */
-static void emit_line(const char *prefix, const char *fmt, va_list ap)
-{
+static void emit_line(const char *prefix, const char *fmt, va_list ap) {
     char buf[1024];
     int n = snprintf(buf, sizeof buf, "%s", prefix);
     n += vsnprintf(buf + n, sizeof buf - n - 1, fmt, ap);
@@ -31,8 +30,7 @@ static void emit_line(const char *prefix, const char *fmt, va_list ap)
     (void)w;
 }
 
-void dbo_fatal(const char *fmt, ...)
-{
+void dbo_fatal(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     emit_line("dbo: ", fmt, ap);
@@ -40,16 +38,14 @@ void dbo_fatal(const char *fmt, ...)
     _exit(127);
 }
 
-void dbo_log(const char *fmt, ...)
-{
+void dbo_log(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     emit_line("dbo: ", fmt, ap);
     va_end(ap);
 }
 
-uint64_t dbo_now_ns(void)
-{
+uint64_t dbo_now_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
@@ -59,14 +55,12 @@ uint64_t dbo_now_ns(void)
  * does), so --stats keeps its own copy of it, taken at start-up. */
 static int stats_fd = -1;
 
-void dbo_stats_init(void)
-{
+void dbo_stats_init(void) {
     if (dbo_opts.stats && !dbo_opts.stats_file)
         stats_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 900);
 }
 
-void dbo_print_stats(void)
-{
+void dbo_print_stats(void) {
     if (!dbo_opts.stats)
         return;
     int fd = stats_fd >= 0 ? stats_fd : STDERR_FILENO;
@@ -88,7 +82,8 @@ void dbo_print_stats(void)
             "  cache bytes            %" PRIu64 " emitted, %zu in use\n"
             "  dispatcher entries     %" PRIu64 "\n"
             "  direct links           %" PRIu64 "\n"
-            "  indirect lookups       %" PRIu64 " (%" PRIu64 " hits in cache, %" PRIu64 " misses, %.1f%% hit)\n"
+            "  indirect lookups       %" PRIu64 " (%" PRIu64 " hits in cache, %" PRIu64
+            " misses, %.1f%% hit)\n"
             "  syscalls               %" PRIu64 "\n"
             "  cache flushes          %" PRIu64 "\n"
             "  invalidated fragments  %" PRIu64 " (%" PRIu64 " writes to code pages)\n"
@@ -96,8 +91,7 @@ void dbo_print_stats(void)
             getpid(), s->fragments_built, s->guest_instructions, s->cache_bytes, cache_bytes_used(),
             s->dispatcher_entries, s->direct_links, lookups, hits, s->indirect_misses,
             lookups ? 100.0 * hits / lookups : 0.0, s->syscalls, s->flushes, s->invalidations,
-            s->code_write_faults, ms,
-            ms > 0 ? s->fragments_built / ms : 0.0);
+            s->code_write_faults, ms, ms > 0 ? s->fragments_built / ms : 0.0);
     if (dbo_opts.stats_file)
         close(fd);
 }

@@ -25,13 +25,17 @@ static const char usage[] =
     "  --no-fsgsbase    switch %fs/%gs with arch_prctl, not rdfsbase/wrfsbase\n"
     "  --verbose        log every fragment and system call to stderr\n"
     "  -h, --help       show this help and exit\n"
-    "  --version        show the version and exit\n";
+    "  --version        show the version and exit\n"
+    "\n"
+    "translation choices (to measure them; see benchmarks/README.md):\n"
+    "  --return-pads    translate call/ret to real call/ret through per-call\n"
+    "                   pads, so the host's return-stack predictor sees them\n"
+    "                   (off: measured slower on the interpreters, AMD EPYC)\n";
 
 /* Options dbo hands to children that the guest execve's. */
 static char *kept_options[16];
 
-static int parse_options(int argc, char **argv)
-{
+static int parse_options(int argc, char **argv) {
     int i = 1;
     for (; i < argc; i++) {
         const char *a = argv[i];
@@ -57,6 +61,8 @@ static int parse_options(int argc, char **argv)
             dbo_opts.stats_file = a + 8;
         } else if (!strcmp(a, "--no-fsgsbase")) {
             dbo_opts.no_fsgsbase = true;
+        } else if (!strcmp(a, "--return-pads")) {
+            dbo_opts.return_pads = true;
         } else if (!strcmp(a, "--verbose")) {
             dbo_opts.verbose = true;
         } else if (!strcmp(a, "--argv0")) {
@@ -76,8 +82,7 @@ static int parse_options(int argc, char **argv)
 
 /* The vDSO stays where the kernel put it and is passed to the guest; its
  * code is translated like any other guest code. */
-static void register_vdso(void)
-{
+static void register_vdso(void) {
     FILE *maps = fopen("/proc/self/maps", "re");
     if (!maps)
         return;
@@ -91,8 +96,7 @@ static void register_vdso(void)
 }
 
 /* LD_* variables that a parent dbo hid from this dbo's own loader. */
-static char **guest_environment(void)
-{
+static char **guest_environment(void) {
     extern char **environ;
     for (char **e = environ; *e; e++)
         if (!strncmp(*e, "DBO_GUEST_LD_", 13))
@@ -100,8 +104,7 @@ static char **guest_environment(void)
     return environ;
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     ssize_t n = readlink("/proc/self/exe", dbo_self_path, sizeof dbo_self_path - 1);
     if (n <= 0)
         dbo_fatal("cannot find the dbo executable: %s", strerror(errno));

@@ -7,12 +7,13 @@
 #include <stdint.h>
 
 struct dbo_options {
-    bool stats;              /* --stats: print counters at exit */
-    const char *stats_file;  /* --stats=FILE, NULL for stderr */
-    bool no_fsgsbase;        /* --no-fsgsbase: switch fs/gs with arch_prctl */
-    bool verbose;            /* --verbose: log translation events */
-    const char *argv0;       /* --argv0: argv[0] given to the guest */
-    int option_argc;         /* options as given, handed on to execve'd children */
+    bool stats;             /* --stats: print counters at exit */
+    const char *stats_file; /* --stats=FILE, NULL for stderr */
+    bool no_fsgsbase;       /* --no-fsgsbase: switch fs/gs with arch_prctl */
+    bool verbose;           /* --verbose: log translation events */
+    bool return_pads;       /* --return-pads: returns through the host's return stack */
+    const char *argv0;      /* --argv0: argv[0] given to the guest */
+    int option_argc;        /* options as given, handed on to execve'd children */
     char **option_argv;
 };
 
@@ -27,7 +28,7 @@ struct dbo_stats {
     uint64_t cache_bytes;
     uint64_t dispatcher_entries;
     uint64_t direct_links;
-    uint64_t indirect_lookups;  /* in-cache hits are counted only with --stats */
+    uint64_t indirect_lookups; /* in-cache hits are counted only with --stats */
     uint64_t indirect_misses;
     uint64_t syscalls;
     uint64_t flushes;

@@ -2,7 +2,9 @@
 # Differential tests: every program in tests/programs, built in four
 # flavours, run natively and under dbo with the same arguments, stdin and
 # environment; stdout, stderr and exit status (incl. death by signal) must
-# be identical. Each program is also run once (PIE) with --no-fsgsbase.
+# be identical. Each program is also run once (PIE) with --no-fsgsbase and
+# once (static) with --return-pads, the translation choices that are off
+# by default.
 #
 # usage: tests/diff.sh [--native-only] [FILTER]
 #   FILTER        run only programs whose name contains FILTER
@@ -265,6 +267,9 @@ checks() {
         # The arch_prctl fallback for fs/gs switching, in one flavour.
         if [ "$NATIVE_ONLY" = 0 ] && [ -x "$OUT/pie/$name" ]; then
             printf '%s %s %s\n' pie "$name" --no-fsgsbase
+        fi
+        if [ "$NATIVE_ONLY" = 0 ] && [ -x "$OUT/static/$name" ]; then
+            printf '%s %s %s\n' static "$name" --return-pads
         fi
     done
 }

@@ -18,28 +18,24 @@
 #include "runtime/runtime.h"
 #include "syscall/syscall.h"
 
-static uint64_t read_fs_base(void)
-{
+static uint64_t read_fs_base(void) {
     uint64_t base;
     syscall(SYS_arch_prctl, ARCH_GET_FS, &base);
     return base;
 }
 
-static uint64_t xcr0(void)
-{
+static uint64_t xcr0(void) {
     uint32_t lo, hi;
     __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
     return (uint64_t)hi << 32 | lo;
 }
 
-void context_set_gs(struct guest_context *ctx)
-{
+void context_set_gs(struct guest_context *ctx) {
     if (ctx->use_fsgsbase)
         __asm__ volatile("wrgsbase %0" ::"r"(ctx));
     else
         syscall(SYS_arch_prctl, ARCH_SET_GS, ctx);
 }
-
 
 static pthread_mutex_t big_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct guest_context *live_contexts, *free_contexts;
@@ -49,66 +45,91 @@ static uint64_t flush_epoch;
 
 static __thread bool holding_lock;
 
-void translator_lock(void)
-{
+void translator_lock(void) {
     pthread_mutex_lock(&big_lock);
     holding_lock = true;
 }
 
-void translator_unlock(void)
-{
+void translator_unlock(void) {
     holding_lock = false;
     pthread_mutex_unlock(&big_lock);
 }
 
-bool translator_trylock(void)
-{
+bool translator_trylock(void) {
     if (pthread_mutex_trylock(&big_lock))
         return false;
     holding_lock = true;
     return true;
 }
 
-bool translator_lock_held(void) { return holding_lock; }
+bool translator_lock_held(void) {
+    return holding_lock;
+}
+
+/* The slot of ctx's indirect table that holds guest_pc, or NULL. */
+static struct ibl_entry *ibl_find(struct guest_context *ctx, uint64_t guest_pc) {
+    struct ibl_entry *e = &ctx->ibl[ibl_index(guest_pc)];
+    if (e[0].neg_guest_pc == -guest_pc)
+        return &e[0];
+    if (e[1].neg_guest_pc == -guest_pc)
+        return &e[1];
+    return NULL;
+}
+
+/* Puts guest_pc first in its slot pair; what was first moves second. */
+static void ibl_insert(struct guest_context *ctx, uint64_t guest_pc, uint64_t cache_pc) {
+    struct ibl_entry *e = &ctx->ibl[ibl_index(guest_pc)];
+    if (e[0].neg_guest_pc != -guest_pc && e[1].neg_guest_pc != -guest_pc)
+        e[1] = e[0];
+    else if (e[1].neg_guest_pc == -guest_pc)
+        e[1] = e[0];
+    e[0].cache_pc = cache_pc;
+    e[0].neg_guest_pc = -guest_pc;
+}
 
 /* An invalidated fragment must not be reachable through any thread's
- * indirect table: its guest pc has exactly one slot to check. */
-static void forget_indirect(struct fragment *frag, void *arg)
-{
+ * indirect table: its guest pc has two slots to check. */
+static void forget_indirect(struct fragment *frag, void *arg) {
     (void)arg;
     for (struct guest_context *c = live_contexts; c; c = c->ts.next) {
-        struct ibl_entry *e = &c->ibl[ibl_index(frag->guest_pc)];
-        if (e->neg_guest_pc == -frag->guest_pc)
+        struct ibl_entry *e = ibl_find(c, frag->guest_pc);
+        if (e)
             e->neg_guest_pc = 0;
     }
 }
 
-void translator_invalidate(uint64_t start, uint64_t len)
-{
+void translator_note_call_site(struct fragment *frag) {
+    cache_set_call_site(frag);
+    for (struct guest_context *c = live_contexts; c; c = c->ts.next) {
+        struct ibl_entry *e = ibl_find(c, frag->return_guest);
+        if (e)
+            e->cache_pc = (uint64_t)frag->return_pad;
+    }
+}
+
+void translator_invalidate(uint64_t start, uint64_t len) {
     cache_invalidate_range(start, len, forget_indirect, NULL);
 }
 
-bool translator_write_fault(uint64_t addr)
-{
+bool translator_write_fault(uint64_t addr) {
     return cache_write_fault(addr, forget_indirect, NULL);
 }
 
-bool translator_unprotect_code(void)
-{
+bool translator_unprotect_code(void) {
     return cache_unprotect_all(forget_indirect, NULL);
 }
-int translator_live_threads(void) { return live_threads; }
+int translator_live_threads(void) {
+    return live_threads;
+}
 
-uint64_t translator_indirect_hits(void)
-{
+uint64_t translator_indirect_hits(void) {
     uint64_t hits = exited_indirect_hits;
     for (struct guest_context *c = live_contexts; c; c = c->ts.next)
         hits += c->ind_hits;
     return hits;
 }
 
-struct guest_context *context_create(bool use_fsgsbase)
-{
+struct guest_context *context_create(bool use_fsgsbase) {
     unsigned a, b, c, d;
     __cpuid_count(0xd, 0, a, b, c, d);
     if (b > CTX_XSAVE_SIZE)
@@ -116,7 +137,7 @@ struct guest_context *context_create(bool use_fsgsbase)
     struct guest_context *ctx = free_contexts;
     if (ctx) {
         free_contexts = ctx->ts.next;
-        for (int i = 0; i < IBL_ENTRIES; i++)
+        for (int i = 0; i < IBL_SLOTS; i++)
             ctx->ibl[i].neg_guest_pc = 0;
         memset(ctx, 0, offsetof(struct guest_context, ibl));
     } else {
@@ -149,8 +170,7 @@ struct guest_context *context_create(bool use_fsgsbase)
     return ctx;
 }
 
-void translator_after_fork(struct guest_context *ctx)
-{
+void translator_after_fork(struct guest_context *ctx) {
     while (live_contexts) {
         struct guest_context *c = live_contexts;
         live_contexts = c->ts.next;
@@ -165,8 +185,7 @@ void translator_after_fork(struct guest_context *ctx)
     live_threads = 1;
 }
 
-void context_release(struct guest_context *ctx)
-{
+void context_release(struct guest_context *ctx) {
     for (struct guest_context **p = &live_contexts; *p; p = &(*p)->ts.next) {
         if (*p == ctx) {
             *p = ctx->ts.next;
@@ -179,8 +198,7 @@ void context_release(struct guest_context *ctx)
     free_contexts = ctx;
 }
 
-void translator_flush(struct guest_context *ctx)
-{
+void translator_flush(struct guest_context *ctx) {
     bool others_in_cache = false;
     for (struct guest_context *c = live_contexts; c; c = c->ts.next)
         others_in_cache |= c != ctx && c->ts.in_cache;
@@ -190,14 +208,13 @@ void translator_flush(struct guest_context *ctx)
     /* Only the tags: a thread that matched a tag just before may still
      * load the old cache address, which stays valid until it returns. */
     for (struct guest_context *c = live_contexts; c; c = c->ts.next)
-        for (int i = 0; i < IBL_ENTRIES; i++)
+        for (int i = 0; i < IBL_SLOTS; i++)
             c->ibl[i].neg_guest_pc = 0;
 }
 
 /* Retired cache memory is freed once no thread that was in the cache at
  * the flush can still be there. */
-static void maybe_free_retired(void)
-{
+static void maybe_free_retired(void) {
     for (struct guest_context *c = live_contexts; c; c = c->ts.next)
         if (c->ts.in_cache && c->ts.flush_epoch != flush_epoch)
             return;
@@ -207,8 +224,7 @@ static void maybe_free_retired(void)
 /* A jump to guest memory that is not executable: the guest dies of SIGSEGV
  * as it would natively (delivery to a guest handler comes with precise
  * fault handling). */
-static _Noreturn void guest_segfault(uint64_t pc)
-{
+static _Noreturn void guest_segfault(uint64_t pc) {
     if (dbo_opts.verbose)
         dbo_log("guest jumped to non-executable address 0x%" PRIx64, pc);
     dbo_print_stats();
@@ -221,8 +237,7 @@ static _Noreturn void guest_segfault(uint64_t pc)
     _exit(139);
 }
 
-static struct fragment *fragment_for(struct guest_context *ctx, uint64_t pc)
-{
+static struct fragment *fragment_for(struct guest_context *ctx, uint64_t pc) {
     struct fragment *frag = cache_lookup(pc);
     if (!frag)
         frag = translate_fragment(ctx, pc);
@@ -232,8 +247,7 @@ static struct fragment *fragment_for(struct guest_context *ctx, uint64_t pc)
 }
 
 /* Delivers pending signals, finds the fragment to resume at, drops the lock. */
-static void *leave_dispatch(struct guest_context *ctx, struct fragment *frag)
-{
+static void *leave_dispatch(struct guest_context *ctx, struct fragment *frag) {
     if (ctx->pending_signals || ctx->ts.sync_signal) {
         signals_deliver_pending(ctx);
         frag = NULL;
@@ -252,8 +266,7 @@ static void *leave_dispatch(struct guest_context *ctx, struct fragment *frag)
     return frag->cache_pc;
 }
 
-void *dispatch(struct guest_context *ctx)
-{
+void *dispatch(struct guest_context *ctx) {
     translator_lock();
     ctx->ts.in_cache = false;
     ctx->ts.stepping = 0;
@@ -278,9 +291,10 @@ void *dispatch(struct guest_context *ctx)
         ctx->rip = ctx->ind_target;
         dbo_stats.indirect_misses++;
         frag = fragment_for(ctx, ctx->rip);
-        struct ibl_entry *slot = &ctx->ibl[ibl_index(ctx->rip)];
-        slot->neg_guest_pc = -ctx->rip;
-        slot->cache_pc = (uint64_t)frag->cache_pc - INDIRECT_ENTRY_SIZE;
+        struct fragment *call_site = cache_call_site(ctx->rip);
+        ibl_insert(ctx, ctx->rip,
+                   call_site ? (uint64_t)call_site->return_pad
+                             : (uint64_t)frag->cache_pc - INDIRECT_ENTRY_SIZE);
         break;
     }
     case EXIT_STALE:
@@ -297,8 +311,7 @@ void *dispatch(struct guest_context *ctx)
     return leave_dispatch(ctx, frag);
 }
 
-void *dispatch_signal(struct guest_context *ctx)
-{
+void *dispatch_signal(struct guest_context *ctx) {
     translator_lock();
     ctx->ts.in_cache = false;
     ctx->ts.stepping = 0;
@@ -306,8 +319,7 @@ void *dispatch_signal(struct guest_context *ctx)
     return leave_dispatch(ctx, NULL);
 }
 
-void translator_run(struct guest_context *ctx)
-{
+void translator_run(struct guest_context *ctx) {
     translator_lock();
     struct fragment *frag = fragment_for(ctx, ctx->rip);
     ctx->ts.in_cache = true;

@@ -21,23 +21,59 @@
 
 #define MAX_FRAGMENT_INSNS 64
 #define MAX_FRAGMENT_BYTES 4096 /* worst case for 64 copies plus exits */
-#define MAX_EXITS 3 /* taken, fall-through, stale self-check */
+#define MAX_EXITS 3             /* taken, fall-through (or return pad), stale self-check */
+#define MAX_LITERALS 2
 
 static ZydisDecoder decoder;
 static bool decoder_ready;
 
 struct builder {
     struct guest_context *ctx;
-    uint8_t *p;             /* emission cursor */
+    uint8_t *p; /* emission cursor */
     struct pc_map_entry map[MAX_FRAGMENT_INSNS];
     int n_insns;
     struct exit_record exits[MAX_EXITS];
     int n_exits;
+    /* 64-bit constants placed after the code, each read by one rip-relative
+     * instruction whose rel32 is patched when they are laid out */
+    uint8_t *literal_rel32[MAX_LITERALS];
+    uint64_t literal[MAX_LITERALS];
+    int n_literals;
+    uint8_t *call_code;  /* this fragment's call, with a return pad */
+    uint8_t *return_pad; /* where that call returns to */
+    uint64_t return_guest;
 };
 
+/* Pushes a 64-bit guest address with a single 8-byte store, flags and
+ * registers untouched: `push $imm32` if it sign-extends, else
+ * `pushq lit(%rip)`. (Two 4-byte stores, as push+mov would be, make the
+ * return's 8-byte load of it miss store forwarding.) */
+static void emit_push_u64(struct builder *b, uint64_t v) {
+    if ((uint64_t)(int64_t)(int32_t)v == v) {
+        emit_u8(&b->p, 0x68);
+        emit_u32(&b->p, (uint32_t)v);
+        return;
+    }
+    emit_u8(&b->p, 0xff);
+    emit_u8(&b->p, 0x35);
+    b->literal_rel32[b->n_literals] = b->p;
+    b->literal[b->n_literals++] = v;
+    emit_u32(&b->p, 0);
+}
+
+static void emit_literals(struct builder *b) {
+    if (!b->n_literals)
+        return;
+    while ((uintptr_t)b->p % 8)
+        emit_u8(&b->p, 0xcc);
+    for (int i = 0; i < b->n_literals; i++) {
+        patch_rel32(b->literal_rel32[i], b->p);
+        emit_u64(&b->p, b->literal[i]);
+    }
+}
+
 static struct exit_record *new_exit(struct builder *b, enum exit_kind kind, uint64_t target,
-                                    uint8_t *branch_rel32)
-{
+                                    uint8_t *branch_rel32) {
     struct exit_record *e = &b->exits[b->n_exits++];
     *e = (struct exit_record){.kind = kind, .target = target, .branch_rel32 = branch_rel32};
     return e;
@@ -45,8 +81,7 @@ static struct exit_record *new_exit(struct builder *b, enum exit_kind kind, uint
 
 /* The exit stub: hand the record to the dispatcher with rcx/rdx spilled.
  * Its 36 bytes also leave room for a far jump when linking. */
-static void emit_exit_stub(uint8_t **p, uint64_t record)
-{
+static void emit_exit_stub(uint8_t **p, uint64_t record) {
     emit_store_gs(p, GPR_RCX, CTX_SPILL_RCX);
     emit_store_gs(p, GPR_RDX, CTX_SPILL_RDX);
     emit_mov_rdx_imm64(p, record);
@@ -56,47 +91,119 @@ static void emit_exit_stub(uint8_t **p, uint64_t record)
 /* In-cache indirect branch lookup with the guest target in %rdx and the
  * guest's rcx/rdx in their spill slots. Hit: restore both, jump to the
  * fragment. Miss: exit to the dispatcher through `record`. */
-static void emit_indirect_lookup(uint8_t **p, uint64_t record)
-{
+/* rcx = the table entry of the guest target in %rdx, as 16 * ibl_index(rdx) / 8. */
+static void emit_table_index(uint8_t **p) {
     static const uint8_t index[] = {
-        /* rcx = 2 * ibl_index(rdx) */
         0x89, 0xd1,             /* mov %edx, %ecx */
         0x0f, 0xc9,             /* bswap %ecx */
         0x8d, 0x0c, 0x11,       /* lea (%rcx,%rdx), %ecx */
         0x0f, 0xb7, 0xc9,       /* movzx %cx, %ecx */
         0x48, 0x8d, 0x0c, 0x09, /* lea (%rcx,%rcx), %rcx */
     };
-    static const uint8_t load_tag[] = {0x65, 0x48, 0x8b, 0x0c, 0xcd}; /* mov %gs:d(,%rcx,8),%rcx */
+    emit_bytes(p, index, sizeof index);
+}
+
+/* mov %gs:(CTX_IBL_TABLE + field)(,%rcx,8), %rcx */
+static void emit_load_table(uint8_t **p, uint32_t field) {
+    static const uint8_t load[] = {0x65, 0x48, 0x8b, 0x0c, 0xcd};
+    emit_bytes(p, load, sizeof load);
+    emit_u32(p, CTX_IBL_TABLE + field);
+}
+
+/* Probes table slot `way` (0: the target's own slot, 1: the next one) for
+ * the target in %rdx, guest rcx/rdx spilled: falls through on a mismatch
+ * and returns the jrcxz to patch to the hit path. */
+static uint8_t *emit_table_probe(uint8_t **p, int way) {
     static const uint8_t compare[] = {
         0x48, 0x8d, 0x0c, 0x11, /* lea (%rcx,%rdx), %rcx  zero iff tag matches */
         0xe3, 0x00,             /* jrcxz hit */
     };
-    emit_bytes(p, index, sizeof index);
-    emit_bytes(p, load_tag, sizeof load_tag);
-    emit_u32(p, CTX_IBL_TABLE);
+    emit_table_index(p);
+    emit_load_table(p, 16 * way);
     emit_bytes(p, compare, sizeof compare);
-    uint8_t *jrcxz_rel8 = *p - 1;
-    uint8_t *miss = *p;
-    emit_store_gs(p, GPR_RDX, CTX_IND_TARGET);
-    emit_mov_rdx_imm64(p, record);
-    emit_jmp_gs(p, CTX_EXIT_ENTRY);
-    *jrcxz_rel8 = (uint8_t)(*p - miss);
+    return *p - 1;
+}
+
+/* A hit in slot `way`: count it (--stats) and load the entry into rcx. */
+static void emit_table_hit(uint8_t **p, int way) {
     if (dbo_opts.stats) {
         static const uint8_t inc[] = {0x48, 0x8d, 0x49, 0x01}; /* lea 1(%rcx), %rcx */
         emit_load_gs(p, GPR_RCX, CTX_IND_HITS);
         emit_bytes(p, inc, sizeof inc);
         emit_store_gs(p, GPR_RCX, CTX_IND_HITS);
     }
-    emit_bytes(p, index, sizeof index);
-    emit_bytes(p, load_tag, sizeof load_tag);
-    emit_u32(p, CTX_IBL_TABLE + 8); /* rcx = the target's indirect entry */
+    emit_table_index(p);
+    emit_load_table(p, 16 * way + 8);
+}
+
+static void emit_indirect_miss(uint8_t **p, uint64_t record) {
+    emit_store_gs(p, GPR_RDX, CTX_IND_TARGET);
+    emit_mov_rdx_imm64(p, record);
+    emit_jmp_gs(p, CTX_EXIT_ENTRY);
+}
+
+/* The whole lookup of the target in %rdx: both probes, the miss exit
+ * (after `on_miss`, if any, is copied), then per way the hit path with
+ * `tail` emitted after the entry is loaded into rcx. */
+static void emit_lookup(uint8_t **p, uint64_t record, const uint8_t *on_miss, size_t on_miss_len,
+                        void (*tail)(uint8_t **p, uint16_t arg), uint16_t tail_arg) {
+    uint8_t *jrcxz0 = emit_table_probe(p, 0);
+    uint8_t *after0 = *p;
+    uint8_t *jrcxz1 = emit_table_probe(p, 1);
+    uint8_t *after1 = *p;
+    emit_bytes(p, on_miss, on_miss_len);
+    emit_indirect_miss(p, record);
+    for (int way = 0; way < 2; way++) {
+        uint8_t *rel8 = way ? jrcxz1 : jrcxz0;
+        int64_t d = *p - (way ? after1 : after0);
+        if (d > 127)
+            dbo_fatal("indirect lookup too long for jrcxz (%" PRId64 " bytes)", d);
+        *rel8 = (uint8_t)d;
+        emit_table_hit(p, way);
+        tail(p, tail_arg);
+    }
+}
+
+static void jump_tail(uint8_t **p, uint16_t unused) {
+    (void)unused;
     emit_load_gs(p, GPR_RDX, CTX_SPILL_RDX);
     static const uint8_t jmp_rcx[] = {0xff, 0xe1}; /* jmp *%rcx: its prefix restores rcx */
     emit_bytes(p, jmp_rcx, sizeof jmp_rcx);
 }
 
-static _Noreturn void untranslatable(uint64_t pc, const uint8_t *bytes, size_t len, const char *why)
-{
+static void emit_indirect_lookup(uint8_t **p, uint64_t record) {
+    emit_lookup(p, record, NULL, 0, jump_tail, 0);
+}
+
+static void return_tail(uint8_t **p, uint16_t pop_extra) {
+    static const uint8_t store_ret[] = {0x48, 0x89, 0x0c, 0x24}; /* mov %rcx, (%rsp) */
+    emit_bytes(p, store_ret, sizeof store_ret);
+    emit_load_gs(p, GPR_RDX, CTX_SPILL_RDX);
+    if (pop_extra) {
+        emit_u8(p, 0xc2); /* ret $pop_extra */
+        emit_u8(p, (uint8_t)pop_extra);
+        emit_u8(p, (uint8_t)(pop_extra >> 8));
+    } else {
+        emit_u8(p, 0xc3);
+    }
+}
+
+/* A return, guest rcx/rdx spilled. On a table hit the guest's return
+ * address on the stack is overwritten with the target's cache entry and a
+ * real `ret` goes there: when the target is the pad of the call that
+ * pushed it, the host's return-stack predictor has it right. On a miss
+ * the return address is popped and the dispatcher finds the target. */
+static void emit_return_lookup(uint8_t **p, uint64_t record, uint16_t pop_extra) {
+    static const uint8_t load_ret[] = {0x48, 0x8b, 0x14, 0x24}; /* mov (%rsp), %rdx */
+    uint8_t pop_ret[] = {0x48, 0x8d, 0xa4, 0x24, 0, 0, 0, 0};   /* lea 8+extra(%rsp), %rsp */
+    uint32_t pop = 8u + pop_extra;
+    memcpy(pop_ret + 4, &pop, 4);
+    emit_bytes(p, load_ret, sizeof load_ret);
+    emit_lookup(p, record, pop_ret, sizeof pop_ret, return_tail, pop_extra);
+}
+
+static _Noreturn void untranslatable(uint64_t pc, const uint8_t *bytes, size_t len,
+                                     const char *why) {
     char hex[3 * 16 + 1] = "";
     for (size_t i = 0; i < len && i < 15; i++)
         snprintf(hex + 3 * i, 4, "%02x ", bytes[i]);
@@ -109,8 +216,7 @@ static _Noreturn void untranslatable(uint64_t pc, const uint8_t *bytes, size_t l
  * original bytes: same segment, SIB and displacement, new opcode and reg.
  * A rip-relative displacement is rebased to where this copy sits. */
 static void emit_load_operand_rdx(uint8_t **p, const ZydisDecodedInstruction *insn,
-                                  const uint8_t *bytes, uint64_t guest_next)
-{
+                                  const uint8_t *bytes, uint64_t guest_next) {
     const ZydisDecodedInstructionRaw *raw = &insn->raw;
     uint8_t *start = *p;
     for (int i = 0; i < raw->modrm.offset - 1; i++) {
@@ -140,16 +246,14 @@ static void emit_load_operand_rdx(uint8_t **p, const ZydisDecodedInstruction *in
 
 /* In 64-bit mode ModRM mod=00 rm=101 (no SIB) means disp32(%rip), whatever
  * the encoding: known without decoding the operands. */
-static bool is_rip_relative(const ZydisDecodedInstruction *insn)
-{
+static bool is_rip_relative(const ZydisDecodedInstruction *insn) {
     return (insn->attributes & ZYDIS_ATTRIB_HAS_MODRM) && insn->raw.modrm.mod == 0 &&
            insn->raw.modrm.rm == 5;
 }
 
 /* Copies an ordinary instruction, rebasing a rip-relative displacement. */
 static void emit_copy(uint8_t **p, const ZydisDecodedInstruction *insn,
-                      const ZydisDecodedOperand *ops, const uint8_t *bytes, uint64_t pc)
-{
+                      const ZydisDecodedOperand *ops, const uint8_t *bytes, uint64_t pc) {
     (void)ops;
     uint8_t *start = *p;
     emit_bytes(p, bytes, insn->length);
@@ -165,13 +269,11 @@ static void emit_copy(uint8_t **p, const ZydisDecodedInstruction *insn,
     }
 }
 
-static bool uses_gs(const ZydisDecodedInstruction *insn)
-{
+static bool uses_gs(const ZydisDecodedInstruction *insn) {
     return insn->attributes & ZYDIS_ATTRIB_HAS_SEGMENT_GS;
 }
 
-static bool needs_operands(const ZydisDecodedInstruction *insn, bool self_check)
-{
+static bool needs_operands(const ZydisDecodedInstruction *insn, bool self_check) {
     if (self_check || uses_gs(insn) || (insn->attributes & ZYDIS_ATTRIB_IS_RELATIVE))
         return true;
     switch (insn->meta.category) {
@@ -179,18 +281,14 @@ static bool needs_operands(const ZydisDecodedInstruction *insn, bool self_check)
     case ZYDIS_CATEGORY_UNCOND_BR:
     case ZYDIS_CATEGORY_CALL:
     case ZYDIS_CATEGORY_RET:
-    case ZYDIS_CATEGORY_INTERRUPT:
-        return true;
-    default:
-        break;
+    case ZYDIS_CATEGORY_INTERRUPT: return true;
+    default: break;
     }
     switch (insn->mnemonic) {
     case ZYDIS_MNEMONIC_RDGSBASE:
     case ZYDIS_MNEMONIC_WRGSBASE:
-    case ZYDIS_MNEMONIC_WRFSBASE:
-        return true;
-    default:
-        return false;
+    case ZYDIS_MNEMONIC_WRFSBASE: return true;
+    default: return false;
     }
 }
 
@@ -201,8 +299,7 @@ static const ZydisRegister scratch_candidates[] = {
 };
 
 static bool register_used(const ZydisDecodedInstruction *insn, const ZydisDecodedOperand *ops,
-                          ZydisRegister reg64)
-{
+                          ZydisRegister reg64) {
     for (int i = 0; i < insn->operand_count; i++) {
         const ZydisDecodedOperand *o = &ops[i];
         ZydisRegister regs[3] = {ZYDIS_REGISTER_NONE, ZYDIS_REGISTER_NONE, ZYDIS_REGISTER_NONE};
@@ -220,8 +317,7 @@ static bool register_used(const ZydisDecodedInstruction *insn, const ZydisDecode
     return false;
 }
 
-static int gpr_number(ZydisRegister reg64)
-{
+static int gpr_number(ZydisRegister reg64) {
     return ZydisRegisterGetId(reg64);
 }
 
@@ -230,8 +326,7 @@ static int gpr_number(ZydisRegister reg64)
  * scratch register and re-encode the instruction to use it:
  *   lea <operand>, S1;  mov %gs:GUEST_GS, S2;  lea (S1,S2), S1;  insn (S1)  */
 static bool emit_gs_access(uint8_t **p, const ZydisDecodedInstruction *insn,
-                           const ZydisDecodedOperand *ops, uint64_t pc)
-{
+                           const ZydisDecodedOperand *ops, uint64_t pc) {
     int mem = -1;
     for (int i = 0; i < insn->operand_count_visible; i++)
         if (ops[i].type == ZYDIS_OPERAND_TYPE_MEMORY && ops[i].mem.segment == ZYDIS_REGISTER_GS)
@@ -244,20 +339,23 @@ static bool emit_gs_access(uint8_t **p, const ZydisDecodedInstruction *insn,
     if (mem < 0 || n < 2 || insn->encoding != ZYDIS_INSTRUCTION_ENCODING_LEGACY)
         return false;
     ZydisEncoderRequest req;
-    if (ZYAN_FAILED(ZydisEncoderDecodedInstructionToEncoderRequest(insn, ops,
-                                                                   insn->operand_count_visible, &req)))
+    if (ZYAN_FAILED(ZydisEncoderDecodedInstructionToEncoderRequest(
+            insn, ops, insn->operand_count_visible, &req)))
         return false;
     ZydisEncoderRequest lea = {
         .machine_mode = ZYDIS_MACHINE_MODE_LONG_64,
         .mnemonic = ZYDIS_MNEMONIC_LEA,
         .operand_count = 2,
-        .operands = {
-            {.type = ZYDIS_OPERAND_TYPE_REGISTER, .reg.value = s[0]},
-            {.type = ZYDIS_OPERAND_TYPE_MEMORY,
-             .mem = {.base = ops[mem].mem.base, .index = ops[mem].mem.index,
-                     .scale = ops[mem].mem.scale, .displacement = ops[mem].mem.disp.value,
-                     .size = 8}},
-        },
+        .operands =
+            {
+                {.type = ZYDIS_OPERAND_TYPE_REGISTER, .reg.value = s[0]},
+                {.type = ZYDIS_OPERAND_TYPE_MEMORY,
+                 .mem = {.base = ops[mem].mem.base,
+                         .index = ops[mem].mem.index,
+                         .scale = ops[mem].mem.scale,
+                         .displacement = ops[mem].mem.disp.value,
+                         .size = 8}},
+            },
     };
     if (ops[mem].mem.base == ZYDIS_REGISTER_RIP)
         lea.operands[1].mem.displacement = pc + insn->length + ops[mem].mem.disp.value;
@@ -292,8 +390,7 @@ fail:
     return false;
 }
 
-bool translator_guest_pc(uint64_t cache_pc, uint64_t *guest_pc, bool *spilled, bool *at_boundary)
-{
+bool translator_guest_pc(uint64_t cache_pc, uint64_t *guest_pc, bool *spilled, bool *at_boundary) {
     struct fragment *f = cache_fragment_at(cache_pc);
     if (!f || !f->n_insns)
         return false;
@@ -312,9 +409,8 @@ bool translator_guest_pc(uint64_t cache_pc, uint64_t *guest_pc, bool *spilled, b
 /* The entry check of a fragment from a volatile page: compare the guest
  * bytes with the ones translated, 8 at a time, flag-free (lea/jrcxz); on a
  * difference, exit so the dispatcher retranslates. */
-static void emit_self_check(struct builder *b, uint64_t guest_pc, uint64_t guest_end,
-                            uint8_t *body, struct exit_record *stale)
-{
+static void emit_self_check(struct builder *b, uint64_t guest_pc, uint64_t guest_end, uint8_t *body,
+                            struct exit_record *stale) {
     emit_store_gs(&b->p, GPR_RCX, CTX_SPILL_RCX);
     emit_store_gs(&b->p, GPR_RDX, CTX_SPILL_RDX);
     uint64_t len = guest_end - guest_pc;
@@ -364,8 +460,34 @@ static void emit_self_check(struct builder *b, uint64_t guest_pc, uint64_t guest
 static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest_pc,
                                        struct cache_chunk *chunk, bool self_check, int max_insns);
 
-static bool writes_memory(const ZydisDecodedInstruction *insn, const ZydisDecodedOperand *ops)
-{
+/* The push of a call's guest return address. With return pads:
+ *       call 1f            real call: the host's return-stack predictor
+ *   pad: mov %gs:spill_rcx, %rcx      now expects a return to `pad`
+ *       jmp <fragment at the return address>
+ *   1:  lea 8(%rsp), %rsp  drop the cache address the call pushed and
+ *       push <return address>   push the guest's in its place
+ *   (the branch to the callee follows)
+ * The pad is also an indirect entry for the return address: the return
+ * lookup finds it in the table and returns to it with a real `ret`. */
+static void emit_call_push(struct builder *b, uint64_t guest_return) {
+    if (!dbo_opts.return_pads) {
+        emit_push_u64(b, guest_return);
+        return;
+    }
+    emit_u8(&b->p, 0xe8);
+    uint8_t *call_rel32 = b->p;
+    emit_u32(&b->p, 0);
+    b->return_pad = b->p;
+    b->return_guest = guest_return;
+    emit_load_gs(&b->p, GPR_RCX, CTX_SPILL_RCX);
+    new_exit(b, EXIT_DIRECT, guest_return, emit_jmp_rel32(&b->p));
+    patch_rel32(call_rel32, b->p);
+    static const uint8_t drop[] = {0x48, 0x8d, 0x64, 0x24, 0x08}; /* lea 8(%rsp), %rsp */
+    emit_bytes(&b->p, drop, sizeof drop);
+    emit_push_u64(b, guest_return);
+}
+
+static bool writes_memory(const ZydisDecodedInstruction *insn, const ZydisDecodedOperand *ops) {
     for (int i = 0; i < insn->operand_count; i++)
         if (ops[i].type == ZYDIS_OPERAND_TYPE_MEMORY &&
             (ops[i].actions & (ZYDIS_OPERAND_ACTION_WRITE | ZYDIS_OPERAND_ACTION_CONDWRITE)))
@@ -373,8 +495,7 @@ static bool writes_memory(const ZydisDecodedInstruction *insn, const ZydisDecode
     return false;
 }
 
-static bool touches_volatile_page(uint64_t start, uint64_t end)
-{
+static bool touches_volatile_page(uint64_t start, uint64_t end) {
     for (uint64_t pg = start & ~4095ull; pg < end; pg += 4096)
         if (cache_page_volatile(pg))
             return true;
@@ -383,18 +504,15 @@ static bool touches_volatile_page(uint64_t start, uint64_t end)
 
 static struct fragment *translate(struct guest_context *ctx, uint64_t guest_pc, int max_insns);
 
-struct fragment *translate_fragment(struct guest_context *ctx, uint64_t guest_pc)
-{
+struct fragment *translate_fragment(struct guest_context *ctx, uint64_t guest_pc) {
     return translate(ctx, guest_pc, MAX_FRAGMENT_INSNS);
 }
 
-struct fragment *translate_single(struct guest_context *ctx, uint64_t guest_pc)
-{
+struct fragment *translate_single(struct guest_context *ctx, uint64_t guest_pc) {
     return translate(ctx, guest_pc, 1);
 }
 
-static struct fragment *translate(struct guest_context *ctx, uint64_t guest_pc, int max_insns)
-{
+static struct fragment *translate(struct guest_context *ctx, uint64_t guest_pc, int max_insns) {
     uint64_t t0 = dbo_now_ns();
     if (!decoder_ready) {
         ZydisDecoderInit(&decoder, ZYDIS_MACHINE_MODE_LONG_64, ZYDIS_STACK_WIDTH_64);
@@ -422,6 +540,8 @@ static struct fragment *translate(struct guest_context *ctx, uint64_t guest_pc, 
     if (max_insns == MAX_FRAGMENT_INSNS) {
         cache_insert(frag);
         cache_protect_code(frag);
+        if (frag->return_pad)
+            translator_note_call_site(frag);
     } else {
         cache_insert_transient(frag);
     }
@@ -437,8 +557,7 @@ static struct fragment *translate(struct guest_context *ctx, uint64_t guest_pc, 
 }
 
 static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest_pc,
-                                       struct cache_chunk *chunk, bool self_check, int max_insns)
-{
+                                       struct cache_chunk *chunk, bool self_check, int max_insns) {
     struct builder b = {.ctx = ctx, .p = cache_chunk_cursor(chunk)};
     /* The indirect entry, just before the fragment: indirect branches jump
      * here through %rcx, which this restores. */
@@ -482,15 +601,17 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
         b.map[b.n_insns++] = (struct pc_map_entry){
             .cache_off = (uint16_t)(b.p - frag->cache_pc),
             .guest_off = (uint16_t)(pc - guest_pc),
-            .spilled = insn.meta.category == ZYDIS_CATEGORY_RET ||
-                       ((insn.mnemonic == ZYDIS_MNEMONIC_JMP || insn.mnemonic == ZYDIS_MNEMONIC_CALL) &&
-                        ops[0].type != ZYDIS_OPERAND_TYPE_IMMEDIATE),
+            .spilled =
+                insn.meta.category == ZYDIS_CATEGORY_RET ||
+                ((insn.mnemonic == ZYDIS_MNEMONIC_JMP || insn.mnemonic == ZYDIS_MNEMONIC_CALL) &&
+                 ops[0].type != ZYDIS_OPERAND_TYPE_IMMEDIATE),
         };
         if (uses_gs(&insn) && insn.meta.category != ZYDIS_CATEGORY_COND_BR &&
-            insn.meta.category != ZYDIS_CATEGORY_UNCOND_BR && insn.meta.category != ZYDIS_CATEGORY_CALL &&
-            insn.meta.category != ZYDIS_CATEGORY_RET) {
+            insn.meta.category != ZYDIS_CATEGORY_UNCOND_BR &&
+            insn.meta.category != ZYDIS_CATEGORY_CALL && insn.meta.category != ZYDIS_CATEGORY_RET) {
             if (!emit_gs_access(&b.p, &insn, ops, pc))
-                untranslatable(pc, bytes, insn.length, "this %gs-relative instruction is not emulated");
+                untranslatable(pc, bytes, insn.length,
+                               "this %gs-relative instruction is not emulated");
             pc = next;
             continue;
         }
@@ -500,35 +621,58 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
         case ZYDIS_MNEMONIC_CALL:
             if (insn.meta.branch_type == ZYDIS_BRANCH_TYPE_FAR)
                 untranslatable(pc, bytes, insn.length, "far control transfer");
-            if (ops[0].type == ZYDIS_OPERAND_TYPE_IMMEDIATE) {
-                uint64_t target;
-                ZydisCalcAbsoluteAddress(&insn, &ops[0], pc, &target);
-                if (insn.mnemonic == ZYDIS_MNEMONIC_CALL)
-                    emit_push_imm64(&b.p, next);
-                new_exit(&b, EXIT_DIRECT, target, emit_jmp_rel32(&b.p));
-            } else {
+            bool indirect = ops[0].type != ZYDIS_OPERAND_TYPE_IMMEDIATE;
+            if (insn.mnemonic == ZYDIS_MNEMONIC_CALL && dbo_opts.return_pads) {
+                /* One pad per return address: if a live fragment already
+                 * translates this call, go there. */
+                struct fragment *site =
+                    max_insns == MAX_FRAGMENT_INSNS ? cache_call_site(next) : NULL;
+                if (site && !site->dead && fits_rel32(b.p + 5, site->call_code)) {
+                    b.map[b.n_insns - 1].spilled = false;
+                    emit_u8(&b.p, 0xe9);
+                    patch_rel32(b.p, site->call_code);
+                    b.p += 4;
+                    ended = true;
+                    break;
+                }
+                b.call_code = b.p;
+            }
+            if (indirect) {
                 emit_store_gs(&b.p, GPR_RCX, CTX_SPILL_RCX);
                 emit_store_gs(&b.p, GPR_RDX, CTX_SPILL_RDX);
                 emit_load_operand_rdx(&b.p, &insn, bytes, next);
-                if (insn.mnemonic == ZYDIS_MNEMONIC_CALL)
-                    emit_push_imm64(&b.p, next);
+            }
+            if (insn.mnemonic == ZYDIS_MNEMONIC_CALL)
+                emit_call_push(&b, next);
+            if (indirect) {
                 struct exit_record *e = new_exit(&b, EXIT_INDIRECT, 0, NULL);
                 emit_indirect_lookup(&b.p, (uint64_t)(frag->exits + (e - b.exits)));
+            } else {
+                uint64_t target;
+                ZydisCalcAbsoluteAddress(&insn, &ops[0], pc, &target);
+                new_exit(&b, EXIT_DIRECT, target, emit_jmp_rel32(&b.p));
             }
             ended = true;
             break;
         case ZYDIS_MNEMONIC_RET: {
             if (insn.meta.branch_type == ZYDIS_BRANCH_TYPE_FAR)
                 untranslatable(pc, bytes, insn.length, "far return");
-            static const uint8_t load_ret[] = {0x48, 0x8b, 0x14, 0x24};  /* mov (%rsp), %rdx */
-            static const uint8_t pop_ret[] = {0x48, 0x8d, 0xa4, 0x24}; /* lea d(%rsp), %rsp */
+            uint16_t pop_extra =
+                ops[0].type == ZYDIS_OPERAND_TYPE_IMMEDIATE ? (uint16_t)ops[0].imm.value.u : 0;
             emit_store_gs(&b.p, GPR_RCX, CTX_SPILL_RCX);
             emit_store_gs(&b.p, GPR_RDX, CTX_SPILL_RDX);
-            emit_bytes(&b.p, load_ret, sizeof load_ret);
-            emit_bytes(&b.p, pop_ret, sizeof pop_ret);
-            emit_u32(&b.p, 8 + (ops[0].type == ZYDIS_OPERAND_TYPE_IMMEDIATE ? ops[0].imm.value.u : 0));
             struct exit_record *e = new_exit(&b, EXIT_INDIRECT, 0, NULL);
-            emit_indirect_lookup(&b.p, (uint64_t)(frag->exits + (e - b.exits)));
+            uint64_t record = (uint64_t)(frag->exits + (e - b.exits));
+            if (!dbo_opts.return_pads) {
+                static const uint8_t load_ret[] = {0x48, 0x8b, 0x14, 0x24}; /* mov (%rsp), %rdx */
+                static const uint8_t pop_ret[] = {0x48, 0x8d, 0xa4, 0x24};  /* lea d(%rsp), %rsp */
+                emit_bytes(&b.p, load_ret, sizeof load_ret);
+                emit_bytes(&b.p, pop_ret, sizeof pop_ret);
+                emit_u32(&b.p, 8u + pop_extra);
+                emit_indirect_lookup(&b.p, record);
+            } else {
+                emit_return_lookup(&b.p, record, pop_extra);
+            }
             ended = true;
             break;
         }
@@ -568,8 +712,8 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
              * read %fs back on exit, so keep its copy current too. */
             emit_copy(&b.p, &insn, ops, bytes, pc);
             if (!ctx->use_fsgsbase) {
-                ZydisRegister reg = ZydisRegisterGetLargestEnclosing(ZYDIS_MACHINE_MODE_LONG_64,
-                                                                     ops[0].reg.value);
+                ZydisRegister reg =
+                    ZydisRegisterGetLargestEnclosing(ZYDIS_MACHINE_MODE_LONG_64, ops[0].reg.value);
                 emit_store_gs(&b.p, gpr_number(reg), CTX_GUEST_FS);
             }
             break;
@@ -577,8 +721,8 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
         case ZYDIS_MNEMONIC_RDGSBASE:
         case ZYDIS_MNEMONIC_WRGSBASE: {
             /* The guest's %gs base is virtual: a slot in the context. */
-            ZydisRegister reg = ZydisRegisterGetLargestEnclosing(ZYDIS_MACHINE_MODE_LONG_64,
-                                                                 ops[0].reg.value);
+            ZydisRegister reg =
+                ZydisRegisterGetLargestEnclosing(ZYDIS_MACHINE_MODE_LONG_64, ops[0].reg.value);
             if (insn.mnemonic == ZYDIS_MNEMONIC_RDGSBASE)
                 emit_load_gs(&b.p, gpr_number(reg), CTX_GUEST_GS);
             else
@@ -587,7 +731,8 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
         }
         case ZYDIS_MNEMONIC_INT:
             if (ops[0].imm.value.u == 0x80)
-                untranslatable(pc, bytes, insn.length, "32-bit system calls (int $0x80) are not supported");
+                untranslatable(pc, bytes, insn.length,
+                               "32-bit system calls (int $0x80) are not supported");
             emit_copy(&b.p, &insn, ops, bytes, pc);
             break;
         default:
@@ -600,7 +745,8 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
                 break;
             }
             if ((insn.attributes & ZYDIS_ATTRIB_IS_RELATIVE) &&
-                !(ops[0].type == ZYDIS_OPERAND_TYPE_MEMORY || ops[1].type == ZYDIS_OPERAND_TYPE_MEMORY ||
+                !(ops[0].type == ZYDIS_OPERAND_TYPE_MEMORY ||
+                  ops[1].type == ZYDIS_OPERAND_TYPE_MEMORY ||
                   ops[2].type == ZYDIS_OPERAND_TYPE_MEMORY))
                 untranslatable(pc, bytes, insn.length, "unhandled relative instruction");
             emit_copy(&b.p, &insn, ops, bytes, pc);
@@ -627,6 +773,7 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
         patch_rel32(e->branch_rel32, e->stub);
         emit_exit_stub(&b.p, (uint64_t)(frag->exits + i));
     }
+    emit_literals(&b);
     if (self_check) {
         patch_rel32(check_jump, b.p);
         struct exit_record *stale = new_exit(&b, EXIT_STALE, guest_pc, NULL);
@@ -640,5 +787,8 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
     memcpy(frag->pc_map, b.map, b.n_insns * sizeof *frag->pc_map);
     frag->guest_end = pc;
     frag->cache_size = (uint32_t)(b.p - frag->cache_pc);
+    frag->call_code = b.call_code;
+    frag->return_pad = b.return_pad;
+    frag->return_guest = b.return_guest;
     return frag;
 }

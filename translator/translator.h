@@ -5,33 +5,34 @@
 
 /* Offsets into struct guest_context, shared with the assembly in
  * context_switch.S and with the code the emitter writes (as %gs:OFFSET). */
-#define CTX_SELF          0x00
-#define CTX_SPILL_RCX     0x08
-#define CTX_SPILL_RDX     0x10
-#define CTX_JUMP_TARGET   0x18
-#define CTX_IND_TARGET    0x20
-#define CTX_EXIT_ENTRY    0x28
-#define CTX_HOST_RSP      0x30
-#define CTX_HOST_FS       0x38
-#define CTX_GUEST_FS      0x40
-#define CTX_EXIT_RECORD   0x48
-#define CTX_XSAVE_MASK    0x50
-#define CTX_USE_FSGSBASE  0x58
-#define CTX_PENDING_SIGS  0x60
-#define CTX_RFLAGS        0x68
-#define CTX_RIP           0x70
-#define CTX_IND_HITS      0x78
-#define CTX_GPR           0x80  /* 16 registers in encoding order */
-#define CTX_SIGINFO       0x100 /* last host siginfo per signal: 64 x 128 bytes */
-#define CTX_XSAVE         0x2100
-#define CTX_XSAVE_SIZE    0x2e00
-#define CTX_THREAD_STATE  0x4f00 /* per-thread fields, mostly C-only */
-#define CTX_SIGNAL_FS     CTX_THREAD_STATE /* %fs base when a host signal arrived */
-#define CTX_GUEST_GS      (CTX_THREAD_STATE + 8) /* the guest's virtual %gs base */
-#define CTX_SIGMASK       (CTX_THREAD_STATE + 16) /* the guest's signal mask */
-#define CTX_IBL_TABLE     0x5000
-#define IBL_ENTRIES       65536 /* indexed by ibl_index() of the guest target */
-#define CTX_SIZE          (CTX_IBL_TABLE + IBL_ENTRIES * 16)
+#define CTX_SELF 0x00
+#define CTX_SPILL_RCX 0x08
+#define CTX_SPILL_RDX 0x10
+#define CTX_JUMP_TARGET 0x18
+#define CTX_IND_TARGET 0x20
+#define CTX_EXIT_ENTRY 0x28
+#define CTX_HOST_RSP 0x30
+#define CTX_HOST_FS 0x38
+#define CTX_GUEST_FS 0x40
+#define CTX_EXIT_RECORD 0x48
+#define CTX_XSAVE_MASK 0x50
+#define CTX_USE_FSGSBASE 0x58
+#define CTX_PENDING_SIGS 0x60
+#define CTX_RFLAGS 0x68
+#define CTX_RIP 0x70
+#define CTX_IND_HITS 0x78
+#define CTX_GPR 0x80      /* 16 registers in encoding order */
+#define CTX_SIGINFO 0x100 /* last host siginfo per signal: 64 x 128 bytes */
+#define CTX_XSAVE 0x2100
+#define CTX_XSAVE_SIZE 0x2e00
+#define CTX_THREAD_STATE 0x4f00             /* per-thread fields, mostly C-only */
+#define CTX_SIGNAL_FS CTX_THREAD_STATE      /* %fs base when a host signal arrived */
+#define CTX_GUEST_GS (CTX_THREAD_STATE + 8) /* the guest's virtual %gs base */
+#define CTX_SIGMASK (CTX_THREAD_STATE + 16) /* the guest's signal mask */
+#define CTX_IBL_TABLE 0x5000
+#define IBL_ENTRIES 65536           /* indexed by ibl_index() of the guest target */
+#define IBL_SLOTS (IBL_ENTRIES + 4) /* the last slot's second way, then padding */
+#define CTX_SIZE (CTX_IBL_TABLE + IBL_SLOTS * 16)
 
 /* General registers in encoding order (the index into gpr[]). */
 #define GPR_RAX 0
@@ -65,31 +66,33 @@ struct ibl_entry {
     uint64_t cache_pc;
 };
 
-/* The table slot of a guest target: its low 16 bits plus bits 16-31 byte-
+/* The table is two-way: a target lives in its own slot ibl_index() or in
+ * the next one (hence one slot more than IBL_ENTRIES); the dispatcher puts
+ * a new target first and moves what was there to second place.
+ * The slot of a guest target: its low 16 bits plus bits 16-31 byte-
  * swapped. The low bits alone let hot targets 64 KiB apart evict each other
  * (python3 took 750 000 misses from that); translated code computes the same
  * with mov/bswap/lea/movzx, which leave the flags alone. */
-static inline uint32_t ibl_index(uint64_t guest_pc)
-{
+static inline uint32_t ibl_index(uint64_t guest_pc) {
     uint32_t lo = (uint32_t)guest_pc;
     return (lo + __builtin_bswap32(lo)) & (IBL_ENTRIES - 1);
 }
 
 /* Per-thread state only C code touches. */
 struct thread_state {
-    uint64_t signal_fs;        /* first: the host signal entry uses it */
-    uint64_t guest_gs;         /* the guest's virtual %gs base */
-    uint64_t sigmask;          /* the guest's signal mask (also the host's) */
-    uint64_t altstack_sp;      /* the guest's sigaltstack, virtual */
+    uint64_t signal_fs;   /* first: the host signal entry uses it */
+    uint64_t guest_gs;    /* the guest's virtual %gs base */
+    uint64_t sigmask;     /* the guest's signal mask (also the host's) */
+    uint64_t altstack_sp; /* the guest's sigaltstack, virtual */
     uint64_t altstack_size;
     int32_t altstack_flags;
     int32_t tid;
-    uint64_t clear_tid;        /* CLONE_CHILD_CLEARTID / set_tid_address */
-    uint64_t flush_epoch;      /* last cache flush this thread has seen */
-    int32_t in_cache;          /* may be running translated code */
-    int32_t is_main;           /* hosted by the process's first thread */
+    uint64_t clear_tid;         /* CLONE_CHILD_CLEARTID / set_tid_address */
+    uint64_t flush_epoch;       /* last cache flush this thread has seen */
+    int32_t in_cache;           /* may be running translated code */
+    int32_t is_main;            /* hosted by the process's first thread */
     struct guest_context *next; /* all live contexts, under the translator lock */
-    int32_t sync_signal;       /* a fault to deliver first, whatever the mask */
+    int32_t sync_signal;        /* a fault to deliver first, whatever the mask */
     int32_t pad;
     uint64_t single_step_pc;   /* run this instruction alone (after a code write) */
     int32_t stepping;          /* trap-flag stepping towards a signal boundary */
@@ -122,7 +125,7 @@ struct guest_context {
     uint8_t xsave[CTX_XSAVE_SIZE] __attribute__((aligned(64)));
     struct thread_state ts;
     uint8_t pad[CTX_IBL_TABLE - CTX_THREAD_STATE - sizeof(struct thread_state)];
-    struct ibl_entry ibl[IBL_ENTRIES];
+    struct ibl_entry ibl[IBL_SLOTS];
 };
 
 _Static_assert(offsetof(struct guest_context, gpr) == CTX_GPR, "ctx layout");
@@ -153,9 +156,9 @@ struct exit_record {
     uint8_t *stub;         /* the exit stub itself */
     struct fragment *from;
     bool linked;
-    struct fragment *to;                /* while linked */
-    struct exit_record *next_incoming;  /* in to->incoming */
-    uint8_t saved_stub[14];             /* stub bytes a far link overwrote */
+    struct fragment *to;               /* while linked */
+    struct exit_record *next_incoming; /* in to->incoming */
+    uint8_t saved_stub[14];            /* stub bytes a far link overwrote */
 };
 
 /* Creates a context (reusing one of an exited thread when possible) and
@@ -196,6 +199,12 @@ bool translator_guest_pc(uint64_t cache_pc, uint64_t *guest_pc, bool *spilled, b
 /* Called by the assembly exit entry with the guest's state saved in ctx;
  * returns the cache address to resume at. */
 void *dispatch(struct guest_context *ctx);
+
+/* A fragment ending in a call with a return pad was built: other
+ * translations of that call jump to it, and indirect tables map its return
+ * address to the pad from now on. Needs the lock. */
+struct fragment;
+void translator_note_call_site(struct fragment *frag);
 
 /* In-cache indirect-branch hits of all threads (counted with --stats). */
 uint64_t translator_indirect_hits(void);

@@ -50,8 +50,8 @@ static int load(void) {
         (int (*)(unw_cursor_t *, unw_context_t *, int))dlsym(h, "_ULx86_64_init_local2");
     step_p = (int (*)(unw_cursor_t *))dlsym(h, "_ULx86_64_step");
     get_reg_p = (int (*)(unw_cursor_t *, unw_regnum_t, unw_word_t *))dlsym(h, "_ULx86_64_get_reg");
-    get_proc_name_p = (int (*)(unw_cursor_t *, char *, size_t, unw_word_t *))dlsym(
-        h, "_ULx86_64_get_proc_name");
+    get_proc_name_p =
+        (int (*)(unw_cursor_t *, char *, size_t, unw_word_t *))dlsym(h, "_ULx86_64_get_proc_name");
     if (!getcontext_p || !init_local_p || !init_local2_p || !step_p || !get_reg_p ||
         !get_proc_name_p)
         return -3;
@@ -98,8 +98,12 @@ NOINLINE static int leaf(const char *what) {
     walk(what, &uc, 0);
     return sink;
 }
-NOINLINE static int middle(const char *what) { return leaf(what) + sink; }
-NOINLINE static int top(const char *what) { return middle(what) + sink; }
+NOINLINE static int middle(const char *what) {
+    return leaf(what) + sink;
+}
+NOINLINE static int top(const char *what) {
+    return middle(what) + sink;
+}
 
 NOINLINE static int deep(int n) {
     if (n == 0)

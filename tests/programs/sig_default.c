@@ -103,10 +103,9 @@ static int run_case(const char *c) {
 int main(int argc, char **argv) {
     if (argc > 1)
         return run_case(argv[1]);
-    static const char *cases[] = {"term",         "quit",         "usr1",        "alarm",
-                                  "pipe",         "kill",         "abort",       "blocked-term",
-                                  "threads-term", "thread-usr1",  "ignored",     "sig-ign",
-                                  "stop-cont"};
+    static const char *cases[] = {
+        "term",         "quit",         "usr1",        "alarm",   "pipe",    "kill",     "abort",
+        "blocked-term", "threads-term", "thread-usr1", "ignored", "sig-ign", "stop-cont"};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         printf("%s:\n", cases[i]);
         fflush(stdout);

@@ -118,7 +118,8 @@ static void thread_masks(void) {
     int main_sees = pending(SIGUSR2);
     pthread_barrier_wait(&bar);
     pthread_join(t, NULL);
-    printf("thread mask: thread saw pending %d, main saw pending %d, calls %d -> %d, ran in thread %d\n",
+    printf("thread mask: thread saw pending %d, main saw pending %d, calls %d -> %d, ran in thread "
+           "%d\n",
            thread_saw_pending, main_sees, thread_calls_before, thread_calls_after,
            pthread_equal(usr2_thread, t));
     pthread_barrier_destroy(&bar);

@@ -130,7 +130,8 @@ static void restart_write(void) {
     arm(5000, 0);
     errno = 0;
     w = write(fds[1], block, 100);
-    printf("plain write into a full pipe: %zd EINTR %d after %d alarm\n", w, errno == EINTR, alarms);
+    printf("plain write into a full pipe: %zd EINTR %d after %d alarm\n", w, errno == EINTR,
+           alarms);
 
     /* empty it again */
     fcntl(fds[0], F_SETFL, fcntl(fds[0], F_GETFL) | O_NONBLOCK);
@@ -229,8 +230,8 @@ static void resethand(void) {
         sigaction(SIGUSR1, &sa, NULL);
         raise(SIGUSR1);
         sigaction(SIGUSR1, NULL, &now);
-        printf("SA_RESETHAND: %d call, blocked inside %d, disposition now SIG_DFL %d\n", reset_calls,
-               blocked_inside, now.sa_handler == SIG_DFL);
+        printf("SA_RESETHAND: %d call, blocked inside %d, disposition now SIG_DFL %d\n",
+               reset_calls, blocked_inside, now.sa_handler == SIG_DFL);
         fflush(stdout);
         raise(SIGUSR1); /* default action: terminate */
         printf("survived the second SIGUSR1\n");
@@ -238,7 +239,8 @@ static void resethand(void) {
     }
     int st;
     waitpid(pid, &st, 0);
-    printf("child after the second SIGUSR1: %s %d\n", WIFSIGNALED(st) ? "killed by signal" : "exited",
+    printf("child after the second SIGUSR1: %s %d\n",
+           WIFSIGNALED(st) ? "killed by signal" : "exited",
            WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
 }
 

@@ -112,8 +112,8 @@ static void wide(void) {
     for (int i = 0; i < WIDE; i++)
         fp += wide_fp[i];
     printf("wide: %d alive at once, total %llu, atomic %lu, returns %llu, fp %.17g\n",
-           wide_max_alive, (unsigned long long)wide_total, wide_atomic,
-           (unsigned long long)rsum, fp);
+           wide_max_alive, (unsigned long long)wide_total, wide_atomic, (unsigned long long)rsum,
+           fp);
     pthread_barrier_destroy(&wide_barrier);
 }
 
@@ -165,7 +165,8 @@ static char user_stack[256 * 1024] __attribute__((aligned(4096)));
 static void *on_user_stack(void *arg) {
     volatile char local[2048];
     uintptr_t i = (uintptr_t)arg;
-    int inside = (char *)&local[0] >= user_stack && (char *)&local[0] < user_stack + sizeof user_stack;
+    int inside =
+        (char *)&local[0] >= user_stack && (char *)&local[0] < user_stack + sizeof user_stack;
     /* whatever the previous thread left on this stack, this one starts over */
     for (int k = 0; k < 2048; k++)
         local[k] = (char)(k + i);

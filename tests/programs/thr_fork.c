@@ -67,16 +67,32 @@ static int settled_tasks(int want) {
 
 static char order[64];
 static int order_len;
-static void prep1(void) { order[order_len++] = 'p'; }
-static void prep2(void) { order[order_len++] = 'P'; }
-static void parent1(void) { order[order_len++] = 'a'; }
-static void parent2(void) { order[order_len++] = 'A'; }
-static void child1(void) { order[order_len++] = 'c'; }
-static void child2(void) { order[order_len++] = 'C'; }
+static void prep1(void) {
+    order[order_len++] = 'p';
+}
+static void prep2(void) {
+    order[order_len++] = 'P';
+}
+static void parent1(void) {
+    order[order_len++] = 'a';
+}
+static void parent2(void) {
+    order[order_len++] = 'A';
+}
+static void child1(void) {
+    order[order_len++] = 'c';
+}
+static void child2(void) {
+    order[order_len++] = 'C';
+}
 
 /* our own lock is taken around fork, so the child gets it free */
-static void lock_prepare(void) { pthread_mutex_lock(&lock); }
-static void lock_release(void) { pthread_mutex_unlock(&lock); }
+static void lock_prepare(void) {
+    pthread_mutex_lock(&lock);
+}
+static void lock_release(void) {
+    pthread_mutex_unlock(&lock);
+}
 
 static void *child_thread(void *arg) {
     return (void *)((uintptr_t)arg * 3);
@@ -95,8 +111,8 @@ static int child_work(const char *who) {
     int e = pthread_create(&t, NULL, child_thread, (void *)14);
     if (e == 0)
         pthread_join(t, &r);
-    printf("  %s child: threads %d, atfork order \"%s\", malloc ok %d, new thread returned %d\n", who,
-           tasks, order, buf[99999] == 'z', (int)(uintptr_t)r);
+    printf("  %s child: threads %d, atfork order \"%s\", malloc ok %d, new thread returned %d\n",
+           who, tasks, order, buf[99999] == 'z', (int)(uintptr_t)r);
     free(buf);
     fflush(stdout);
     return 5;

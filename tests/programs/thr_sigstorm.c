@@ -60,9 +60,7 @@ static void on_usr1(int sig, siginfo_t *si, void *ctx) {
             __atomic_add_fetch(&wrong_thread, 1, __ATOMIC_RELAXED);
         __atomic_add_fetch(&tkill_hits[i], 1, __ATOMIC_RELAXED);
         break;
-    case SI_USER:
-        __atomic_add_fetch(&user_hits[i], 1, __ATOMIC_RELAXED);
-        break;
+    case SI_USER: __atomic_add_fetch(&user_hits[i], 1, __ATOMIC_RELAXED); break;
     case SI_QUEUE:
         if (si->si_value.sival_int != i)
             __atomic_add_fetch(&wrong_value, 1, __ATOMIC_RELAXED);

@@ -172,7 +172,8 @@ int main(void) {
             sum += r[i]->checksum * (round + 1);
         }
         for (int i = 0; i < THREADS; i++) {
-            distinct &= r[i]->big_addr != (uintptr_t)big && r[i]->counter_addr != (uintptr_t)&counter;
+            distinct &=
+                r[i]->big_addr != (uintptr_t)big && r[i]->counter_addr != (uintptr_t)&counter;
             for (int j = 0; j < i; j++)
                 distinct &= r[i]->big_addr != r[j]->big_addr;
         }
