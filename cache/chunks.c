@@ -25,14 +25,16 @@ static int n_chunks;
 static struct cache_chunk retired[MAX_CHUNKS];
 static int n_retired;
 
-static bool within_reach(const struct cache_chunk *c, uint64_t pc) {
+static bool within_reach(const struct cache_chunk *c, uint64_t pc)
+{
     uint64_t lo = (uint64_t)c->base, hi = (uint64_t)c->end;
     uint64_t far = pc > lo ? pc - lo : lo - pc;
     uint64_t far2 = pc > hi ? pc - hi : hi - pc;
     return far < REACH && far2 < REACH;
 }
 
-static bool map_chunk_near(uint64_t pc, struct cache_chunk *out) {
+static bool map_chunk_near(uint64_t pc, struct cache_chunk *out)
+{
     /* Try hints at growing distance below and above pc; the kernel refuses
      * MAP_FIXED_NOREPLACE over anything already mapped. */
     for (int64_t step = 1; step <= 10; step++) {
@@ -54,7 +56,8 @@ static bool map_chunk_near(uint64_t pc, struct cache_chunk *out) {
     return false;
 }
 
-struct cache_chunk *cache_chunk_near(uint64_t guest_pc, size_t bytes) {
+struct cache_chunk *cache_chunk_near(uint64_t guest_pc, size_t bytes)
+{
     bool any_near = false;
     for (int i = 0; i < n_chunks; i++) {
         if (!within_reach(&chunks[i], guest_pc))
@@ -70,20 +73,24 @@ struct cache_chunk *cache_chunk_near(uint64_t guest_pc, size_t bytes) {
     return &chunks[n_chunks++];
 }
 
-uint8_t *cache_chunk_cursor(struct cache_chunk *chunk) {
+uint8_t *cache_chunk_cursor(struct cache_chunk *chunk)
+{
     return chunk->cursor;
 }
 
-void cache_chunk_commit(struct cache_chunk *chunk, uint8_t *new_cursor) {
+void cache_chunk_commit(struct cache_chunk *chunk, uint8_t *new_cursor)
+{
     /* Keep fragments 16-byte aligned: entries are branch targets. */
     chunk->cursor = (uint8_t *)(((uintptr_t)new_cursor + 15) & ~(uintptr_t)15);
 }
 
-static bool overlaps(const struct cache_chunk *c, uint64_t addr, uint64_t len) {
+static bool overlaps(const struct cache_chunk *c, uint64_t addr, uint64_t len)
+{
     return addr < (uint64_t)c->end && addr + len > (uint64_t)c->base;
 }
 
-bool cache_owns(uint64_t addr, uint64_t len) {
+bool cache_owns(uint64_t addr, uint64_t len)
+{
     for (int i = 0; i < n_chunks; i++)
         if (overlaps(&chunks[i], addr, len))
             return true;
@@ -93,21 +100,24 @@ bool cache_owns(uint64_t addr, uint64_t len) {
     return false;
 }
 
-size_t cache_bytes_used(void) {
+size_t cache_bytes_used(void)
+{
     size_t used = 0;
     for (int i = 0; i < n_chunks; i++)
         used += chunks[i].cursor - chunks[i].base;
     return used;
 }
 
-static struct cache_chunk *chunk_of(uint64_t cache_pc) {
+static struct cache_chunk *chunk_of(uint64_t cache_pc)
+{
     for (int i = 0; i < n_chunks; i++)
         if (overlaps(&chunks[i], cache_pc, 1))
             return &chunks[i];
     return NULL;
 }
 
-struct fragment *cache_fragment_at(uint64_t cache_pc) {
+struct fragment *cache_fragment_at(uint64_t cache_pc)
+{
     struct cache_chunk *c = chunk_of(cache_pc);
     if (!c || !c->n_frags)
         return NULL;
@@ -125,7 +135,8 @@ struct fragment *cache_fragment_at(uint64_t cache_pc) {
     return f;
 }
 
-void chunk_add_fragment(struct fragment *frag) {
+void chunk_add_fragment(struct fragment *frag)
+{
     struct cache_chunk *c = chunk_of((uint64_t)frag->cache_pc);
     if (c->n_frags == c->cap_frags) {
         c->cap_frags = c->cap_frags ? 2 * c->cap_frags : 1024;
@@ -135,7 +146,8 @@ void chunk_add_fragment(struct fragment *frag) {
 }
 
 /* After a full flush: the fragments are gone; reuse or retire the memory. */
-void cache_chunks_reset(bool retire) {
+void cache_chunks_reset(bool retire)
+{
     for (int i = 0; i < n_chunks; i++)
         chunks[i].n_frags = 0;
     if (retire && n_retired + n_chunks <= MAX_CHUNKS) {
@@ -149,11 +161,13 @@ void cache_chunks_reset(bool retire) {
     }
 }
 
-bool cache_has_retired(void) {
+bool cache_has_retired(void)
+{
     return n_retired > 0;
 }
 
-void cache_free_retired(void) {
+void cache_free_retired(void)
+{
     for (int i = 0; i < n_retired; i++) {
         munmap(retired[i].base, retired[i].end - retired[i].base);
         free(retired[i].frags);

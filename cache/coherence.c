@@ -10,21 +10,25 @@
 static struct u64map protected_pages; /* page + 1 -> 1 */
 static struct u64map written_pages;   /* page + 1 -> write faults so far */
 
-bool cache_page_volatile(uint64_t addr) {
+bool cache_page_volatile(uint64_t addr)
+{
     uint64_t n;
     return u64map_get(&written_pages, addr / PAGE + 1, &n) && n >= VOLATILE_AFTER;
 }
 
-void cache_mark_volatile(uint64_t start, uint64_t len) {
+void cache_mark_volatile(uint64_t start, uint64_t len)
+{
     for (uint64_t pg = start / PAGE; pg < (start + len + PAGE - 1) / PAGE; pg++)
         u64map_put(&written_pages, pg + 1, VOLATILE_AFTER);
 }
 
-bool cache_page_protected(uint64_t addr) {
+bool cache_page_protected(uint64_t addr)
+{
     return u64map_get(&protected_pages, addr / PAGE + 1, NULL);
 }
 
-void cache_protect_code(const struct fragment *frag) {
+void cache_protect_code(const struct fragment *frag)
+{
     for (uint64_t pg = frag->guest_pc / PAGE; pg <= (frag->guest_end - 1) / PAGE; pg++) {
         if (u64map_get(&protected_pages, pg + 1, NULL) || cache_page_volatile(pg * PAGE))
             continue;
@@ -36,7 +40,8 @@ void cache_protect_code(const struct fragment *frag) {
     }
 }
 
-static void unprotect_page(uint64_t pg) {
+static void unprotect_page(uint64_t pg)
+{
     if (!u64map_remove(&protected_pages, pg + 1))
         return;
     int prot = guest_vm_prot(pg * PAGE);
@@ -44,7 +49,8 @@ static void unprotect_page(uint64_t pg) {
         mprotect((void *)(pg * PAGE), PAGE, guest_vm_host_prot(prot));
 }
 
-void unprotect_range(uint64_t start, uint64_t end) {
+void unprotect_range(uint64_t start, uint64_t end)
+{
     if (!protected_pages.count)
         return;
     uint64_t first = start / PAGE, last = (end - 1) / PAGE;
@@ -62,7 +68,8 @@ void unprotect_range(uint64_t start, uint64_t end) {
     }
 }
 
-bool cache_write_fault(uint64_t addr, void (*on_dead)(struct fragment *, void *), void *arg) {
+bool cache_write_fault(uint64_t addr, void (*on_dead)(struct fragment *, void *), void *arg)
+{
     uint64_t pg = addr / PAGE;
     if (!u64map_get(&protected_pages, pg + 1, NULL))
         return false;
@@ -75,7 +82,8 @@ bool cache_write_fault(uint64_t addr, void (*on_dead)(struct fragment *, void *)
     return true;
 }
 
-void coherence_reset(void) {
+void coherence_reset(void)
+{
     while (protected_pages.count) {
         for (size_t i = 0; i < protected_pages.cap; i++)
             if (protected_pages.keys[i])
@@ -83,7 +91,8 @@ void coherence_reset(void) {
     }
 }
 
-bool cache_unprotect_all(void (*on_dead)(struct fragment *, void *), void *arg) {
+bool cache_unprotect_all(void (*on_dead)(struct fragment *, void *), void *arg)
+{
     if (!protected_pages.count)
         return false;
     while (protected_pages.count) {

@@ -8,17 +8,20 @@
 #include "cache/cache_internal.h"
 #include "translator/translator.h"
 
-static bool fits_rel32(const uint8_t *from_end, const uint8_t *target) {
+static bool fits_rel32(const uint8_t *from_end, const uint8_t *target)
+{
     int64_t d = target - from_end;
     return d == (int32_t)d;
 }
 
-static void store_rel32(uint8_t *rel, const uint8_t *target) {
+static void store_rel32(uint8_t *rel, const uint8_t *target)
+{
     int32_t d = (int32_t)(target - (rel + 4));
     __atomic_store_n((int32_t *)rel, d, __ATOMIC_RELEASE);
 }
 
-void cache_link(struct exit_record *exit, struct fragment *to) {
+void cache_link(struct exit_record *exit, struct fragment *to)
+{
     if (exit->linked || to->dead)
         return;
     if (exit->branch_rel32 && fits_rel32(exit->branch_rel32 + 4, to->cache_pc)) {
@@ -39,7 +42,8 @@ void cache_link(struct exit_record *exit, struct fragment *to) {
     to->incoming = exit;
 }
 
-static void unlink_exit(struct exit_record *e) {
+static void unlink_exit(struct exit_record *e)
+{
     if (!e->linked)
         return;
     if (e->branch_rel32 && fits_rel32(e->branch_rel32 + 4, e->to->cache_pc))
@@ -50,7 +54,8 @@ static void unlink_exit(struct exit_record *e) {
     e->to = NULL;
 }
 
-void unlink_fragment(struct fragment *frag) {
+void unlink_fragment(struct fragment *frag)
+{
     for (struct exit_record *e = frag->incoming; e;) {
         struct exit_record *next = e->next_incoming;
         unlink_exit(e);

@@ -19,7 +19,8 @@ static size_t n_dead, cap_dead;
 static struct fragment **retired_frags;
 static size_t n_retired_frags, cap_retired_frags;
 
-static void keep_retired(struct fragment *f) {
+static void keep_retired(struct fragment *f)
+{
     if (n_retired_frags == cap_retired_frags)
         retired_frags = realloc(
             retired_frags, (cap_retired_frags = cap_retired_frags ? 2 * cap_retired_frags : 1024) *
@@ -27,7 +28,8 @@ static void keep_retired(struct fragment *f) {
     retired_frags[n_retired_frags++] = f;
 }
 
-struct fragment *cache_lookup(uint64_t guest_pc) {
+struct fragment *cache_lookup(uint64_t guest_pc)
+{
     uint64_t v;
     return u64map_get(&fragment_table, guest_pc, &v) ? (struct fragment *)v : NULL;
 }
@@ -39,14 +41,17 @@ struct page_node {
     struct page_node *next;
 };
 
-static uint64_t first_page(const struct fragment *f) {
+static uint64_t first_page(const struct fragment *f)
+{
     return f->guest_pc / PAGE;
 }
-static uint64_t last_page(const struct fragment *f) {
+static uint64_t last_page(const struct fragment *f)
+{
     return (f->guest_end - 1) / PAGE;
 }
 
-void cache_insert(struct fragment *frag) {
+void cache_insert(struct fragment *frag)
+{
     u64map_put(&fragment_table, frag->guest_pc, (uint64_t)frag);
     chunk_add_fragment(frag);
     uint64_t n = last_page(frag) - first_page(frag) + 1;
@@ -61,7 +66,8 @@ void cache_insert(struct fragment *frag) {
     }
 }
 
-static void unindex_pages(struct fragment *frag) {
+static void unindex_pages(struct fragment *frag)
+{
     struct page_node *nodes = frag->page_nodes;
     if (!nodes)
         return;
@@ -83,7 +89,8 @@ static void unindex_pages(struct fragment *frag) {
     frag->page_nodes = NULL;
 }
 
-void cache_insert_transient(struct fragment *frag) {
+void cache_insert_transient(struct fragment *frag)
+{
     chunk_add_fragment(frag);
     frag->dead = true; /* never linked to */
     if (n_dead == cap_dead)
@@ -93,7 +100,8 @@ void cache_insert_transient(struct fragment *frag) {
 
 /* Calls fn for every page in [first, last] that holds code. */
 static void for_code_pages(uint64_t first, uint64_t last, void (*fn)(uint64_t page, void *),
-                           void *arg) {
+                           void *arg)
+{
     if (last - first < 2 * code_pages.cap) {
         for (uint64_t pg = first; pg <= last; pg++)
             if (u64map_get(&code_pages, pg + 1, NULL))
@@ -110,12 +118,14 @@ static void for_code_pages(uint64_t first, uint64_t last, void (*fn)(uint64_t pa
     free(pages);
 }
 
-static void note_has_code(uint64_t page, void *arg) {
+static void note_has_code(uint64_t page, void *arg)
+{
     (void)page;
     *(bool *)arg = true;
 }
 
-bool cache_range_has_code(uint64_t start, uint64_t len) {
+bool cache_range_has_code(uint64_t start, uint64_t len)
+{
     if (!code_pages.count || !len)
         return false;
     bool found = false;
@@ -129,7 +139,8 @@ struct victims {
     size_t n, cap;
 };
 
-static void collect(uint64_t page, void *arg) {
+static void collect(uint64_t page, void *arg)
+{
     struct victims *v = arg;
     uint64_t head;
     u64map_get(&code_pages, page + 1, &head);
@@ -145,7 +156,8 @@ static void collect(uint64_t page, void *arg) {
 }
 
 size_t cache_invalidate_range(uint64_t start, uint64_t len,
-                              void (*on_dead)(struct fragment *, void *), void *arg) {
+                              void (*on_dead)(struct fragment *, void *), void *arg)
+{
     if (!len || !code_pages.count)
         return 0;
     struct victims v = {.start = start, .end = start + len};
@@ -169,29 +181,34 @@ size_t cache_invalidate_range(uint64_t start, uint64_t len,
     return v.n;
 }
 
-static void free_fragment(struct fragment *f) {
+static void free_fragment(struct fragment *f)
+{
     free(f->page_nodes);
     free(f->exits);
     free(f->pc_map);
     free(f);
 }
 
-void cache_fragments_retired_free(void) {
+void cache_fragments_retired_free(void)
+{
     for (size_t i = 0; i < n_retired_frags; i++)
         free_fragment(retired_frags[i]);
     n_retired_frags = 0;
 }
 
-void cache_set_call_site(struct fragment *frag) {
+void cache_set_call_site(struct fragment *frag)
+{
     u64map_put(&call_sites, frag->return_guest, (uint64_t)frag);
 }
 
-struct fragment *cache_call_site(uint64_t guest_return) {
+struct fragment *cache_call_site(uint64_t guest_return)
+{
     uint64_t frag;
     return u64map_get(&call_sites, guest_return, &frag) ? (struct fragment *)frag : NULL;
 }
 
-void cache_flush_all(bool retire) {
+void cache_flush_all(bool retire)
+{
     void (*drop)(struct fragment *) = retire ? keep_retired : free_fragment;
     for (size_t i = 0; i < fragment_table.cap; i++)
         if (fragment_table.keys[i])

@@ -5,11 +5,13 @@
 #include <string.h>
 #include <xxhash.h>
 
-static size_t home(uint64_t key, size_t cap) {
+static size_t home(uint64_t key, size_t cap)
+{
     return XXH3_64bits(&key, sizeof key) & (cap - 1);
 }
 
-bool u64map_get(const struct u64map *m, uint64_t key, uint64_t *val) {
+bool u64map_get(const struct u64map *m, uint64_t key, uint64_t *val)
+{
     if (!m->cap)
         return false;
     for (size_t i = home(key, m->cap);; i = (i + 1) & (m->cap - 1)) {
@@ -23,7 +25,8 @@ bool u64map_get(const struct u64map *m, uint64_t key, uint64_t *val) {
     }
 }
 
-static void insert(uint64_t *keys, uint64_t *vals, size_t cap, uint64_t key, uint64_t val) {
+static void insert(uint64_t *keys, uint64_t *vals, size_t cap, uint64_t key, uint64_t val)
+{
     size_t i = home(key, cap);
     while (keys[i] && keys[i] != key)
         i = (i + 1) & (cap - 1);
@@ -31,7 +34,8 @@ static void insert(uint64_t *keys, uint64_t *vals, size_t cap, uint64_t key, uin
     vals[i] = val;
 }
 
-void u64map_put(struct u64map *m, uint64_t key, uint64_t val) {
+void u64map_put(struct u64map *m, uint64_t key, uint64_t val)
+{
     if (u64map_get(m, key, NULL)) {
         insert(m->keys, m->vals, m->cap, key, val);
         return;
@@ -52,7 +56,8 @@ void u64map_put(struct u64map *m, uint64_t key, uint64_t val) {
     m->count++;
 }
 
-bool u64map_remove(struct u64map *m, uint64_t key) {
+bool u64map_remove(struct u64map *m, uint64_t key)
+{
     if (!m->cap)
         return false;
     size_t i = home(key, m->cap);
@@ -76,7 +81,8 @@ bool u64map_remove(struct u64map *m, uint64_t key) {
     return true;
 }
 
-void u64map_clear(struct u64map *m) {
+void u64map_clear(struct u64map *m)
+{
     if (m->cap) {
         memset(m->keys, 0, m->cap * sizeof *m->keys);
         memset(m->vals, 0, m->cap * sizeof *m->vals);

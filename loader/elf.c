@@ -56,7 +56,8 @@ void map_elf(const char *path, struct elf_image *img, uint64_t reserve_after)
         } else if (ph[i].p_type == PT_GNU_STACK) {
             img->exec_stack = ph[i].p_flags & PF_X;
         } else if (ph[i].p_type == PT_INTERP) {
-            size_t n = ph[i].p_filesz < sizeof img->interp ? ph[i].p_filesz : sizeof img->interp - 1;
+            size_t n =
+                ph[i].p_filesz < sizeof img->interp ? ph[i].p_filesz : sizeof img->interp - 1;
             if (pread(fd, img->interp, n, ph[i].p_offset) != (ssize_t)n)
                 dbo_fatal("%s: truncated PT_INTERP", path);
             img->interp[n] = 0;
@@ -97,8 +98,8 @@ void map_elf(const char *path, struct elf_image *img, uint64_t reserve_after)
         }
         uint64_t anon = PAGE_UP(ph[i].p_filesz ? file_end : seg);
         if (PAGE_UP(mem_end) > anon &&
-            mmap((void *)anon, PAGE_UP(mem_end) - anon, host, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
-                 -1, 0) == MAP_FAILED)
+            mmap((void *)anon, PAGE_UP(mem_end) - anon, host,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED)
             dbo_fatal("%s: cannot map bss of segment %d: %s", path, i, strerror(errno));
         guest_vm_record(page, PAGE_UP(mem_end) - page, prot);
     }

@@ -7,9 +7,9 @@
 #include <stdint.h>
 
 struct guest_start {
-    uint64_t entry;      /* first guest instruction (interpreter's if any) */
-    uint64_t stack;      /* initial %rsp, pointing at argc */
-    char *exe_path;      /* absolute path of the main ELF: /proc/self/exe */
+    uint64_t entry; /* first guest instruction (interpreter's if any) */
+    uint64_t stack; /* initial %rsp, pointing at argc */
+    char *exe_path; /* absolute path of the main ELF: /proc/self/exe */
     uint64_t arg_start, arg_end, env_start, env_end; /* strings on the guest stack */
 };
 

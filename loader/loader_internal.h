@@ -7,13 +7,13 @@
 #include <stdint.h>
 
 struct elf_image {
-    uint64_t bias;      /* load address minus link-time address */
+    uint64_t bias; /* load address minus link-time address */
     uint64_t entry;
-    uint64_t phdr;      /* address of the program headers in memory */
+    uint64_t phdr; /* address of the program headers in memory */
     uint64_t phnum;
-    uint64_t end;       /* one past the highest mapped byte */
-    bool exec_stack;    /* PT_GNU_STACK absent or PF_X */
-    char interp[4096];  /* PT_INTERP, empty if none */
+    uint64_t end;      /* one past the highest mapped byte */
+    bool exec_stack;   /* PT_GNU_STACK absent or PF_X */
+    char interp[4096]; /* PT_INTERP, empty if none */
 };
 
 bool parse_shebang(const char *path, char *interp, size_t interp_size, char *arg, size_t arg_size);

@@ -19,7 +19,8 @@ char dbo_self_path[4096];
 /* Formats into a buffer and writes it with one write(2): the guest may have
  * closed or redirected stdio, and dbo's own FILE buffers must never mix
  * with the guest's output. */
-static void emit_line(const char *prefix, const char *fmt, va_list ap) {
+static void emit_line(const char *prefix, const char *fmt, va_list ap)
+{
     char buf[1024];
     int n = snprintf(buf, sizeof buf, "%s", prefix);
     n += vsnprintf(buf + n, sizeof buf - n - 1, fmt, ap);
@@ -30,7 +31,8 @@ static void emit_line(const char *prefix, const char *fmt, va_list ap) {
     (void)w;
 }
 
-void dbo_fatal(const char *fmt, ...) {
+void dbo_fatal(const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
     emit_line("dbo: ", fmt, ap);
@@ -38,14 +40,16 @@ void dbo_fatal(const char *fmt, ...) {
     _exit(127);
 }
 
-void dbo_log(const char *fmt, ...) {
+void dbo_log(const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
     emit_line("dbo: ", fmt, ap);
     va_end(ap);
 }
 
-uint64_t dbo_now_ns(void) {
+uint64_t dbo_now_ns(void)
+{
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
@@ -55,12 +59,14 @@ uint64_t dbo_now_ns(void) {
  * does), so --stats keeps its own copy of it, taken at start-up. */
 static int stats_fd = -1;
 
-void dbo_stats_init(void) {
+void dbo_stats_init(void)
+{
     if (dbo_opts.stats && !dbo_opts.stats_file)
         stats_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 900);
 }
 
-void dbo_print_stats(void) {
+void dbo_print_stats(void)
+{
     if (!dbo_opts.stats)
         return;
     int fd = stats_fd >= 0 ? stats_fd : STDERR_FILENO;

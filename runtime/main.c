@@ -35,7 +35,8 @@ static const char usage[] =
 /* Options dbo hands to children that the guest execve's. */
 static char *kept_options[16];
 
-static int parse_options(int argc, char **argv) {
+static int parse_options(int argc, char **argv)
+{
     int i = 1;
     for (; i < argc; i++) {
         const char *a = argv[i];
@@ -82,7 +83,8 @@ static int parse_options(int argc, char **argv) {
 
 /* The vDSO stays where the kernel put it and is passed to the guest; its
  * code is translated like any other guest code. */
-static void register_vdso(void) {
+static void register_vdso(void)
+{
     FILE *maps = fopen("/proc/self/maps", "re");
     if (!maps)
         return;
@@ -96,7 +98,8 @@ static void register_vdso(void) {
 }
 
 /* LD_* variables that a parent dbo hid from this dbo's own loader. */
-static char **guest_environment(void) {
+static char **guest_environment(void)
+{
     extern char **environ;
     for (char **e = environ; *e; e++)
         if (!strncmp(*e, "DBO_GUEST_LD_", 13))
@@ -104,7 +107,8 @@ static char **guest_environment(void) {
     return environ;
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
     ssize_t n = readlink("/proc/self/exe", dbo_self_path, sizeof dbo_self_path - 1);
     if (n <= 0)
         dbo_fatal("cannot find the dbo executable: %s", strerror(errno));

@@ -22,7 +22,6 @@
 #include "syscall/syscall_internal.h"
 #include "translator/translator.h"
 
-
 static struct guest_context *current_context(void)
 {
     struct guest_context *ctx;
@@ -156,8 +155,8 @@ static void leave_cache_soon(struct guest_context *ctx, ucontext_t *uc, uint64_t
     if (translator_trylock()) {
         uint64_t guest_pc;
         bool spilled, at_boundary;
-        bool exact = translator_guest_pc(pc, &guest_pc, &spilled, &at_boundary) && at_boundary &&
-                     !spilled;
+        bool exact =
+            translator_guest_pc(pc, &guest_pc, &spilled, &at_boundary) && at_boundary && !spilled;
         if (exact) {
             *efl &= ~EFLAGS_TF;
             capture_guest_state(ctx, uc, guest_pc, false);

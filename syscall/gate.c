@@ -180,7 +180,8 @@ void syscall_gate(struct guest_context *ctx)
     case SYS_fork: ret = emulate_clone(ctx, SIGCHLD, 0, 0, 0, 0); break;
     case SYS_vfork: ret = emulate_clone(ctx, CLONE_VM | CLONE_VFORK | SIGCHLD, 0, 0, 0, 0); break;
     case SYS_execve:
-        ret = emulate_execve(ctx, AT_FDCWD, (const char *)a1, (char *const *)a2, (char *const *)a3, 0);
+        ret = emulate_execve(ctx, AT_FDCWD, (const char *)a1, (char *const *)a2, (char *const *)a3,
+                             0);
         break;
     case SYS_execveat:
         ret = emulate_execve(ctx, (int)a1, (const char *)a2, (char *const *)a3, (char *const *)a4,

@@ -205,8 +205,8 @@ static void flush_if_code(struct guest_context *ctx, uint64_t start, uint64_t le
     translator_invalidate(start, len);
 }
 
-long emulate_mmap(struct guest_context *ctx, uint64_t addr, uint64_t len, int prot, int flags, int fd,
-                  uint64_t off)
+long emulate_mmap(struct guest_context *ctx, uint64_t addr, uint64_t len, int prot, int flags,
+                  int fd, uint64_t off)
 {
     if ((flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) && len &&
         overlaps_runtime(addr & ~(PAGE - 1), PAGE_UP(addr + len)))

@@ -26,8 +26,9 @@
 #include "syscall/syscall_internal.h"
 #include "translator/translator.h"
 
-#define FORK_FLAGS (CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID | CLONE_PARENT_SETTID | CLONE_SETTLS | \
-                    CLONE_VFORK | CLONE_VM)
+#define FORK_FLAGS                                                                                 \
+    (CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID | CLONE_PARENT_SETTID | CLONE_SETTLS |              \
+     CLONE_VFORK | CLONE_VM)
 
 /* The parent of a vfork waits until the child has exec'd or exited: the
  * write end of this pipe is close-on-exec and held only by the child. */
@@ -160,8 +161,8 @@ __attribute__((noreturn)) void dbo_vfork_child(struct vfork_child *child)
 
 /* CLONE_VM|CLONE_VFORK (vfork, posix_spawn): a real shared-memory child, so
  * its writes reach the parent as natively. */
-static long emulate_vfork(struct guest_context *ctx, uint64_t flags, uint64_t newsp,
-                          uint64_t ptid, uint64_t ctid)
+static long emulate_vfork(struct guest_context *ctx, uint64_t flags, uint64_t newsp, uint64_t ptid,
+                          uint64_t ctid)
 {
     const size_t stack_size = 256 * 1024;
     void *stack = mmap(NULL, stack_size, PROT_READ | PROT_WRITE,

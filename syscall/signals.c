@@ -48,8 +48,31 @@ struct kernel_ucontext {
     uint64_t uc_sigmask;
 };
 
-enum { R8, R9, R10, R11, R12, R13, R14, R15, RDI, RSI, RBP, RBX, RDX, RAX, RCX, RSP, RIP, EFL,
-       CSGSFS, ERR, TRAPNO, OLDMASK, CR2 };
+enum {
+    R8,
+    R9,
+    R10,
+    R11,
+    R12,
+    R13,
+    R14,
+    R15,
+    RDI,
+    RSI,
+    RBP,
+    RBX,
+    RDX,
+    RAX,
+    RCX,
+    RSP,
+    RIP,
+    EFL,
+    CSGSFS,
+    ERR,
+    TRAPNO,
+    OLDMASK,
+    CR2
+};
 
 static const int greg_of_gpr[16] = {RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI,
                                     R8,  R9,  R10, R11, R12, R13, R14, R15};
@@ -173,8 +196,12 @@ long emulate_rt_sigprocmask(struct guest_context *ctx, int how, const uint64_t *
 
 long emulate_sigaltstack(struct guest_context *ctx, const void *ss, void *old)
 {
-    struct { uint64_t sp; int32_t flags; int32_t pad; uint64_t size; } cur = {
-        ctx->ts.altstack_sp, ctx->ts.altstack_flags, 0, ctx->ts.altstack_size};
+    struct {
+        uint64_t sp;
+        int32_t flags;
+        int32_t pad;
+        uint64_t size;
+    } cur = {ctx->ts.altstack_sp, ctx->ts.altstack_flags, 0, ctx->ts.altstack_size};
     uint64_t rsp = ctx->gpr[GPR_RSP];
     bool on = cur.size && rsp - cur.sp < cur.size;
     if (on)
@@ -211,13 +238,24 @@ long emulate_sigaltstack(struct guest_context *ctx, const void *ss, void *old)
 static bool never_restarted(long nr)
 {
     switch (nr) {
-    case SYS_poll: case SYS_ppoll: case SYS_select: case SYS_pselect6: case SYS_epoll_wait:
-    case SYS_epoll_pwait: case SYS_epoll_pwait2: case SYS_nanosleep: case SYS_clock_nanosleep:
-    case SYS_pause: case SYS_rt_sigsuspend: case SYS_rt_sigtimedwait: case SYS_io_getevents:
-    case SYS_semop: case SYS_semtimedop: case SYS_msgrcv: case SYS_msgsnd:
-        return true;
-    default:
-        return false;
+    case SYS_poll:
+    case SYS_ppoll:
+    case SYS_select:
+    case SYS_pselect6:
+    case SYS_epoll_wait:
+    case SYS_epoll_pwait:
+    case SYS_epoll_pwait2:
+    case SYS_nanosleep:
+    case SYS_clock_nanosleep:
+    case SYS_pause:
+    case SYS_rt_sigsuspend:
+    case SYS_rt_sigtimedwait:
+    case SYS_io_getevents:
+    case SYS_semop:
+    case SYS_semtimedop:
+    case SYS_msgrcv:
+    case SYS_msgsnd: return true;
+    default: return false;
     }
 }
 

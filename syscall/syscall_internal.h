@@ -7,8 +7,8 @@
 
 struct guest_context;
 
-long emulate_mmap(struct guest_context *ctx, uint64_t addr, uint64_t len, int prot, int flags, int fd,
-                  uint64_t off);
+long emulate_mmap(struct guest_context *ctx, uint64_t addr, uint64_t len, int prot, int flags,
+                  int fd, uint64_t off);
 long emulate_mprotect(struct guest_context *ctx, uint64_t addr, uint64_t len, int prot);
 long emulate_munmap(struct guest_context *ctx, uint64_t addr, uint64_t len);
 long emulate_mremap(struct guest_context *ctx, uint64_t old, uint64_t old_len, uint64_t new_len,

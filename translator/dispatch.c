@@ -18,19 +18,22 @@
 #include "runtime/runtime.h"
 #include "syscall/syscall.h"
 
-static uint64_t read_fs_base(void) {
+static uint64_t read_fs_base(void)
+{
     uint64_t base;
     syscall(SYS_arch_prctl, ARCH_GET_FS, &base);
     return base;
 }
 
-static uint64_t xcr0(void) {
+static uint64_t xcr0(void)
+{
     uint32_t lo, hi;
     __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
     return (uint64_t)hi << 32 | lo;
 }
 
-void context_set_gs(struct guest_context *ctx) {
+void context_set_gs(struct guest_context *ctx)
+{
     if (ctx->use_fsgsbase)
         __asm__ volatile("wrgsbase %0" ::"r"(ctx));
     else
@@ -45,29 +48,34 @@ static uint64_t flush_epoch;
 
 static __thread bool holding_lock;
 
-void translator_lock(void) {
+void translator_lock(void)
+{
     pthread_mutex_lock(&big_lock);
     holding_lock = true;
 }
 
-void translator_unlock(void) {
+void translator_unlock(void)
+{
     holding_lock = false;
     pthread_mutex_unlock(&big_lock);
 }
 
-bool translator_trylock(void) {
+bool translator_trylock(void)
+{
     if (pthread_mutex_trylock(&big_lock))
         return false;
     holding_lock = true;
     return true;
 }
 
-bool translator_lock_held(void) {
+bool translator_lock_held(void)
+{
     return holding_lock;
 }
 
 /* The slot of ctx's indirect table that holds guest_pc, or NULL. */
-static struct ibl_entry *ibl_find(struct guest_context *ctx, uint64_t guest_pc) {
+static struct ibl_entry *ibl_find(struct guest_context *ctx, uint64_t guest_pc)
+{
     struct ibl_entry *e = &ctx->ibl[ibl_index(guest_pc)];
     if (e[0].neg_guest_pc == -guest_pc)
         return &e[0];
@@ -77,7 +85,8 @@ static struct ibl_entry *ibl_find(struct guest_context *ctx, uint64_t guest_pc) 
 }
 
 /* Puts guest_pc first in its slot pair; what was first moves second. */
-static void ibl_insert(struct guest_context *ctx, uint64_t guest_pc, uint64_t cache_pc) {
+static void ibl_insert(struct guest_context *ctx, uint64_t guest_pc, uint64_t cache_pc)
+{
     struct ibl_entry *e = &ctx->ibl[ibl_index(guest_pc)];
     if (e[0].neg_guest_pc != -guest_pc && e[1].neg_guest_pc != -guest_pc)
         e[1] = e[0];
@@ -89,7 +98,8 @@ static void ibl_insert(struct guest_context *ctx, uint64_t guest_pc, uint64_t ca
 
 /* An invalidated fragment must not be reachable through any thread's
  * indirect table: its guest pc has two slots to check. */
-static void forget_indirect(struct fragment *frag, void *arg) {
+static void forget_indirect(struct fragment *frag, void *arg)
+{
     (void)arg;
     for (struct guest_context *c = live_contexts; c; c = c->ts.next) {
         struct ibl_entry *e = ibl_find(c, frag->guest_pc);
@@ -98,7 +108,8 @@ static void forget_indirect(struct fragment *frag, void *arg) {
     }
 }
 
-void translator_note_call_site(struct fragment *frag) {
+void translator_note_call_site(struct fragment *frag)
+{
     cache_set_call_site(frag);
     for (struct guest_context *c = live_contexts; c; c = c->ts.next) {
         struct ibl_entry *e = ibl_find(c, frag->return_guest);
@@ -107,29 +118,35 @@ void translator_note_call_site(struct fragment *frag) {
     }
 }
 
-void translator_invalidate(uint64_t start, uint64_t len) {
+void translator_invalidate(uint64_t start, uint64_t len)
+{
     cache_invalidate_range(start, len, forget_indirect, NULL);
 }
 
-bool translator_write_fault(uint64_t addr) {
+bool translator_write_fault(uint64_t addr)
+{
     return cache_write_fault(addr, forget_indirect, NULL);
 }
 
-bool translator_unprotect_code(void) {
+bool translator_unprotect_code(void)
+{
     return cache_unprotect_all(forget_indirect, NULL);
 }
-int translator_live_threads(void) {
+int translator_live_threads(void)
+{
     return live_threads;
 }
 
-uint64_t translator_indirect_hits(void) {
+uint64_t translator_indirect_hits(void)
+{
     uint64_t hits = exited_indirect_hits;
     for (struct guest_context *c = live_contexts; c; c = c->ts.next)
         hits += c->ind_hits;
     return hits;
 }
 
-struct guest_context *context_create(bool use_fsgsbase) {
+struct guest_context *context_create(bool use_fsgsbase)
+{
     unsigned a, b, c, d;
     __cpuid_count(0xd, 0, a, b, c, d);
     if (b > CTX_XSAVE_SIZE)
@@ -170,7 +187,8 @@ struct guest_context *context_create(bool use_fsgsbase) {
     return ctx;
 }
 
-void translator_after_fork(struct guest_context *ctx) {
+void translator_after_fork(struct guest_context *ctx)
+{
     while (live_contexts) {
         struct guest_context *c = live_contexts;
         live_contexts = c->ts.next;
@@ -185,7 +203,8 @@ void translator_after_fork(struct guest_context *ctx) {
     live_threads = 1;
 }
 
-void context_release(struct guest_context *ctx) {
+void context_release(struct guest_context *ctx)
+{
     for (struct guest_context **p = &live_contexts; *p; p = &(*p)->ts.next) {
         if (*p == ctx) {
             *p = ctx->ts.next;
@@ -198,7 +217,8 @@ void context_release(struct guest_context *ctx) {
     free_contexts = ctx;
 }
 
-void translator_flush(struct guest_context *ctx) {
+void translator_flush(struct guest_context *ctx)
+{
     bool others_in_cache = false;
     for (struct guest_context *c = live_contexts; c; c = c->ts.next)
         others_in_cache |= c != ctx && c->ts.in_cache;
@@ -214,7 +234,8 @@ void translator_flush(struct guest_context *ctx) {
 
 /* Retired cache memory is freed once no thread that was in the cache at
  * the flush can still be there. */
-static void maybe_free_retired(void) {
+static void maybe_free_retired(void)
+{
     for (struct guest_context *c = live_contexts; c; c = c->ts.next)
         if (c->ts.in_cache && c->ts.flush_epoch != flush_epoch)
             return;
@@ -224,7 +245,8 @@ static void maybe_free_retired(void) {
 /* A jump to guest memory that is not executable: the guest dies of SIGSEGV
  * as it would natively (delivery to a guest handler comes with precise
  * fault handling). */
-static _Noreturn void guest_segfault(uint64_t pc) {
+static _Noreturn void guest_segfault(uint64_t pc)
+{
     if (dbo_opts.verbose)
         dbo_log("guest jumped to non-executable address 0x%" PRIx64, pc);
     dbo_print_stats();
@@ -237,7 +259,8 @@ static _Noreturn void guest_segfault(uint64_t pc) {
     _exit(139);
 }
 
-static struct fragment *fragment_for(struct guest_context *ctx, uint64_t pc) {
+static struct fragment *fragment_for(struct guest_context *ctx, uint64_t pc)
+{
     struct fragment *frag = cache_lookup(pc);
     if (!frag)
         frag = translate_fragment(ctx, pc);
@@ -247,7 +270,8 @@ static struct fragment *fragment_for(struct guest_context *ctx, uint64_t pc) {
 }
 
 /* Delivers pending signals, finds the fragment to resume at, drops the lock. */
-static void *leave_dispatch(struct guest_context *ctx, struct fragment *frag) {
+static void *leave_dispatch(struct guest_context *ctx, struct fragment *frag)
+{
     if (ctx->pending_signals || ctx->ts.sync_signal) {
         signals_deliver_pending(ctx);
         frag = NULL;
@@ -266,7 +290,8 @@ static void *leave_dispatch(struct guest_context *ctx, struct fragment *frag) {
     return frag->cache_pc;
 }
 
-void *dispatch(struct guest_context *ctx) {
+void *dispatch(struct guest_context *ctx)
+{
     translator_lock();
     ctx->ts.in_cache = false;
     ctx->ts.stepping = 0;
@@ -311,7 +336,8 @@ void *dispatch(struct guest_context *ctx) {
     return leave_dispatch(ctx, frag);
 }
 
-void *dispatch_signal(struct guest_context *ctx) {
+void *dispatch_signal(struct guest_context *ctx)
+{
     translator_lock();
     ctx->ts.in_cache = false;
     ctx->ts.stepping = 0;
@@ -319,7 +345,8 @@ void *dispatch_signal(struct guest_context *ctx) {
     return leave_dispatch(ctx, NULL);
 }
 
-void translator_run(struct guest_context *ctx) {
+void translator_run(struct guest_context *ctx)
+{
     translator_lock();
     struct fragment *frag = fragment_for(ctx, ctx->rip);
     ctx->ts.in_cache = true;

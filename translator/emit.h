@@ -10,24 +10,29 @@
 
 #define GS_PREFIX 0x65
 
-static inline void emit_u8(uint8_t **p, uint8_t b) {
+static inline void emit_u8(uint8_t **p, uint8_t b)
+{
     *(*p)++ = b;
 }
-static inline void emit_u32(uint8_t **p, uint32_t v) {
+static inline void emit_u32(uint8_t **p, uint32_t v)
+{
     memcpy(*p, &v, 4);
     *p += 4;
 }
-static inline void emit_u64(uint8_t **p, uint64_t v) {
+static inline void emit_u64(uint8_t **p, uint64_t v)
+{
     memcpy(*p, &v, 8);
     *p += 8;
 }
-static inline void emit_bytes(uint8_t **p, const void *b, size_t n) {
+static inline void emit_bytes(uint8_t **p, const void *b, size_t n)
+{
     memcpy(*p, b, n);
     *p += n;
 }
 
 /* mov %reg, %gs:off  /  mov %gs:off, %reg  (reg: 0..15) */
-static inline void emit_store_gs(uint8_t **p, int reg, uint32_t off) {
+static inline void emit_store_gs(uint8_t **p, int reg, uint32_t off)
+{
     emit_u8(p, GS_PREFIX);
     emit_u8(p, 0x48 | (reg >> 3) << 2);
     emit_u8(p, 0x89);
@@ -36,7 +41,8 @@ static inline void emit_store_gs(uint8_t **p, int reg, uint32_t off) {
     emit_u32(p, off);
 }
 
-static inline void emit_load_gs(uint8_t **p, int reg, uint32_t off) {
+static inline void emit_load_gs(uint8_t **p, int reg, uint32_t off)
+{
     emit_u8(p, GS_PREFIX);
     emit_u8(p, 0x48 | (reg >> 3) << 2);
     emit_u8(p, 0x8b);
@@ -46,14 +52,16 @@ static inline void emit_load_gs(uint8_t **p, int reg, uint32_t off) {
 }
 
 /* jmp *%gs:off */
-static inline void emit_jmp_gs(uint8_t **p, uint32_t off) {
+static inline void emit_jmp_gs(uint8_t **p, uint32_t off)
+{
     static const uint8_t b[] = {GS_PREFIX, 0xff, 0x24, 0x25};
     emit_bytes(p, b, sizeof b);
     emit_u32(p, off);
 }
 
 /* mov $imm64, %rdx */
-static inline void emit_mov_rdx_imm64(uint8_t **p, uint64_t v) {
+static inline void emit_mov_rdx_imm64(uint8_t **p, uint64_t v)
+{
     emit_u8(p, 0x48);
     emit_u8(p, 0xba);
     emit_u64(p, v);
@@ -62,13 +70,15 @@ static inline void emit_mov_rdx_imm64(uint8_t **p, uint64_t v) {
 /* Linking rewrites a branch's rel32 while other threads may execute it: the
  * store is atomic only if the field stays within one cache line, so pad
  * with nops until it does. */
-static inline void pad_for_rel32(uint8_t **p, int opcode_len) {
+static inline void pad_for_rel32(uint8_t **p, int opcode_len)
+{
     while (((uintptr_t)*p + opcode_len) % 64 > 60)
         emit_u8(p, 0x90);
 }
 
 /* jmp rel32 / jcc rel32 with a zero displacement; returns the rel32's address. */
-static inline uint8_t *emit_jmp_rel32(uint8_t **p) {
+static inline uint8_t *emit_jmp_rel32(uint8_t **p)
+{
     pad_for_rel32(p, 1);
     emit_u8(p, 0xe9);
     uint8_t *rel = *p;
@@ -76,7 +86,8 @@ static inline uint8_t *emit_jmp_rel32(uint8_t **p) {
     return rel;
 }
 
-static inline uint8_t *emit_jcc_rel32(uint8_t **p, int cond) {
+static inline uint8_t *emit_jcc_rel32(uint8_t **p, int cond)
+{
     pad_for_rel32(p, 2);
     emit_u8(p, 0x0f);
     emit_u8(p, 0x80 | cond);
@@ -85,19 +96,22 @@ static inline uint8_t *emit_jcc_rel32(uint8_t **p, int cond) {
     return rel;
 }
 
-static inline void patch_rel32(uint8_t *rel, const uint8_t *target) {
+static inline void patch_rel32(uint8_t *rel, const uint8_t *target)
+{
     int32_t d = (int32_t)(target - (rel + 4));
     memcpy(rel, &d, 4);
 }
 
-static inline int fits_rel32(const uint8_t *from_end, const uint8_t *target) {
+static inline int fits_rel32(const uint8_t *from_end, const uint8_t *target)
+{
     int64_t d = target - from_end;
     return d == (int32_t)d;
 }
 
 /* Pushes a 64-bit guest address without touching flags or other registers:
  * push $imm32 (sign-extended) then fix the high half. */
-static inline void emit_push_imm64(uint8_t **p, uint64_t v) {
+static inline void emit_push_imm64(uint8_t **p, uint64_t v)
+{
     emit_u8(p, 0x68);
     emit_u32(p, (uint32_t)v);
     if ((uint64_t)(int64_t)(int32_t)v != v) {
@@ -109,7 +123,8 @@ static inline void emit_push_imm64(uint8_t **p, uint64_t v) {
 
 /* jmp *0(%rip); .quad target — reaches anywhere, no register, 14 bytes. */
 #define FAR_JMP_SIZE 14
-static inline void emit_far_jmp(uint8_t **p, uint64_t target) {
+static inline void emit_far_jmp(uint8_t **p, uint64_t target)
+{
     static const uint8_t b[] = {0xff, 0x25, 0, 0, 0, 0};
     emit_bytes(p, b, sizeof b);
     emit_u64(p, target);

@@ -48,7 +48,8 @@ struct builder {
  * registers untouched: `push $imm32` if it sign-extends, else
  * `pushq lit(%rip)`. (Two 4-byte stores, as push+mov would be, make the
  * return's 8-byte load of it miss store forwarding.) */
-static void emit_push_u64(struct builder *b, uint64_t v) {
+static void emit_push_u64(struct builder *b, uint64_t v)
+{
     if ((uint64_t)(int64_t)(int32_t)v == v) {
         emit_u8(&b->p, 0x68);
         emit_u32(&b->p, (uint32_t)v);
@@ -61,7 +62,8 @@ static void emit_push_u64(struct builder *b, uint64_t v) {
     emit_u32(&b->p, 0);
 }
 
-static void emit_literals(struct builder *b) {
+static void emit_literals(struct builder *b)
+{
     if (!b->n_literals)
         return;
     while ((uintptr_t)b->p % 8)
@@ -73,7 +75,8 @@ static void emit_literals(struct builder *b) {
 }
 
 static struct exit_record *new_exit(struct builder *b, enum exit_kind kind, uint64_t target,
-                                    uint8_t *branch_rel32) {
+                                    uint8_t *branch_rel32)
+{
     struct exit_record *e = &b->exits[b->n_exits++];
     *e = (struct exit_record){.kind = kind, .target = target, .branch_rel32 = branch_rel32};
     return e;
@@ -81,7 +84,8 @@ static struct exit_record *new_exit(struct builder *b, enum exit_kind kind, uint
 
 /* The exit stub: hand the record to the dispatcher with rcx/rdx spilled.
  * Its 36 bytes also leave room for a far jump when linking. */
-static void emit_exit_stub(uint8_t **p, uint64_t record) {
+static void emit_exit_stub(uint8_t **p, uint64_t record)
+{
     emit_store_gs(p, GPR_RCX, CTX_SPILL_RCX);
     emit_store_gs(p, GPR_RDX, CTX_SPILL_RDX);
     emit_mov_rdx_imm64(p, record);
@@ -92,7 +96,8 @@ static void emit_exit_stub(uint8_t **p, uint64_t record) {
  * guest's rcx/rdx in their spill slots. Hit: restore both, jump to the
  * fragment. Miss: exit to the dispatcher through `record`. */
 /* rcx = the table entry of the guest target in %rdx, as 16 * ibl_index(rdx) / 8. */
-static void emit_table_index(uint8_t **p) {
+static void emit_table_index(uint8_t **p)
+{
     static const uint8_t index[] = {
         0x89, 0xd1,             /* mov %edx, %ecx */
         0x0f, 0xc9,             /* bswap %ecx */
@@ -104,7 +109,8 @@ static void emit_table_index(uint8_t **p) {
 }
 
 /* mov %gs:(CTX_IBL_TABLE + field)(,%rcx,8), %rcx */
-static void emit_load_table(uint8_t **p, uint32_t field) {
+static void emit_load_table(uint8_t **p, uint32_t field)
+{
     static const uint8_t load[] = {0x65, 0x48, 0x8b, 0x0c, 0xcd};
     emit_bytes(p, load, sizeof load);
     emit_u32(p, CTX_IBL_TABLE + field);
@@ -113,7 +119,8 @@ static void emit_load_table(uint8_t **p, uint32_t field) {
 /* Probes table slot `way` (0: the target's own slot, 1: the next one) for
  * the target in %rdx, guest rcx/rdx spilled: falls through on a mismatch
  * and returns the jrcxz to patch to the hit path. */
-static uint8_t *emit_table_probe(uint8_t **p, int way) {
+static uint8_t *emit_table_probe(uint8_t **p, int way)
+{
     static const uint8_t compare[] = {
         0x48, 0x8d, 0x0c, 0x11, /* lea (%rcx,%rdx), %rcx  zero iff tag matches */
         0xe3, 0x00,             /* jrcxz hit */
@@ -125,7 +132,8 @@ static uint8_t *emit_table_probe(uint8_t **p, int way) {
 }
 
 /* A hit in slot `way`: count it (--stats) and load the entry into rcx. */
-static void emit_table_hit(uint8_t **p, int way) {
+static void emit_table_hit(uint8_t **p, int way)
+{
     if (dbo_opts.stats) {
         static const uint8_t inc[] = {0x48, 0x8d, 0x49, 0x01}; /* lea 1(%rcx), %rcx */
         emit_load_gs(p, GPR_RCX, CTX_IND_HITS);
@@ -136,7 +144,8 @@ static void emit_table_hit(uint8_t **p, int way) {
     emit_load_table(p, 16 * way + 8);
 }
 
-static void emit_indirect_miss(uint8_t **p, uint64_t record) {
+static void emit_indirect_miss(uint8_t **p, uint64_t record)
+{
     emit_store_gs(p, GPR_RDX, CTX_IND_TARGET);
     emit_mov_rdx_imm64(p, record);
     emit_jmp_gs(p, CTX_EXIT_ENTRY);
@@ -146,7 +155,8 @@ static void emit_indirect_miss(uint8_t **p, uint64_t record) {
  * (after `on_miss`, if any, is copied), then per way the hit path with
  * `tail` emitted after the entry is loaded into rcx. */
 static void emit_lookup(uint8_t **p, uint64_t record, const uint8_t *on_miss, size_t on_miss_len,
-                        void (*tail)(uint8_t **p, uint16_t arg), uint16_t tail_arg) {
+                        void (*tail)(uint8_t **p, uint16_t arg), uint16_t tail_arg)
+{
     uint8_t *jrcxz0 = emit_table_probe(p, 0);
     uint8_t *after0 = *p;
     uint8_t *jrcxz1 = emit_table_probe(p, 1);
@@ -164,18 +174,21 @@ static void emit_lookup(uint8_t **p, uint64_t record, const uint8_t *on_miss, si
     }
 }
 
-static void jump_tail(uint8_t **p, uint16_t unused) {
+static void jump_tail(uint8_t **p, uint16_t unused)
+{
     (void)unused;
     emit_load_gs(p, GPR_RDX, CTX_SPILL_RDX);
     static const uint8_t jmp_rcx[] = {0xff, 0xe1}; /* jmp *%rcx: its prefix restores rcx */
     emit_bytes(p, jmp_rcx, sizeof jmp_rcx);
 }
 
-static void emit_indirect_lookup(uint8_t **p, uint64_t record) {
+static void emit_indirect_lookup(uint8_t **p, uint64_t record)
+{
     emit_lookup(p, record, NULL, 0, jump_tail, 0);
 }
 
-static void return_tail(uint8_t **p, uint16_t pop_extra) {
+static void return_tail(uint8_t **p, uint16_t pop_extra)
+{
     static const uint8_t store_ret[] = {0x48, 0x89, 0x0c, 0x24}; /* mov %rcx, (%rsp) */
     emit_bytes(p, store_ret, sizeof store_ret);
     emit_load_gs(p, GPR_RDX, CTX_SPILL_RDX);
@@ -193,7 +206,8 @@ static void return_tail(uint8_t **p, uint16_t pop_extra) {
  * real `ret` goes there: when the target is the pad of the call that
  * pushed it, the host's return-stack predictor has it right. On a miss
  * the return address is popped and the dispatcher finds the target. */
-static void emit_return_lookup(uint8_t **p, uint64_t record, uint16_t pop_extra) {
+static void emit_return_lookup(uint8_t **p, uint64_t record, uint16_t pop_extra)
+{
     static const uint8_t load_ret[] = {0x48, 0x8b, 0x14, 0x24}; /* mov (%rsp), %rdx */
     uint8_t pop_ret[] = {0x48, 0x8d, 0xa4, 0x24, 0, 0, 0, 0};   /* lea 8+extra(%rsp), %rsp */
     uint32_t pop = 8u + pop_extra;
@@ -202,8 +216,8 @@ static void emit_return_lookup(uint8_t **p, uint64_t record, uint16_t pop_extra)
     emit_lookup(p, record, pop_ret, sizeof pop_ret, return_tail, pop_extra);
 }
 
-static _Noreturn void untranslatable(uint64_t pc, const uint8_t *bytes, size_t len,
-                                     const char *why) {
+static _Noreturn void untranslatable(uint64_t pc, const uint8_t *bytes, size_t len, const char *why)
+{
     char hex[3 * 16 + 1] = "";
     for (size_t i = 0; i < len && i < 15; i++)
         snprintf(hex + 3 * i, 4, "%02x ", bytes[i]);
@@ -216,7 +230,8 @@ static _Noreturn void untranslatable(uint64_t pc, const uint8_t *bytes, size_t l
  * original bytes: same segment, SIB and displacement, new opcode and reg.
  * A rip-relative displacement is rebased to where this copy sits. */
 static void emit_load_operand_rdx(uint8_t **p, const ZydisDecodedInstruction *insn,
-                                  const uint8_t *bytes, uint64_t guest_next) {
+                                  const uint8_t *bytes, uint64_t guest_next)
+{
     const ZydisDecodedInstructionRaw *raw = &insn->raw;
     uint8_t *start = *p;
     for (int i = 0; i < raw->modrm.offset - 1; i++) {
@@ -246,14 +261,16 @@ static void emit_load_operand_rdx(uint8_t **p, const ZydisDecodedInstruction *in
 
 /* In 64-bit mode ModRM mod=00 rm=101 (no SIB) means disp32(%rip), whatever
  * the encoding: known without decoding the operands. */
-static bool is_rip_relative(const ZydisDecodedInstruction *insn) {
+static bool is_rip_relative(const ZydisDecodedInstruction *insn)
+{
     return (insn->attributes & ZYDIS_ATTRIB_HAS_MODRM) && insn->raw.modrm.mod == 0 &&
            insn->raw.modrm.rm == 5;
 }
 
 /* Copies an ordinary instruction, rebasing a rip-relative displacement. */
 static void emit_copy(uint8_t **p, const ZydisDecodedInstruction *insn,
-                      const ZydisDecodedOperand *ops, const uint8_t *bytes, uint64_t pc) {
+                      const ZydisDecodedOperand *ops, const uint8_t *bytes, uint64_t pc)
+{
     (void)ops;
     uint8_t *start = *p;
     emit_bytes(p, bytes, insn->length);
@@ -269,11 +286,13 @@ static void emit_copy(uint8_t **p, const ZydisDecodedInstruction *insn,
     }
 }
 
-static bool uses_gs(const ZydisDecodedInstruction *insn) {
+static bool uses_gs(const ZydisDecodedInstruction *insn)
+{
     return insn->attributes & ZYDIS_ATTRIB_HAS_SEGMENT_GS;
 }
 
-static bool needs_operands(const ZydisDecodedInstruction *insn, bool self_check) {
+static bool needs_operands(const ZydisDecodedInstruction *insn, bool self_check)
+{
     if (self_check || uses_gs(insn) || (insn->attributes & ZYDIS_ATTRIB_IS_RELATIVE))
         return true;
     switch (insn->meta.category) {
@@ -299,7 +318,8 @@ static const ZydisRegister scratch_candidates[] = {
 };
 
 static bool register_used(const ZydisDecodedInstruction *insn, const ZydisDecodedOperand *ops,
-                          ZydisRegister reg64) {
+                          ZydisRegister reg64)
+{
     for (int i = 0; i < insn->operand_count; i++) {
         const ZydisDecodedOperand *o = &ops[i];
         ZydisRegister regs[3] = {ZYDIS_REGISTER_NONE, ZYDIS_REGISTER_NONE, ZYDIS_REGISTER_NONE};
@@ -317,7 +337,8 @@ static bool register_used(const ZydisDecodedInstruction *insn, const ZydisDecode
     return false;
 }
 
-static int gpr_number(ZydisRegister reg64) {
+static int gpr_number(ZydisRegister reg64)
+{
     return ZydisRegisterGetId(reg64);
 }
 
@@ -326,7 +347,8 @@ static int gpr_number(ZydisRegister reg64) {
  * scratch register and re-encode the instruction to use it:
  *   lea <operand>, S1;  mov %gs:GUEST_GS, S2;  lea (S1,S2), S1;  insn (S1)  */
 static bool emit_gs_access(uint8_t **p, const ZydisDecodedInstruction *insn,
-                           const ZydisDecodedOperand *ops, uint64_t pc) {
+                           const ZydisDecodedOperand *ops, uint64_t pc)
+{
     int mem = -1;
     for (int i = 0; i < insn->operand_count_visible; i++)
         if (ops[i].type == ZYDIS_OPERAND_TYPE_MEMORY && ops[i].mem.segment == ZYDIS_REGISTER_GS)
@@ -390,7 +412,8 @@ fail:
     return false;
 }
 
-bool translator_guest_pc(uint64_t cache_pc, uint64_t *guest_pc, bool *spilled, bool *at_boundary) {
+bool translator_guest_pc(uint64_t cache_pc, uint64_t *guest_pc, bool *spilled, bool *at_boundary)
+{
     struct fragment *f = cache_fragment_at(cache_pc);
     if (!f || !f->n_insns)
         return false;
@@ -410,7 +433,8 @@ bool translator_guest_pc(uint64_t cache_pc, uint64_t *guest_pc, bool *spilled, b
  * bytes with the ones translated, 8 at a time, flag-free (lea/jrcxz); on a
  * difference, exit so the dispatcher retranslates. */
 static void emit_self_check(struct builder *b, uint64_t guest_pc, uint64_t guest_end, uint8_t *body,
-                            struct exit_record *stale) {
+                            struct exit_record *stale)
+{
     emit_store_gs(&b->p, GPR_RCX, CTX_SPILL_RCX);
     emit_store_gs(&b->p, GPR_RDX, CTX_SPILL_RDX);
     uint64_t len = guest_end - guest_pc;
@@ -469,7 +493,8 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
  *   (the branch to the callee follows)
  * The pad is also an indirect entry for the return address: the return
  * lookup finds it in the table and returns to it with a real `ret`. */
-static void emit_call_push(struct builder *b, uint64_t guest_return) {
+static void emit_call_push(struct builder *b, uint64_t guest_return)
+{
     if (!dbo_opts.return_pads) {
         emit_push_u64(b, guest_return);
         return;
@@ -487,7 +512,8 @@ static void emit_call_push(struct builder *b, uint64_t guest_return) {
     emit_push_u64(b, guest_return);
 }
 
-static bool writes_memory(const ZydisDecodedInstruction *insn, const ZydisDecodedOperand *ops) {
+static bool writes_memory(const ZydisDecodedInstruction *insn, const ZydisDecodedOperand *ops)
+{
     for (int i = 0; i < insn->operand_count; i++)
         if (ops[i].type == ZYDIS_OPERAND_TYPE_MEMORY &&
             (ops[i].actions & (ZYDIS_OPERAND_ACTION_WRITE | ZYDIS_OPERAND_ACTION_CONDWRITE)))
@@ -495,7 +521,8 @@ static bool writes_memory(const ZydisDecodedInstruction *insn, const ZydisDecode
     return false;
 }
 
-static bool touches_volatile_page(uint64_t start, uint64_t end) {
+static bool touches_volatile_page(uint64_t start, uint64_t end)
+{
     for (uint64_t pg = start & ~4095ull; pg < end; pg += 4096)
         if (cache_page_volatile(pg))
             return true;
@@ -504,15 +531,18 @@ static bool touches_volatile_page(uint64_t start, uint64_t end) {
 
 static struct fragment *translate(struct guest_context *ctx, uint64_t guest_pc, int max_insns);
 
-struct fragment *translate_fragment(struct guest_context *ctx, uint64_t guest_pc) {
+struct fragment *translate_fragment(struct guest_context *ctx, uint64_t guest_pc)
+{
     return translate(ctx, guest_pc, MAX_FRAGMENT_INSNS);
 }
 
-struct fragment *translate_single(struct guest_context *ctx, uint64_t guest_pc) {
+struct fragment *translate_single(struct guest_context *ctx, uint64_t guest_pc)
+{
     return translate(ctx, guest_pc, 1);
 }
 
-static struct fragment *translate(struct guest_context *ctx, uint64_t guest_pc, int max_insns) {
+static struct fragment *translate(struct guest_context *ctx, uint64_t guest_pc, int max_insns)
+{
     uint64_t t0 = dbo_now_ns();
     if (!decoder_ready) {
         ZydisDecoderInit(&decoder, ZYDIS_MACHINE_MODE_LONG_64, ZYDIS_STACK_WIDTH_64);
@@ -557,7 +587,8 @@ static struct fragment *translate(struct guest_context *ctx, uint64_t guest_pc, 
 }
 
 static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest_pc,
-                                       struct cache_chunk *chunk, bool self_check, int max_insns) {
+                                       struct cache_chunk *chunk, bool self_check, int max_insns)
+{
     struct builder b = {.ctx = ctx, .p = cache_chunk_cursor(chunk)};
     /* The indirect entry, just before the fragment: indirect branches jump
      * here through %rcx, which this restores. */

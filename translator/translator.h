@@ -73,7 +73,8 @@ struct ibl_entry {
  * swapped. The low bits alone let hot targets 64 KiB apart evict each other
  * (python3 took 750 000 misses from that); translated code computes the same
  * with mov/bswap/lea/movzx, which leave the flags alone. */
-static inline uint32_t ibl_index(uint64_t guest_pc) {
+static inline uint32_t ibl_index(uint64_t guest_pc)
+{
     uint32_t lo = (uint32_t)guest_pc;
     return (lo + __builtin_bswap32(lo)) & (IBL_ENTRIES - 1);
 }

@@ -25,12 +25,17 @@
 static volatile sig_atomic_t expired, interrupted;
 static volatile pid_t child;
 
-static void on_alarm(int sig) { (void)sig; expired = 1; }
+static void on_alarm(int sig)
+{
+    (void)sig;
+    expired = 1;
+}
 
 static void on_term(int sig)
 {
     interrupted = sig;
-    if (child > 0) kill(-child, SIGKILL);
+    if (child > 0)
+        kill(-child, SIGKILL);
 }
 
 static double now(void)
@@ -64,7 +69,9 @@ int main(int argc, char **argv)
         case 'o': out = optarg; break;
         case 'e': err = optarg; break;
         default:
-            fprintf(stderr, "usage: benchrun [-t secs] [-n reps] [-i in] [-o out] [-e err] -- prog [args]\n");
+            fprintf(
+                stderr,
+                "usage: benchrun [-t secs] [-n reps] [-i in] [-o out] [-e err] -- prog [args]\n");
             return 2;
         }
     }
@@ -91,7 +98,10 @@ int main(int argc, char **argv)
         int ifd = open_or_die(in, O_RDONLY);
         double t0 = now();
         pid_t pid = fork();
-        if (pid < 0) { perror("benchrun: fork"); return 2; }
+        if (pid < 0) {
+            perror("benchrun: fork");
+            return 2;
+        }
         if (pid == 0) {
             setpgid(0, 0);
             signal(SIGALRM, SIG_DFL);
@@ -110,15 +120,18 @@ int main(int argc, char **argv)
         close(ifd);
         if (limit > 0) {
             double left = limit - total;
-            if (left < 0.001) left = 0.001;
-            struct itimerval it = {{0, 0}, {(time_t)left, (suseconds_t)((left - (time_t)left) * 1e6)}};
+            if (left < 0.001)
+                left = 0.001;
+            struct itimerval it = {{0, 0},
+                                   {(time_t)left, (suseconds_t)((left - (time_t)left) * 1e6)}};
             setitimer(ITIMER_REAL, &it, NULL);
         }
         int ws;
         struct rusage ru;
         pid_t w;
         while ((w = wait4(pid, &ws, 0, &ru)) < 0 && errno == EINTR) {
-            if (expired || interrupted) kill(-pid, SIGKILL);
+            if (expired || interrupted)
+                kill(-pid, SIGKILL);
         }
         double t1 = now();
         struct itimerval off = {{0, 0}, {0, 0}};
@@ -131,13 +144,24 @@ int main(int argc, char **argv)
             raise(interrupted);
             return 130;
         }
-        if (w < 0) { perror("benchrun: wait4"); return 2; }
+        if (w < 0) {
+            perror("benchrun: wait4");
+            return 2;
+        }
         total += t1 - t0;
-        if (ru.ru_maxrss > maxrss) maxrss = ru.ru_maxrss;
-        if (expired) { strcpy(status, "timeout"); break; }
-        if (WIFSIGNALED(ws)) { snprintf(status, sizeof status, "signal:%d", WTERMSIG(ws)); break; }
+        if (ru.ru_maxrss > maxrss)
+            maxrss = ru.ru_maxrss;
+        if (expired) {
+            strcpy(status, "timeout");
+            break;
+        }
+        if (WIFSIGNALED(ws)) {
+            snprintf(status, sizeof status, "signal:%d", WTERMSIG(ws));
+            break;
+        }
         snprintf(status, sizeof status, "exit:%d", WEXITSTATUS(ws));
-        if (WEXITSTATUS(ws) != 0) break;
+        if (WEXITSTATUS(ws) != 0)
+            break;
     }
     printf("%s %.6f %ld\n", status, total / reps, maxrss);
     return 0;

@@ -15,9 +15,12 @@ static volatile sig_atomic_t count1, count2, bad;
 static void handler(int sig, siginfo_t *si, void *uc)
 {
     (void)uc;
-    if (si->si_signo != sig) bad++;
-    if (sig == SIGUSR1) count1++;
-    else count2++;
+    if (si->si_signo != sig)
+        bad++;
+    if (sig == SIGUSR1)
+        count1++;
+    else
+        count2++;
 }
 
 int main(int argc, char **argv)
@@ -34,10 +37,12 @@ int main(int argc, char **argv)
     }
     pid_t me = getpid();
     for (long i = 0; i < n; i++) {
-        if (i & 1) kill(me, SIGUSR2);
-        else raise(SIGUSR1);
+        if (i & 1)
+            kill(me, SIGUSR2);
+        else
+            raise(SIGUSR1);
     }
-    printf("signal %ld sent: %ld SIGUSR1, %ld SIGUSR2 handled, %ld bad\n", n, (long)count1, (long)count2,
-           (long)bad);
+    printf("signal %ld sent: %ld SIGUSR1, %ld SIGUSR2 handled, %ld bad\n", n, (long)count1,
+           (long)count2, (long)bad);
     return 0;
 }

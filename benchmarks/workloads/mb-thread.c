@@ -10,7 +10,8 @@
 static void *worker(void *arg)
 {
     uint64_t x = (uint64_t)(uintptr_t)arg * 0x9e3779b97f4a7c15ull;
-    for (int i = 0; i < 16; i++) x ^= x >> 29, x *= 0xbf58476d1ce4e5b9ull;
+    for (int i = 0; i < 16; i++)
+        x ^= x >> 29, x *= 0xbf58476d1ce4e5b9ull;
     return (void *)(uintptr_t)x;
 }
 

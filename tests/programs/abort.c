@@ -5,14 +5,16 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-static void on_abrt(int sig) {
+static void on_abrt(int sig)
+{
     static const char msg[] = "SIGABRT handler ran and returns\n";
     (void)sig;
     if (write(2, msg, sizeof msg - 1) < 0)
         _exit(1);
 }
 
-int main(void) {
+int main(void)
+{
     printf("about to abort\n");
     fflush(stdout);
     printf("this line stays in the stdio buffer and is lost\n");

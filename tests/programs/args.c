@@ -16,7 +16,8 @@ extern char **environ;
 static const ElfW(Phdr) * first_phdr;
 static size_t first_phnum;
 
-static int first_object(struct dl_phdr_info *info, size_t size, void *data) {
+static int first_object(struct dl_phdr_info *info, size_t size, void *data)
+{
     (void)size;
     (void)data;
     first_phdr = info->dlpi_phdr;
@@ -24,11 +25,13 @@ static int first_object(struct dl_phdr_info *info, size_t size, void *data) {
     return 1; /* the main program comes first */
 }
 
-static const char *yesno(int c) {
+static const char *yesno(int c)
+{
     return c ? "yes" : "no";
 }
 
-int main(int argc, char **argv, char **envp) {
+int main(int argc, char **argv, char **envp)
+{
     printf("argc %d\n", argc);
     const char *base = strrchr(argv[0], '/');
     printf("argv[0] basename: %s\n", base ? base + 1 : argv[0]);

@@ -20,7 +20,8 @@
 
 static uint64_t hash = 1469598103934665603ULL;
 
-static void mix(uint64_t v) {
+static void mix(uint64_t v)
+{
     for (int i = 0; i < 8; i++) {
         hash ^= (v >> (i * 8)) & 0xff;
         hash *= 1099511628211ULL;
@@ -54,7 +55,8 @@ static volatile uint64_t vals[] = {
 #define FLAGS_POST "\n\tpushfq\n\tpopq %1\n\tlea 128(%%rsp), %%rsp"
 
 #define BINOP_Q(name, pre, insn)                                                                   \
-    static uint64_t name(uint64_t a, uint64_t b, uint64_t *fl) {                                   \
+    static uint64_t name(uint64_t a, uint64_t b, uint64_t *fl)                                     \
+    {                                                                                              \
         uint64_t f;                                                                                \
         __asm__(FLAGS_PRE pre "\n\t" insn " %2, %0" FLAGS_POST                                     \
                 : "+r"(a), "=&r"(f)                                                                \
@@ -64,7 +66,8 @@ static volatile uint64_t vals[] = {
         return a;                                                                                  \
     }
 #define BINOP_L(name, pre, insn)                                                                   \
-    static uint64_t name(uint64_t a, uint64_t b, uint64_t *fl) {                                   \
+    static uint64_t name(uint64_t a, uint64_t b, uint64_t *fl)                                     \
+    {                                                                                              \
         uint32_t x = (uint32_t)a;                                                                  \
         uint64_t f;                                                                                \
         __asm__(FLAGS_PRE pre "\n\t" insn " %k2, %k0" FLAGS_POST                                   \
@@ -75,7 +78,8 @@ static volatile uint64_t vals[] = {
         return x;                                                                                  \
     }
 #define BINOP_B(name, pre, insn)                                                                   \
-    static uint64_t name(uint64_t a, uint64_t b, uint64_t *fl) {                                   \
+    static uint64_t name(uint64_t a, uint64_t b, uint64_t *fl)                                     \
+    {                                                                                              \
         uint64_t x = a, f;                                                                         \
         __asm__(FLAGS_PRE pre "\n\t" insn " %b2, %b0" FLAGS_POST                                   \
                 : "+q"(x), "=&r"(f)                                                                \
@@ -85,7 +89,8 @@ static volatile uint64_t vals[] = {
         return x;                                                                                  \
     }
 #define SHIFT_Q(name, insn)                                                                        \
-    static uint64_t name(uint64_t a, uint64_t b, uint64_t *fl) {                                   \
+    static uint64_t name(uint64_t a, uint64_t b, uint64_t *fl)                                     \
+    {                                                                                              \
         uint64_t f;                                                                                \
         __asm__(FLAGS_PRE "clc\n\t" insn " %%cl, %0" FLAGS_POST                                    \
                 : "+r"(a), "=&r"(f)                                                                \
@@ -95,7 +100,8 @@ static volatile uint64_t vals[] = {
         return a;                                                                                  \
     }
 #define UNOP_Q(name, pre, insn)                                                                    \
-    static uint64_t name(uint64_t a, uint64_t b, uint64_t *fl) {                                   \
+    static uint64_t name(uint64_t a, uint64_t b, uint64_t *fl)                                     \
+    {                                                                                              \
         uint64_t f;                                                                                \
         (void)b;                                                                                   \
         __asm__(FLAGS_PRE pre "\n\t" insn " %0" FLAGS_POST : "+r"(a), "=&r"(f) : : "cc");          \
@@ -156,7 +162,8 @@ static const struct op ops[] = {
     {"dec_c1", decq_c1, ALL, 0},
 };
 
-static void test_flags(void) {
+static void test_flags(void)
+{
     static const unsigned counts[] = {0, 1, 2, 7, 31, 32, 63, 64, 65};
     for (size_t o = 0; o < sizeof(ops) / sizeof(ops[0]); o++) {
         uint64_t ophash = 0;
@@ -189,7 +196,8 @@ static void test_flags(void) {
 }
 
 /* setcc / cmov for every condition, as the compiler emits them. */
-static void __attribute__((noinline)) test_setcc(void) {
+static void __attribute__((noinline)) test_setcc(void)
+{
     unsigned bits = 0;
     uint64_t acc = 0;
     for (size_t i = 0; i < NVALS; i++) {
@@ -212,7 +220,8 @@ static void __attribute__((noinline)) test_setcc(void) {
     printf("setcc/cmov %016" PRIx64 "\n", acc);
 }
 
-static void test_overflow(void) {
+static void test_overflow(void)
+{
     uint64_t acc = 0;
     unsigned count = 0;
     for (size_t i = 0; i < NVALS; i++) {
@@ -260,7 +269,8 @@ static void test_overflow(void) {
 /* Multi-word arithmetic: the compiler emits add/adc and sub/sbb chains. */
 typedef unsigned __int128 u128;
 
-static void test_wide(void) {
+static void test_wide(void)
+{
     u128 x = 1, fact = 1;
     for (int i = 1; i <= 34; i++) {
         fact *= (u128)i; /* 34! fits in 128 bits */
@@ -288,7 +298,8 @@ static void test_wide(void) {
            c[2], c[1], c[0], borrow);
 }
 
-static void test_misc(void) {
+static void test_misc(void)
+{
     uint64_t acc = 0;
     for (size_t i = 0; i < NVALS; i++) {
         uint64_t v = vals[i];
@@ -317,7 +328,8 @@ static void test_misc(void) {
     printf("idiv %d %d %d %d\n", m / n, m % n, -m / n, m / -n);
 }
 
-int main(void) {
+int main(void)
+{
     test_flags();
     test_setcc();
     test_overflow();

@@ -24,7 +24,8 @@ static const char *strtab;
 static size_t nsyms;
 static uintptr_t bias;
 
-static int load_symbols(const char *path) {
+static int load_symbols(const char *path)
+{
     int fd = open(path, O_RDONLY);
     if (fd < 0)
         return -1;
@@ -45,7 +46,8 @@ static int load_symbols(const char *path) {
     return syms ? 0 : -1;
 }
 
-static const Elf64_Sym *by_name(const char *name) {
+static const Elf64_Sym *by_name(const char *name)
+{
     for (size_t i = 0; i < nsyms; i++)
         if (ELF64_ST_TYPE(syms[i].st_info) == STT_FUNC && !strcmp(strtab + syms[i].st_name, name))
             return &syms[i];
@@ -53,7 +55,8 @@ static const Elf64_Sym *by_name(const char *name) {
 }
 
 /* the function of the program containing a return address, or "-" */
-static const char *name_of(void *ret) {
+static const char *name_of(void *ret)
+{
     uintptr_t a = (uintptr_t)ret - 1 - bias; /* inside the call instruction */
     for (size_t i = 0; i < nsyms; i++) {
         const Elf64_Sym *s = &syms[i];
@@ -66,7 +69,8 @@ static const char *name_of(void *ret) {
 
 /* names up to the program's entry function; the C library's frames
  * outside it (which clone variant started a thread, say) are only counted */
-static void print_trace(const char *what, void **frames, int n) {
+static void print_trace(const char *what, void **frames, int n)
+{
     printf("%s: %d frames:", what, n);
     int i = 0;
     while (i < n) {
@@ -80,7 +84,8 @@ static void print_trace(const char *what, void **frames, int n) {
 
 /* what backtrace_symbols says: the symbol in "module(symbol+off) [addr]"
  * when it knows one (exported symbols only), else "?" */
-static void print_symbols(void **frames, int n) {
+static void print_symbols(void **frames, int n)
+{
     char **s = backtrace_symbols(frames, n);
     if (!s) {
         printf("backtrace_symbols failed\n");
@@ -108,7 +113,8 @@ static void print_symbols(void **frames, int n) {
 #define NOINLINE __attribute__((noinline, noclone))
 static volatile int sink;
 
-NOINLINE static int leaf(int mode) {
+NOINLINE static int leaf(int mode)
+{
     void *frames[64];
     int n = backtrace(frames, 64);
     if (mode == 1) {
@@ -120,40 +126,47 @@ NOINLINE static int leaf(int mode) {
     return n + sink;
 }
 
-NOINLINE static int recurse(int depth) {
+NOINLINE static int recurse(int depth)
+{
     if (depth == 0)
         return leaf(1) + sink;
     return recurse(depth - 1) + sink;
 }
 
-NOINLINE static int middle(int mode) {
+NOINLINE static int middle(int mode)
+{
     int r = mode == 2 ? recurse(12) : leaf(mode);
     return r + sink;
 }
 
-NOINLINE static int top(int mode) {
+NOINLINE static int top(int mode)
+{
     return middle(mode) + sink;
 }
 
-static void on_usr1(int sig) {
+static void on_usr1(int sig)
+{
     void *frames[64];
     int n = backtrace(frames, 64);
     (void)sig;
     print_trace("in a signal handler", frames, n);
 }
 
-NOINLINE static int raiser(void) {
+NOINLINE static int raiser(void)
+{
     raise(SIGUSR1);
     return sink;
 }
 
-NOINLINE static void *thread_main(void *arg) {
+NOINLINE static void *thread_main(void *arg)
+{
     (void)arg;
     top(3);
     return NULL;
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
     (void)argc;
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (load_symbols(argv[0]) != 0) {

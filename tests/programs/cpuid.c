@@ -7,19 +7,22 @@
 #include <stdio.h>
 #include <string.h>
 
-static void cpuid(uint32_t leaf, uint32_t sub, uint32_t r[4]) {
+static void cpuid(uint32_t leaf, uint32_t sub, uint32_t r[4])
+{
     __asm__ volatile("cpuid"
                      : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3])
                      : "a"(leaf), "c"(sub));
 }
 
-static uint64_t rdtsc(void) {
+static uint64_t rdtsc(void)
+{
     uint32_t lo, hi;
     __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
     return (uint64_t)hi << 32 | lo;
 }
 
-int main(void) {
+int main(void)
+{
     uint32_t r[4];
     char vendor[13];
     cpuid(0, 0, r);

@@ -7,7 +7,8 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/syscall.h>
-int main(void) {
+int main(void)
+{
     long r = syscall(SYS_readlink, "/proc/self/exe", (char *)16, 100);
     printf("readlink bad buf: %ld %s\n", r, r < 0 ? strerror(errno) : "");
     r = syscall(SYS_rt_sigaction, SIGUSR1, (void *)16, NULL, 8);

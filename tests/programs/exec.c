@@ -12,7 +12,8 @@
 
 extern char **environ;
 
-static int run(char *const argv[], char *const envp[], int use_path) {
+static int run(char *const argv[], char *const envp[], int use_path)
+{
     fflush(stdout);
     pid_t k = fork();
     if (k == 0) {
@@ -31,7 +32,8 @@ static int run(char *const argv[], char *const envp[], int use_path) {
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
-static void write_file(const char *path, const char *text, mode_t mode) {
+static void write_file(const char *path, const char *text, mode_t mode)
+{
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
     if (fd < 0 || write(fd, text, strlen(text)) != (ssize_t)strlen(text)) {
         perror(path);
@@ -40,7 +42,8 @@ static void write_file(const char *path, const char *text, mode_t mode) {
     close(fd);
 }
 
-int main(void) {
+int main(void)
+{
     char dir[] = "/tmp/dbo-exec-XXXXXX";
     if (!mkdtemp(dir)) {
         perror("mkdtemp");

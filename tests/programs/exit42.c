@@ -4,22 +4,27 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static void first(void) {
+static void first(void)
+{
     printf("atexit: registered first, runs last\n");
 }
-static void second(void) {
+static void second(void)
+{
     printf("atexit: registered second, runs first\n");
 }
 
-__attribute__((destructor)) static void dtor(void) {
+__attribute__((destructor)) static void dtor(void)
+{
     printf("destructor\n");
 }
 
-__attribute__((constructor)) static void ctor(void) {
+__attribute__((constructor)) static void ctor(void)
+{
     printf("constructor runs before main\n");
 }
 
-int main(void) {
+int main(void)
+{
     atexit(first);
     atexit(second);
     for (int i = 0; i < 2000; i++)

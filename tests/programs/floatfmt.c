@@ -9,7 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-int main(void) {
+int main(void)
+{
     static const double vals[] = {0.0,
                                   -0.0,
                                   1.0,

@@ -8,7 +8,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static void describe(const char *what, int st) {
+static void describe(const char *what, int st)
+{
     if (WIFEXITED(st))
         printf("%s: exited %d\n", what, WEXITSTATUS(st));
     else if (WIFSIGNALED(st))
@@ -17,7 +18,8 @@ static void describe(const char *what, int st) {
         printf("%s: status %#x\n", what, st);
 }
 
-static long work(long n) {
+static long work(long n)
+{
     long s = 0;
     for (long i = 1; i <= n; i++)
         s += i * i % 7;
@@ -25,12 +27,14 @@ static long work(long n) {
 }
 
 /* Flush first, or stdio data buffered in the parent is written twice. */
-static pid_t xfork(void) {
+static pid_t xfork(void)
+{
     fflush(stdout);
     return fork();
 }
 
-int main(void) {
+int main(void)
+{
     /* exit codes 0..5 collected in order */
     pid_t kids[6];
     for (int i = 0; i < 6; i++) {

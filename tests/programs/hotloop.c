@@ -9,14 +9,16 @@
 
 static int failures;
 
-static void check(const char *what, unsigned long long a, unsigned long long b) {
+static void check(const char *what, unsigned long long a, unsigned long long b)
+{
     printf("%-22s %llu %s\n", what, a, a == b ? "ok" : "MISMATCH");
     if (a != b)
         failures++;
 }
 
 /* Sieve of Eratosthenes vs. trial division on a subrange. */
-static unsigned sieve_count(unsigned n, unsigned char *comp) {
+static unsigned sieve_count(unsigned n, unsigned char *comp)
+{
     memset(comp, 0, n + 1);
     unsigned count = 0;
     for (unsigned i = 2; i <= n; i++) {
@@ -29,7 +31,8 @@ static unsigned sieve_count(unsigned n, unsigned char *comp) {
     return count;
 }
 
-static int is_prime(unsigned n) {
+static int is_prime(unsigned n)
+{
     if (n < 2)
         return 0;
     for (unsigned d = 2; d * d <= n; d++)
@@ -40,7 +43,8 @@ static int is_prime(unsigned n) {
 
 /* CRC-32: table-driven vs. bit-at-a-time */
 static uint32_t crc_table[256];
-static void crc_init(void) {
+static void crc_init(void)
+{
     for (uint32_t i = 0; i < 256; i++) {
         uint32_t c = i;
         for (int k = 0; k < 8; k++)
@@ -48,13 +52,15 @@ static void crc_init(void) {
         crc_table[i] = c;
     }
 }
-static uint32_t crc_fast(const unsigned char *p, size_t n) {
+static uint32_t crc_fast(const unsigned char *p, size_t n)
+{
     uint32_t c = 0xffffffffu;
     while (n--)
         c = crc_table[(c ^ *p++) & 0xff] ^ (c >> 8);
     return ~c;
 }
-static uint32_t crc_slow(const unsigned char *p, size_t n) {
+static uint32_t crc_slow(const unsigned char *p, size_t n)
+{
     uint32_t c = 0xffffffffu;
     for (size_t i = 0; i < n; i++) {
         c ^= p[i];
@@ -65,7 +71,8 @@ static uint32_t crc_slow(const unsigned char *p, size_t n) {
 }
 
 /* Collatz: longest chain below n, with and without a memo table. */
-static unsigned collatz_len(uint64_t x) {
+static unsigned collatz_len(uint64_t x)
+{
     unsigned steps = 0;
     while (x != 1) {
         x = x & 1 ? 3 * x + 1 : x / 2;
@@ -74,7 +81,8 @@ static unsigned collatz_len(uint64_t x) {
     return steps;
 }
 
-int main(void) {
+int main(void)
+{
     enum { N = 2000000 };
     unsigned char *comp = malloc(N + 1);
     if (!comp)

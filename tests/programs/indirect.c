@@ -9,7 +9,8 @@
 typedef uint64_t (*op_fn)(uint64_t, uint64_t);
 
 #define OP(name, expr)                                                                             \
-    static uint64_t __attribute__((noinline)) name(uint64_t a, uint64_t b) {                       \
+    static uint64_t __attribute__((noinline)) name(uint64_t a, uint64_t b)                         \
+    {                                                                                              \
         return expr;                                                                               \
     }
 // clang-format off
@@ -26,7 +27,8 @@ OP(op_mix, (a ^ (a >> 29)) * 0xbf58476d1ce4e5b9ULL + b)
 static op_fn const table[8] = {op_add, op_sub, op_mul, op_xor, op_rotl, op_min, op_max, op_mix};
 
 /* Indirect sibling call: compiled to jmp *table(,%rax,8). */
-static uint64_t __attribute__((noinline)) dispatch(unsigned i, uint64_t a, uint64_t b) {
+static uint64_t __attribute__((noinline)) dispatch(unsigned i, uint64_t a, uint64_t b)
+{
     return table[i & 7](a, b);
 }
 
@@ -40,34 +42,42 @@ struct shape {
     const struct shape_ops *ops;
     long w, h;
 };
-static long rect_area(const struct shape *s) {
+static long rect_area(const struct shape *s)
+{
     return s->w * s->h;
 }
-static long rect_per(const struct shape *s) {
+static long rect_per(const struct shape *s)
+{
     return 2 * (s->w + s->h);
 }
-static long tri_area(const struct shape *s) {
+static long tri_area(const struct shape *s)
+{
     return s->w * s->h / 2;
 }
-static long tri_per(const struct shape *s) {
+static long tri_per(const struct shape *s)
+{
     return s->w + s->h + (s->w > s->h ? s->w : s->h);
 }
 static const struct shape_ops rect_ops = {"rect", rect_area, rect_per};
 static const struct shape_ops tri_ops = {"tri", tri_area, tri_per};
 
-static void for_each(const int *v, int n, void (*cb)(int, void *), void *ctx) {
+static void for_each(const int *v, int n, void (*cb)(int, void *), void *ctx)
+{
     for (int i = 0; i < n; i++)
         cb(v[i], ctx);
 }
-static void cb_sum(int x, void *ctx) {
+static void cb_sum(int x, void *ctx)
+{
     *(long *)ctx += x;
 }
-static void cb_sq(int x, void *ctx) {
+static void cb_sq(int x, void *ctx)
+{
     *(long *)ctx += (long)x * x;
 }
 
 /* Variadic with doubles: %al carries the number of vector registers. */
-static double __attribute__((noinline)) vsum(int n, ...) {
+static double __attribute__((noinline)) vsum(int n, ...)
+{
     va_list ap;
     double s = 0;
     va_start(ap, n);
@@ -81,13 +91,15 @@ static double __attribute__((noinline)) vsum(int n, ...) {
     return s;
 }
 
-static op_fn __attribute__((noinline)) pick(int k) {
+static op_fn __attribute__((noinline)) pick(int k)
+{
     return table[(k * 5 + 3) & 7];
 }
 
 /* A tiny stack machine using labels-as-values (indirect jmp per opcode). */
 enum { PUSH, ADD, MUL, DUP, SWAP, ROT, DEC, JNZ, POP, HALT };
-static long run(const long *code) {
+static long run(const long *code)
+{
     static void *const labels[] = {&&push, &&add, &&mul, &&dup, &&swap,
                                    &&rot,  &&dec, &&jnz, &&pop, &&halt};
     long stack[64], t;
@@ -138,7 +150,8 @@ halt:
 #undef NEXT
 }
 
-int main(void) {
+int main(void)
+{
     uint64_t x = 0x0123456789abcdefULL, acc = 0;
     unsigned seed = 12345;
     for (int i = 0; i < 2000000; i++) {

@@ -12,14 +12,16 @@ typedef int (*fn0)(void);
 typedef long (*fn1)(long);
 
 /* mov $imm, %eax; ret */
-static void emit_const(unsigned char *p, int32_t v) {
+static void emit_const(unsigned char *p, int32_t v)
+{
     p[0] = 0xb8;
     memcpy(p + 1, &v, 4);
     p[5] = 0xc3;
 }
 
 /* long f(long n) { long s = 0; do s += n * k; while (--n); return s; } */
-static void emit_loop(unsigned char *p, int8_t k) {
+static void emit_loop(unsigned char *p, int8_t k)
+{
     static const unsigned char code[] = {
         0x31, 0xc0,             /* xor %eax,%eax        */
         0x48, 0x6b, 0xd7, 0x00, /* imul $k,%rdi,%rdx    */
@@ -32,7 +34,8 @@ static void emit_loop(unsigned char *p, int8_t k) {
     p[5] = (unsigned char)k;
 }
 
-int main(void) {
+int main(void)
+{
     long pg = sysconf(_SC_PAGESIZE);
     unsigned char *m =
         mmap(NULL, 2 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);

@@ -17,7 +17,8 @@
 typedef int (*fn_t)(int);
 
 /* int f(int x) { return x * mul + add; } */
-static void emit_affine(unsigned char *p, int32_t mul, int32_t add) {
+static void emit_affine(unsigned char *p, int32_t mul, int32_t add)
+{
     p[0] = 0x89, p[1] = 0xf8; /* mov %edi,%eax */
     p[2] = 0x69, p[3] = 0xc0; /* imul $mul,%eax,%eax */
     memcpy(p + 4, &mul, 4);
@@ -27,7 +28,8 @@ static void emit_affine(unsigned char *p, int32_t mul, int32_t add) {
 }
 
 /* int f(int n) { int s = 0; do s += k; while (--n); return s; } (n > 0) */
-static void emit_loop(unsigned char *p, int8_t k) {
+static void emit_loop(unsigned char *p, int8_t k)
+{
     static const unsigned char code[] = {
         0x31, 0xc0, 0x83, 0xc0, 0x00, 0xff, 0xcf, 0x75, 0xf9, 0xc3,
     };
@@ -36,7 +38,8 @@ static void emit_loop(unsigned char *p, int8_t k) {
 }
 
 static int bad_count;
-static void check(const char *what, int i, int got, int want) {
+static void check(const char *what, int i, int got, int want)
+{
     if (got != want && ++bad_count <= 5)
         printf("  %s, step %d: got %d, expected %d\n", what, i, got, want);
 }
@@ -47,7 +50,8 @@ static unsigned char *rw, *rx;
 static pthread_barrier_t barrier;
 static volatile int thread_bad;
 
-static void *caller(void *arg) {
+static void *caller(void *arg)
+{
     (void)arg;
     for (int i = 0; i < 100; i++) {
         pthread_barrier_wait(&barrier); /* main has rewritten the function */
@@ -58,7 +62,8 @@ static void *caller(void *arg) {
     return NULL;
 }
 
-int main(void) {
+int main(void)
+{
     pg = sysconf(_SC_PAGESIZE);
     fd = memfd_create("dbo-jit", MFD_CLOEXEC);
     if (fd < 0 || ftruncate(fd, 4 * pg) != 0) {

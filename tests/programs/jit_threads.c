@@ -20,7 +20,8 @@
 typedef int (*fn_t)(int);
 
 /* int f(int x) { return x * mul + add; } */
-static void emit_affine(unsigned char *p, int32_t mul, int32_t add) {
+static void emit_affine(unsigned char *p, int32_t mul, int32_t add)
+{
     p[0] = 0x89, p[1] = 0xf8; /* mov %edi,%eax */
     p[2] = 0x69, p[3] = 0xc0; /* imul $mul,%eax,%eax */
     memcpy(p + 4, &mul, 4);
@@ -30,7 +31,8 @@ static void emit_affine(unsigned char *p, int32_t mul, int32_t add) {
 }
 
 /* int f(int n) { int s = 0; do s += k; while (--n); return s; } (n > 0) */
-static void emit_loop(unsigned char *p, int8_t k) {
+static void emit_loop(unsigned char *p, int8_t k)
+{
     static const unsigned char code[] = {
         0x31, 0xc0,       /* xor %eax,%eax   */
         0x83, 0xc0, 0x00, /* add $k,%eax     */
@@ -51,7 +53,8 @@ struct result {
     long sum;
 };
 
-static void *worker(void *arg) {
+static void *worker(void *arg)
+{
     int id = (int)(uintptr_t)arg;
     static struct result results[THREADS];
     struct result *r = &results[id];
@@ -113,7 +116,8 @@ static void *worker(void *arg) {
     return r;
 }
 
-int main(void) {
+int main(void)
+{
     pg = sysconf(_SC_PAGESIZE);
     shared_page =
         mmap(NULL, pg, PROT_READ | PROT_WRITE | PROT_EXEC, MAP_SHARED | MAP_ANONYMOUS, -1, 0);

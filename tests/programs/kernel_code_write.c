@@ -6,7 +6,8 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 typedef int (*fn)(void);
-int main(void) {
+int main(void)
+{
     unsigned char *page =
         mmap(NULL, 4096, PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     page[0] = 0xb8;

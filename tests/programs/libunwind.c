@@ -27,7 +27,8 @@ static int (*get_reg_p)(unw_cursor_t *, unw_regnum_t, unw_word_t *);
 static int (*get_proc_name_p)(unw_cursor_t *, char *, size_t, unw_word_t *);
 
 /* does the program have an interpreter, i.e. is it dynamically linked? */
-static int has_interp(struct dl_phdr_info *info, size_t size, void *data) {
+static int has_interp(struct dl_phdr_info *info, size_t size, void *data)
+{
     (void)size;
     for (int i = 0; i < info->dlpi_phnum; i++)
         if (info->dlpi_phdr[i].p_type == PT_INTERP)
@@ -35,7 +36,8 @@ static int has_interp(struct dl_phdr_info *info, size_t size, void *data) {
     return 1; /* the first object is the program itself */
 }
 
-static int load(void) {
+static int load(void)
+{
     int dynamic = 0;
     dl_iterate_phdr(has_interp, &dynamic);
     /* in a static build dlopen would load a second C library */
@@ -62,7 +64,8 @@ static int load(void) {
 #define NOINLINE __attribute__((noinline, noclone))
 static volatile int sink;
 
-NOINLINE static void walk(const char *what, unw_context_t *uc, int flags) {
+NOINLINE static void walk(const char *what, unw_context_t *uc, int flags)
+{
     unw_cursor_t c;
     if ((flags ? init_local2_p(&c, uc, flags) : init_local_p(&c, uc)) != 0) {
         printf("%s: init_local failed\n", what);
@@ -92,26 +95,31 @@ NOINLINE static void walk(const char *what, unw_context_t *uc, int flags) {
     (void)named;
 }
 
-NOINLINE static int leaf(const char *what) {
+NOINLINE static int leaf(const char *what)
+{
     unw_context_t uc;
     getcontext_p(&uc);
     walk(what, &uc, 0);
     return sink;
 }
-NOINLINE static int middle(const char *what) {
+NOINLINE static int middle(const char *what)
+{
     return leaf(what) + sink;
 }
-NOINLINE static int top(const char *what) {
+NOINLINE static int top(const char *what)
+{
     return middle(what) + sink;
 }
 
-NOINLINE static int deep(int n) {
+NOINLINE static int deep(int n)
+{
     if (n == 0)
         return leaf("recursive") + sink;
     return deep(n - 1) + sink;
 }
 
-static void on_usr1(int sig, siginfo_t *si, void *ctx) {
+static void on_usr1(int sig, siginfo_t *si, void *ctx)
+{
     (void)sig;
     (void)si;
     /* from the handler's own context, through the trampoline */
@@ -122,17 +130,20 @@ static void on_usr1(int sig, siginfo_t *si, void *ctx) {
     walk("from the signal's ucontext", (unw_context_t *)ctx, UNW_INIT_SIGNAL_FRAME);
 }
 
-NOINLINE static int raiser(void) {
+NOINLINE static int raiser(void)
+{
     raise(SIGUSR1);
     return sink;
 }
 
-NOINLINE static void *thread_main(void *arg) {
+NOINLINE static void *thread_main(void *arg)
+{
     top((const char *)arg);
     return NULL;
 }
 
-int main(void) {
+int main(void)
+{
     setvbuf(stdout, NULL, _IOLBF, 0);
     int r = load();
     if (r == -1) {

@@ -23,11 +23,13 @@ static int failures;
         }                                                                                          \
     } while (0)
 
-static unsigned char pattern(size_t i, unsigned seed) {
+static unsigned char pattern(size_t i, unsigned seed)
+{
     return (unsigned char)((i * 2654435761u) >> 13 ^ seed);
 }
 
-static void test_brk(void) {
+static void test_brk(void)
+{
     char *start = sbrk(0);
     CHECK(start != (void *)-1, "sbrk(0)");
     char *p = sbrk(1 << 20);
@@ -41,7 +43,8 @@ static void test_brk(void) {
     printf("brk/sbrk ok\n");
 }
 
-static void test_malloc(void) {
+static void test_malloc(void)
+{
     enum { N = 400 };
     static unsigned char *ptrs[N];
     static size_t sizes[N];
@@ -114,11 +117,13 @@ static void test_malloc(void) {
 }
 
 static sigjmp_buf jb;
-static void on_segv(int sig) {
+static void on_segv(int sig)
+{
     siglongjmp(jb, sig);
 }
 
-static void test_mmap(void) {
+static void test_mmap(void)
+{
     long pg = sysconf(_SC_PAGESIZE);
     printf("page size %ld\n", pg);
     size_t len = 64 * (size_t)pg;
@@ -192,7 +197,8 @@ static void test_mmap(void) {
     printf("mmap/mprotect/mremap/munmap ok\n");
 }
 
-int main(void) {
+int main(void)
+{
     test_brk();
     test_malloc();
     test_mmap();

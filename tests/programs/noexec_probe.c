@@ -26,7 +26,8 @@ struct mapping {
 static struct mapping maps[4096];
 static int nmaps;
 
-static void read_maps(void) {
+static void read_maps(void)
+{
     FILE *f = fopen("/proc/self/maps", "r");
     char line[1024];
     if (!f) {
@@ -49,14 +50,16 @@ static void read_maps(void) {
     fclose(f);
 }
 
-static const struct mapping *find(uintptr_t addr) {
+static const struct mapping *find(uintptr_t addr)
+{
     for (int i = 0; i < nmaps; i++)
         if (addr >= maps[i].lo && addr < maps[i].hi)
             return &maps[i];
     return NULL;
 }
 
-static void report(const char *what, uintptr_t addr) {
+static void report(const char *what, uintptr_t addr)
+{
     const struct mapping *m = find(addr);
     if (!m)
         printf("%s: unmapped\n", what);
@@ -76,7 +79,8 @@ static struct span spans[64];
 static int nspans;
 static uintptr_t loader_code;
 
-static int visit(struct dl_phdr_info *info, size_t size, void *data) {
+static int visit(struct dl_phdr_info *info, size_t size, void *data)
+{
     (void)size;
     (void)data;
     uintptr_t base = getauxval(AT_BASE), lo = UINTPTR_MAX, hi = 0;
@@ -99,7 +103,8 @@ static int visit(struct dl_phdr_info *info, size_t size, void *data) {
     return 0;
 }
 
-int main(void) {
+int main(void)
+{
     read_maps();
     report("main", (uintptr_t)&main);
 

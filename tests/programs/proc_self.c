@@ -21,7 +21,8 @@
 
 extern char **environ;
 
-static size_t slurp(const char *path, char *buf, size_t size) {
+static size_t slurp(const char *path, char *buf, size_t size)
+{
     int fd = open(path, O_RDONLY);
     if (fd < 0)
         return 0;
@@ -34,17 +35,20 @@ static size_t slurp(const char *path, char *buf, size_t size) {
     return got;
 }
 
-static void chomp(char *s) {
+static void chomp(char *s)
+{
     s[strcspn(s, "\n")] = 0;
 }
 
-static const char *base(const char *p) {
+static const char *base(const char *p)
+{
     const char *s = strrchr(p, '/');
     return s ? s + 1 : p;
 }
 
 /* the NUL-separated argv in /proc/self/cmdline, compared with ours */
-static int cmdline_matches(int argc, char **argv) {
+static int cmdline_matches(int argc, char **argv)
+{
     static char buf[8192];
     size_t n = slurp("/proc/self/cmdline", buf, sizeof buf), off = 0;
     for (int i = 0; i < argc; i++) {
@@ -55,7 +59,8 @@ static int cmdline_matches(int argc, char **argv) {
     return off == n;
 }
 
-static int environ_matches(void) {
+static int environ_matches(void)
+{
     static char buf[65536];
     size_t n = slurp("/proc/self/environ", buf, sizeof buf), off = 0;
     for (char **e = environ; *e; e++) {
@@ -66,7 +71,8 @@ static int environ_matches(void) {
     return off == n;
 }
 
-static void names(const char *who, int argc, char **argv) {
+static void names(const char *who, int argc, char **argv)
+{
     char comm[64], status[4096], stat[1024], pr[17] = {0};
     slurp("/proc/self/comm", comm, sizeof comm);
     chomp(comm);
@@ -87,7 +93,8 @@ static void names(const char *who, int argc, char **argv) {
 
 static pthread_barrier_t named;
 
-static void *named_thread(void *arg) {
+static void *named_thread(void *arg)
+{
     (void)arg;
     pthread_barrier_wait(&named); /* the creator has named us */
     char pr[17] = {0}, path[64], comm[64];
@@ -100,7 +107,8 @@ static void *named_thread(void *arg) {
     return NULL;
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
     setvbuf(stdout, NULL, _IONBF, 0);
     const char *execfn = (const char *)getauxval(AT_EXECFN);
     printf("AT_EXECFN is argv[0] %d, program_invocation_short_name \"%s\"\n",

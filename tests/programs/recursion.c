@@ -6,7 +6,8 @@
 
 static unsigned long calls;
 
-static unsigned long __attribute__((noinline)) ack(unsigned long m, unsigned long n) {
+static unsigned long __attribute__((noinline)) ack(unsigned long m, unsigned long n)
+{
     calls++;
     if (m == 0)
         return n + 1;
@@ -15,11 +16,13 @@ static unsigned long __attribute__((noinline)) ack(unsigned long m, unsigned lon
     return ack(m - 1, ack(m, n - 1));
 }
 
-static unsigned long __attribute__((noinline)) fib(unsigned n) {
+static unsigned long __attribute__((noinline)) fib(unsigned n)
+{
     return n < 2 ? n : fib(n - 1) + fib(n - 2);
 }
 
-static int __attribute__((noinline)) tak(int x, int y, int z) {
+static int __attribute__((noinline)) tak(int x, int y, int z)
+{
     if (y >= x)
         return z;
     return tak(tak(x - 1, y, z), tak(y - 1, z, x), tak(z - 1, x, y));
@@ -27,17 +30,20 @@ static int __attribute__((noinline)) tak(int x, int y, int z) {
 
 static int is_odd(unsigned n);
 
-static int __attribute__((noinline)) is_even(unsigned n) {
+static int __attribute__((noinline)) is_even(unsigned n)
+{
     return n == 0 ? 1 : is_odd(n - 1);
 }
 
-static int __attribute__((noinline)) is_odd(unsigned n) {
+static int __attribute__((noinline)) is_odd(unsigned n)
+{
     return n == 0 ? 0 : is_even(n - 1);
 }
 
 /* Not a tail call: the addition happens after the return, and the volatile
  * local keeps a real frame on every level. */
-static uint64_t __attribute__((noinline)) deep(unsigned n) {
+static uint64_t __attribute__((noinline)) deep(unsigned n)
+{
     volatile uint64_t local = n * 2654435761u;
     if (n == 0)
         return 0;
@@ -45,7 +51,8 @@ static uint64_t __attribute__((noinline)) deep(unsigned n) {
 }
 
 static void __attribute__((noinline))
-hanoi(int n, int from, int to, int via, unsigned long *moves, unsigned long *chk) {
+hanoi(int n, int from, int to, int via, unsigned long *moves, unsigned long *chk)
+{
     if (n == 0)
         return;
     hanoi(n - 1, from, via, to, moves, chk);
@@ -61,15 +68,18 @@ static unsigned long walk_a(unsigned, int);
 static unsigned long walk_b(unsigned, int);
 static volatile walker walkers[2] = {walk_a, walk_b};
 
-static unsigned long __attribute__((noinline)) walk_a(unsigned n, int k) {
+static unsigned long __attribute__((noinline)) walk_a(unsigned n, int k)
+{
     return n == 0 ? 1 : walkers[(n + k) & 1](n - 1, k + 1) * 3 % 1000003;
 }
 
-static unsigned long __attribute__((noinline)) walk_b(unsigned n, int k) {
+static unsigned long __attribute__((noinline)) walk_b(unsigned n, int k)
+{
     return n == 0 ? 2 : walkers[(n * k) & 1](n - 1, k ^ 5) * 7 % 1000003 + 1;
 }
 
-int main(void) {
+int main(void)
+{
     int status = 0;
     unsigned long a = ack(2, 500);
     printf("ack(2,500) = %lu\n", a);

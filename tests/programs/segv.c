@@ -2,7 +2,8 @@
  * the translator must make the process die of the same signal. */
 #include <stdio.h>
 
-int main(void) {
+int main(void)
+{
     /* Hide the null from gcc, which would otherwise delete the store or
      * turn it into ud2 (SIGILL). */
     volatile int *p = NULL;

@@ -11,12 +11,14 @@ static sigjmp_buf senv;
 static int depth_reached;
 
 /* Called through a volatile pointer so gcc cannot tell it never returns. */
-static void jump_out(int v) {
+static void jump_out(int v)
+{
     longjmp(env, v);
 }
 static void (*volatile jump_fn)(int) = jump_out;
 
-static void __attribute__((noinline)) dive(int n) {
+static void __attribute__((noinline)) dive(int n)
+{
     char pad[64];
     memset(pad, n, sizeof pad);
     __asm__ volatile("" ::"r"(pad) : "memory");
@@ -29,7 +31,8 @@ static void __attribute__((noinline)) dive(int n) {
     depth_reached = -1; /* never reached */
 }
 
-static int __attribute__((noinline)) nested(int level) {
+static int __attribute__((noinline)) nested(int level)
+{
     jmp_buf inner;
     int r = setjmp(inner);
     if (r == 0) {
@@ -42,11 +45,13 @@ static int __attribute__((noinline)) nested(int level) {
     return r * 2;
 }
 
-static void handler(int sig) {
+static void handler(int sig)
+{
     siglongjmp(senv, sig);
 }
 
-int main(void) {
+int main(void)
+{
     volatile int counter = 0;
     int r = setjmp(env);
     printf("setjmp returned %d (counter %d)\n", r, counter);

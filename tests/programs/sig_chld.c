@@ -19,7 +19,8 @@ static volatile int reaped, chld_signals, bad_info;
 static int statuses[KIDS];
 static pid_t kids[KIDS];
 
-static void on_chld(int sig, siginfo_t *si, void *ctx) {
+static void on_chld(int sig, siginfo_t *si, void *ctx)
+{
     (void)sig;
     (void)ctx;
     int e = errno;
@@ -44,7 +45,8 @@ static void on_chld(int sig, siginfo_t *si, void *ctx) {
     errno = e;
 }
 
-static void describe(const char *what, int st) {
+static void describe(const char *what, int st)
+{
     if (WIFEXITED(st))
         printf("%s: exited %d\n", what, WEXITSTATUS(st));
     else if (WIFSIGNALED(st))
@@ -57,7 +59,8 @@ static void describe(const char *what, int st) {
         printf("%s: status %#x\n", what, st);
 }
 
-static void set_chld(void (*h)(int, siginfo_t *, void *), int flags) {
+static void set_chld(void (*h)(int, siginfo_t *, void *), int flags)
+{
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = h;
@@ -66,7 +69,8 @@ static void set_chld(void (*h)(int, siginfo_t *, void *), int flags) {
     sigaction(SIGCHLD, &sa, NULL);
 }
 
-static void reaping_handler(void) {
+static void reaping_handler(void)
+{
     sigset_t chld, old;
     sigemptyset(&chld);
     sigaddset(&chld, SIGCHLD);
@@ -106,7 +110,8 @@ static void reaping_handler(void) {
 }
 
 static volatile int stop_signals, cont_signals;
-static void on_chld_count(int sig, siginfo_t *si, void *ctx) {
+static void on_chld_count(int sig, siginfo_t *si, void *ctx)
+{
     (void)sig;
     (void)ctx;
     if (si->si_code == CLD_STOPPED)
@@ -115,7 +120,8 @@ static void on_chld_count(int sig, siginfo_t *si, void *ctx) {
         cont_signals++;
 }
 
-static void stop_and_continue(int flags) {
+static void stop_and_continue(int flags)
+{
     stop_signals = cont_signals = 0;
     set_chld(on_chld_count, flags);
     int go[2];
@@ -153,7 +159,8 @@ static void stop_and_continue(int flags) {
     printf("  SIGCHLD for stop %d, for continue %d\n", stop_signals > 0, cont_signals > 0);
 }
 
-static void auto_reap(const char *how) {
+static void auto_reap(const char *how)
+{
     pid_t pid = fork();
     if (pid == 0)
         _exit(1);
@@ -163,7 +170,8 @@ static void auto_reap(const char *how) {
     printf("%s: waitpid %d ECHILD %d\n", how, r == pid ? 1 : r, errno == ECHILD);
 }
 
-int main(void) {
+int main(void)
+{
     setvbuf(stdout, NULL, _IONBF, 0); /* children share the stdout fd */
     reaping_handler();
     printf("stop and continue, SIGCHLD for both:\n");

@@ -14,14 +14,16 @@
 #include <unistd.h>
 
 static volatile int spin_forever = 1;
-static void *spinner(void *arg) {
+static void *spinner(void *arg)
+{
     volatile unsigned long *n = arg;
     while (spin_forever)
         (*n)++;
     return NULL;
 }
 
-static int run_case(const char *c) {
+static int run_case(const char *c)
+{
     struct rlimit no_core = {0, 0};
     setrlimit(RLIMIT_CORE, &no_core);
     printf("  %s: starting\n", c);
@@ -100,7 +102,8 @@ static int run_case(const char *c) {
     return 0;
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
     if (argc > 1)
         return run_case(argv[1]);
     static const char *cases[] = {

@@ -21,17 +21,20 @@
 static volatile int usr1_calls, usr2_calls;
 static volatile pthread_t usr2_thread;
 
-static void on_usr1(int sig) {
+static void on_usr1(int sig)
+{
     (void)sig;
     usr1_calls++;
 }
-static void on_usr2(int sig) {
+static void on_usr2(int sig)
+{
     (void)sig;
     usr2_calls++;
     usr2_thread = pthread_self();
 }
 
-static void set_handler(int sig, void (*h)(int)) {
+static void set_handler(int sig, void (*h)(int))
+{
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = h;
@@ -39,26 +42,30 @@ static void set_handler(int sig, void (*h)(int)) {
     sigaction(sig, &sa, NULL);
 }
 
-static sigset_t just(int sig) {
+static sigset_t just(int sig)
+{
     sigset_t s;
     sigemptyset(&s);
     sigaddset(&s, sig);
     return s;
 }
 
-static int pending(int sig) {
+static int pending(int sig)
+{
     sigset_t p;
     sigpending(&p);
     return sigismember(&p, sig);
 }
 
-static int blocked(int sig) {
+static int blocked(int sig)
+{
     sigset_t cur;
     pthread_sigmask(SIG_BLOCK, NULL, &cur);
     return sigismember(&cur, sig);
 }
 
-static void masks(void) {
+static void masks(void)
+{
     sigset_t s = just(SIGUSR1), old;
     set_handler(SIGUSR1, on_usr1);
     sigprocmask(SIG_BLOCK, &s, &old);
@@ -95,7 +102,8 @@ static void masks(void) {
 /* a thread with its own mask: thread-directed signals pend for it only */
 static pthread_barrier_t bar;
 static volatile int thread_saw_pending, thread_calls_before, thread_calls_after;
-static void *masked_thread(void *arg) {
+static void *masked_thread(void *arg)
+{
     (void)arg;
     sigset_t s = just(SIGUSR2);
     pthread_sigmask(SIG_BLOCK, &s, NULL);
@@ -108,7 +116,8 @@ static void *masked_thread(void *arg) {
     return NULL;
 }
 
-static void thread_masks(void) {
+static void thread_masks(void)
+{
     set_handler(SIGUSR2, on_usr2);
     pthread_barrier_init(&bar, NULL, 2);
     pthread_t t;
@@ -134,14 +143,16 @@ static void thread_masks(void) {
     printf("new thread inherits the mask: %d\n", (int)(long)r);
 }
 
-static void *send_later(void *arg) {
+static void *send_later(void *arg)
+{
     struct timespec ts = {0, 20 * 1000 * 1000};
     nanosleep(&ts, NULL);
     pthread_kill(*(pthread_t *)arg, SIGUSR1);
     return NULL;
 }
 
-static void suspend(void) {
+static void suspend(void)
+{
     sigset_t s = just(SIGUSR1), old, wait_mask;
     set_handler(SIGUSR1, on_usr1);
     sigprocmask(SIG_BLOCK, &s, &old);
@@ -166,7 +177,8 @@ static void suspend(void) {
     sigprocmask(SIG_SETMASK, &old, NULL);
 }
 
-static void timedwait(void) {
+static void timedwait(void)
+{
     sigset_t s = just(SIGUSR1), old;
     sigprocmask(SIG_BLOCK, &s, &old);
     siginfo_t si;
@@ -201,7 +213,8 @@ static void timedwait(void) {
     sigprocmask(SIG_SETMASK, &old, NULL);
 }
 
-static void with_signalfd(void) {
+static void with_signalfd(void)
+{
     sigset_t s = just(SIGUSR2), old;
     sigprocmask(SIG_BLOCK, &s, &old);
     int fd = signalfd(-1, &s, SFD_CLOEXEC | SFD_NONBLOCK);
@@ -239,12 +252,14 @@ static void with_signalfd(void) {
 
 static sigjmp_buf jb;
 static volatile int jumps;
-static void jump_out(int sig) {
+static void jump_out(int sig)
+{
     jumps++;
     siglongjmp(jb, sig);
 }
 
-static void longjumps(void) {
+static void longjumps(void)
+{
     set_handler(SIGUSR1, jump_out);
     int r = sigsetjmp(jb, 1);
     if (r == 0) {
@@ -282,7 +297,8 @@ static void longjumps(void) {
 
 /* masks, ignored signals and pending ones survive execve; the handler
  * does not (it becomes SIG_DFL) */
-static void report_image(void) {
+static void report_image(void)
+{
     struct sigaction usr1, term;
     sigaction(SIGUSR1, NULL, &usr1);
     sigaction(SIGTERM, NULL, &term);
@@ -292,7 +308,8 @@ static void report_image(void) {
            term.sa_handler == SIG_IGN, blocked(SIGINT));
 }
 
-static void across_fork_exec(const char *self) {
+static void across_fork_exec(const char *self)
+{
     set_handler(SIGUSR1, on_usr1);
     signal(SIGTERM, SIG_IGN);
     sigset_t s = just(SIGUSR2), old;
@@ -317,7 +334,8 @@ static void across_fork_exec(const char *self) {
     signal(SIGTERM, SIG_DFL);
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
     if (argc > 1 && strcmp(argv[1], "--report") == 0) {
         report_image();
         return 0;

@@ -18,7 +18,8 @@ static int fds[2];
 static volatile sig_atomic_t alarms, wake_after, drain_after;
 static volatile int last_code, last_value;
 
-static void on_alarm(int sig, siginfo_t *si, void *ctx) {
+static void on_alarm(int sig, siginfo_t *si, void *ctx)
+{
     (void)sig;
     (void)ctx;
     int e = errno;
@@ -42,7 +43,8 @@ static void on_alarm(int sig, siginfo_t *si, void *ctx) {
     errno = e;
 }
 
-static void handle(int sig, void (*h)(int, siginfo_t *, void *), int flags) {
+static void handle(int sig, void (*h)(int, siginfo_t *, void *), int flags)
+{
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = h;
@@ -52,12 +54,14 @@ static void handle(int sig, void (*h)(int, siginfo_t *, void *), int flags) {
         exit(2);
 }
 
-static void arm(long first_us, long every_us) {
+static void arm(long first_us, long every_us)
+{
     struct itimerval it = {{0, every_us}, {0, first_us}};
     setitimer(ITIMER_REAL, &it, NULL);
 }
 
-static const char *code_name(int c) {
+static const char *code_name(int c)
+{
     switch (c) {
     case SI_KERNEL: return "SI_KERNEL";
     case SI_TIMER: return "SI_TIMER";
@@ -68,7 +72,8 @@ static const char *code_name(int c) {
     }
 }
 
-static void restart_read(void) {
+static void restart_read(void)
+{
     char c = 0;
     ssize_t n;
 
@@ -97,7 +102,8 @@ static void restart_read(void) {
     printf("read under ualarm: %zd EINTR %d after %d alarm\n", n, errno == EINTR, alarms);
 }
 
-static void restart_write(void) {
+static void restart_write(void)
+{
     /* fill the pipe, then a blocking write waits for room */
     int fl = fcntl(fds[1], F_GETFL);
     fcntl(fds[1], F_SETFL, fl | O_NONBLOCK);
@@ -140,7 +146,8 @@ static void restart_write(void) {
     fcntl(fds[0], F_SETFL, fcntl(fds[0], F_GETFL) & ~O_NONBLOCK);
 }
 
-static void never_restarted(void) {
+static void never_restarted(void)
+{
     handle(SIGALRM, on_alarm, SA_RESTART);
     alarms = 0, wake_after = -1, drain_after = -1;
     arm(5000, 0);
@@ -180,7 +187,8 @@ static void never_restarted(void) {
 /* SA_NODEFER: the handler can be re-entered by its own signal */
 static char trace[64];
 static volatile int trace_len, depth, calls;
-static void on_usr2(int sig) {
+static void on_usr2(int sig)
+{
     int me = ++depth;
     trace[trace_len++] = '(';
     trace[trace_len++] = (char)('0' + me);
@@ -190,7 +198,8 @@ static void on_usr2(int sig) {
     depth--;
 }
 
-static void nodefer(void) {
+static void nodefer(void)
+{
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_usr2;
@@ -211,14 +220,16 @@ static void nodefer(void) {
 
 /* SA_RESETHAND: one call, then the default action */
 static volatile int reset_calls, blocked_inside;
-static void on_reset(int sig) {
+static void on_reset(int sig)
+{
     sigset_t cur;
     sigprocmask(SIG_BLOCK, NULL, &cur);
     blocked_inside = sigismember(&cur, sig);
     reset_calls++;
 }
 
-static void resethand(void) {
+static void resethand(void)
+{
     fflush(stdout);
     pid_t pid = fork();
     if (pid == 0) {
@@ -244,7 +255,8 @@ static void resethand(void) {
            WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
 }
 
-int main(void) {
+int main(void)
+{
     if (pipe(fds) != 0)
         return 1;
     restart_read();

@@ -60,7 +60,8 @@ static volatile sig_atomic_t usr_count, alarm_count;
 static char order[64];
 static volatile int order_len;
 
-static void on_segv(int sig, siginfo_t *si, void *ctx) {
+static void on_segv(int sig, siginfo_t *si, void *ctx)
+{
     ucontext_t *uc = ctx;
     (void)sig;
     segv_count++;
@@ -71,7 +72,8 @@ static void on_segv(int sig, siginfo_t *si, void *ctx) {
     uc->uc_mcontext.gregs[REG_RDI] = (greg_t)&good_value;
 }
 
-static void on_ill(int sig, siginfo_t *si, void *ctx) {
+static void on_ill(int sig, siginfo_t *si, void *ctx)
+{
     ucontext_t *uc = ctx;
     (void)sig;
     printf("SIGILL: code ILL_ILLOPN %d, rip at ud2 %d, si_addr at ud2 %d\n",
@@ -81,14 +83,16 @@ static void on_ill(int sig, siginfo_t *si, void *ctx) {
     uc->uc_mcontext.gregs[REG_RAX] = 77;
 }
 
-static void on_trap(int sig, siginfo_t *si, void *ctx) {
+static void on_trap(int sig, siginfo_t *si, void *ctx)
+{
     ucontext_t *uc = ctx;
     (void)sig;
     printf("SIGTRAP: code SI_KERNEL %d, rip after int3 %d\n", si->si_code == SI_KERNEL,
            uc->uc_mcontext.gregs[REG_RIP] == (greg_t)trap_after);
 }
 
-static void on_fpe(int sig, siginfo_t *si, void *ctx) {
+static void on_fpe(int sig, siginfo_t *si, void *ctx)
+{
     ucontext_t *uc = ctx;
     (void)sig;
     printf("SIGFPE: code FPE_INTDIV %d, rip at idiv %d\n", si->si_code == FPE_INTDIV,
@@ -97,12 +101,14 @@ static void on_fpe(int sig, siginfo_t *si, void *ctx) {
     uc->uc_mcontext.gregs[REG_RAX] = -1;
 }
 
-static void on_usr2(int sig) {
+static void on_usr2(int sig)
+{
     (void)sig;
     order[order_len++] = 'B';
 }
 
-static void on_usr1(int sig, siginfo_t *si, void *ctx) {
+static void on_usr1(int sig, siginfo_t *si, void *ctx)
+{
     (void)ctx;
     usr_count++;
     order[order_len++] = 'A';
@@ -121,14 +127,16 @@ static void on_usr1(int sig, siginfo_t *si, void *ctx) {
 static char altstack[1 << 16] __attribute__((aligned(16)));
 static volatile int on_alt, winch_count;
 
-static void on_winch(int sig) {
+static void on_winch(int sig)
+{
     char local;
     (void)sig;
     winch_count++;
     on_alt = &local >= altstack && &local < altstack + sizeof altstack;
 }
 
-static void on_alarm(int sig) {
+static void on_alarm(int sig)
+{
     /* clobber vector registers: the interrupted code must not notice */
     volatile double d = 1.0001;
     for (int i = 0; i < 50; i++)
@@ -137,7 +145,8 @@ static void on_alarm(int sig) {
     alarm_count++;
 }
 
-static void act(int sig, void (*h)(int, siginfo_t *, void *), int flags) {
+static void act(int sig, void (*h)(int, siginfo_t *, void *), int flags)
+{
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = h;
@@ -146,7 +155,8 @@ static void act(int sig, void (*h)(int, siginfo_t *, void *), int flags) {
     sigaction(sig, &sa, NULL);
 }
 
-static void simple(int sig, void (*h)(int), int flags) {
+static void simple(int sig, void (*h)(int), int flags)
+{
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = h;
@@ -155,7 +165,8 @@ static void simple(int sig, void (*h)(int), int flags) {
     sigaction(sig, &sa, NULL);
 }
 
-static double fp_work(long n) {
+static double fp_work(long n)
+{
     double x = 0.5, y = 1.25;
     for (long i = 0; i < n; i++) {
         x = x * 0.9999999 + y * 1e-7;
@@ -164,7 +175,8 @@ static double fp_work(long n) {
     return x + y;
 }
 
-int main(void) {
+int main(void)
+{
     setvbuf(stdout, NULL, _IOLBF, 0);
 
     /* synchronous faults with context fix-ups */

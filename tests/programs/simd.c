@@ -15,7 +15,8 @@
 
 static uint64_t h = 0xcbf29ce484222325ULL;
 
-static void hash_bytes(const void *p, size_t n) {
+static void hash_bytes(const void *p, size_t n)
+{
     const unsigned char *b = p;
     for (size_t i = 0; i < n; i++) {
         h ^= b[i];
@@ -23,7 +24,8 @@ static void hash_bytes(const void *p, size_t n) {
     }
 }
 
-static void show(const char *name, const void *p, size_t n) {
+static void show(const char *name, const void *p, size_t n)
+{
     const uint32_t *w = p;
     printf("%-10s", name);
     for (size_t i = 0; i < n / 4; i++)
@@ -37,7 +39,8 @@ static float inf32[64];
 static double ind[32];
 static uint8_t in8[64];
 
-static void __attribute__((noinline)) sse2(void) {
+static void __attribute__((noinline)) sse2(void)
+{
     __m128i a = _mm_loadu_si128((const __m128i *)in32);
     __m128i b = _mm_loadu_si128((const __m128i *)(in32 + 4));
     __m128i r[8];
@@ -68,7 +71,8 @@ static void __attribute__((noinline)) sse2(void) {
     show("sse double", dr, sizeof dr);
 }
 
-__attribute__((target("sse4.2"))) static void __attribute__((noinline)) sse42(void) {
+__attribute__((target("sse4.2"))) static void __attribute__((noinline)) sse42(void)
+{
     __m128i a = _mm_loadu_si128((const __m128i *)in8);
     __m128i b = _mm_loadu_si128((const __m128i *)(in8 + 16));
     __m128i r[5];
@@ -92,7 +96,8 @@ __attribute__((target("sse4.2"))) static void __attribute__((noinline)) sse42(vo
            _mm_cmpistri(_mm_set1_epi8('o'), H, _SIDD_UBYTE_OPS | _SIDD_CMP_EQUAL_ANY));
 }
 
-__attribute__((target("avx2,fma"))) static void __attribute__((noinline)) avx2(void) {
+__attribute__((target("avx2,fma"))) static void __attribute__((noinline)) avx2(void)
+{
     __m256i a = _mm256_loadu_si256((const __m256i *)in32);
     __m256i b = _mm256_loadu_si256((const __m256i *)(in32 + 8));
     __m256i idx = _mm256_and_si256(b, _mm256_set1_epi32(7));
@@ -167,7 +172,8 @@ __attribute__((target("avx2,fma"))) static void __attribute__((noinline)) avx2(v
     printf("ymm8 survives syscall: %d\n", memcmp(before, after, sizeof after) == 0);
 }
 
-int main(void) {
+int main(void)
+{
     uint32_t s = 7;
     for (int i = 0; i < 64; i++) {
         s = s * 1103515245u + 12345u;

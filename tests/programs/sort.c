@@ -15,13 +15,15 @@ struct rec {
 
 static unsigned long compares;
 
-static int cmp_int(const void *a, const void *b) {
+static int cmp_int(const void *a, const void *b)
+{
     int x = *(const int *)a, y = *(const int *)b;
     compares++;
     return (x > y) - (x < y);
 }
 
-static int cmp_rec(const void *a, const void *b) {
+static int cmp_rec(const void *a, const void *b)
+{
     const struct rec *x = a, *y = b;
     if (x->key != y->key)
         return x->key < y->key ? -1 : 1;
@@ -31,12 +33,14 @@ static int cmp_rec(const void *a, const void *b) {
     return (x->weight > y->weight) - (x->weight < y->weight);
 }
 
-static int cmp_str(const void *a, const void *b) {
+static int cmp_str(const void *a, const void *b)
+{
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
 /* qsort_r: sort indices by the values they point at, direction in ctx */
-static int cmp_idx(const void *a, const void *b, void *ctx) {
+static int cmp_idx(const void *a, const void *b, void *ctx)
+{
     const int *vals = ((const int **)ctx)[0];
     int dir = *((const int **)ctx)[1];
     int x = vals[*(const int *)a], y = vals[*(const int *)b];
@@ -45,7 +49,8 @@ static int cmp_idx(const void *a, const void *b, void *ctx) {
     return (*(const int *)a > *(const int *)b) - (*(const int *)a < *(const int *)b);
 }
 
-static unsigned rnd(void) {
+static unsigned rnd(void)
+{
     static uint64_t s = 88172645463325252ULL;
     s ^= s << 13;
     s ^= s >> 7;
@@ -53,7 +58,8 @@ static unsigned rnd(void) {
     return (unsigned)s;
 }
 
-int main(void) {
+int main(void)
+{
     enum { N = 200000 };
     static int a[N];
     for (int i = 0; i < N; i++)

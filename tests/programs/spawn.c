@@ -11,14 +11,16 @@
 
 extern char **environ;
 
-static int status_of(pid_t pid) {
+static int status_of(pid_t pid)
+{
     int st;
     if (waitpid(pid, &st, 0) != pid)
         return -1;
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
-int main(void) {
+int main(void)
+{
     setvbuf(stdout, NULL, _IONBF, 0); /* children share the stdout fd */
 
     pid_t k = vfork();

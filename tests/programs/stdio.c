@@ -9,7 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
-int main(void) {
+int main(void)
+{
     char first[256];
     if (!fgets(first, sizeof first, stdin)) {
         fprintf(stderr, "no input\n");

@@ -27,13 +27,15 @@ static uint64_t sum;
 
 /* Reference versions through volatile so gcc does not turn them back into
  * library calls. */
-static void ref_copy(unsigned char *d, const unsigned char *s, size_t n) {
+static void ref_copy(unsigned char *d, const unsigned char *s, size_t n)
+{
     volatile unsigned char *vd = d;
     for (size_t i = 0; i < n; i++)
         vd[i] = s[i];
 }
 
-static int ref_eq(const unsigned char *a, const unsigned char *b, size_t n) {
+static int ref_eq(const unsigned char *a, const unsigned char *b, size_t n)
+{
     const volatile unsigned char *va = a;
     for (size_t i = 0; i < n; i++)
         if (va[i] != b[i])
@@ -41,7 +43,8 @@ static int ref_eq(const unsigned char *a, const unsigned char *b, size_t n) {
     return 1;
 }
 
-static size_t ref_len(const char *s) {
+static size_t ref_len(const char *s)
+{
     const volatile char *v = s;
     size_t n = 0;
     while (v[n])
@@ -52,7 +55,8 @@ static size_t ref_len(const char *s) {
 static unsigned char *src, *dst, *ref;
 #define BUF (3 << 20)
 
-static void fill(unsigned char *p, size_t n, unsigned seed) {
+static void fill(unsigned char *p, size_t n, unsigned seed)
+{
     for (size_t i = 0; i < n; i++) {
         seed = seed * 1664525u + 1013904223u;
         p[i] = (unsigned char)(seed >> 24) | 1; /* no NULs */
@@ -62,7 +66,8 @@ static void fill(unsigned char *p, size_t n, unsigned seed) {
 static const size_t big_sizes[] = {1000, 2047,      2048,  4095,   4096,    4097,
                                    8191, 32768 + 5, 65536, 100003, 1 << 20, (1 << 21) + 17};
 
-static void test_copy_set(void) {
+static void test_copy_set(void)
+{
     size_t sizes[600];
     size_t ns = 0;
     for (size_t n = 0; n <= 520; n++)
@@ -109,7 +114,8 @@ static void test_copy_set(void) {
     }
 }
 
-static void test_str(void) {
+static void test_str(void)
+{
     char *s = (char *)dst;
     for (size_t n = 0; n <= 700; n++) {
         for (int a = 0; a < 16; a++) {
@@ -152,7 +158,8 @@ static void test_str(void) {
 }
 
 /* Strings that end exactly at a page boundary, next page inaccessible. */
-static void test_page_edge(void) {
+static void test_page_edge(void)
+{
     long pg = sysconf(_SC_PAGESIZE);
     unsigned char *m =
         mmap(NULL, 2 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -177,31 +184,37 @@ static void test_page_edge(void) {
     munmap(m, 2 * pg);
 }
 
-static void rep_movsb(void *d, const void *s, size_t n) {
+static void rep_movsb(void *d, const void *s, size_t n)
+{
     __asm__ volatile("rep movsb" : "+D"(d), "+S"(s), "+c"(n) : : "memory");
 }
 
-static void rep_stosb(void *d, int c, size_t n) {
+static void rep_stosb(void *d, int c, size_t n)
+{
     __asm__ volatile("rep stosb" : "+D"(d), "+c"(n) : "a"(c) : "memory");
 }
 
-static void rep_movsq(void *d, const void *s, size_t n) {
+static void rep_movsq(void *d, const void *s, size_t n)
+{
     __asm__ volatile("rep movsq" : "+D"(d), "+S"(s), "+c"(n) : : "memory");
 }
 
-static void rep_stosq(void *d, uint64_t v, size_t n) {
+static void rep_stosq(void *d, uint64_t v, size_t n)
+{
     __asm__ volatile("rep stosq" : "+D"(d), "+c"(n) : "a"(v) : "memory");
 }
 
 /* Backward copy: DF=1, pointers start at the last byte. */
-static void rep_movsb_back(void *d, const void *s, size_t n) {
+static void rep_movsb_back(void *d, const void *s, size_t n)
+{
     unsigned char *de = (unsigned char *)d + n - 1;
     const unsigned char *se = (const unsigned char *)s + n - 1;
     __asm__ volatile("std\n\trep movsb\n\tcld" : "+D"(de), "+S"(se), "+c"(n) : : "memory", "cc");
 }
 
 /* repe cmpsb: returns index of first difference, n if equal */
-static size_t rep_cmpsb(const void *a, const void *b, size_t n) {
+static size_t rep_cmpsb(const void *a, const void *b, size_t n)
+{
     size_t left = n;
     if (n == 0)
         return 0;
@@ -213,13 +226,15 @@ static size_t rep_cmpsb(const void *a, const void *b, size_t n) {
 }
 
 /* repne scasb: strlen the old way */
-static size_t rep_scasb_len(const char *s) {
+static size_t rep_scasb_len(const char *s)
+{
     size_t cnt = (size_t)-1;
     __asm__ volatile("repne scasb" : "+D"(s), "+c"(cnt) : "a"(0) : "memory", "cc");
     return ~cnt - 1;
 }
 
-static uint64_t lodsb_sum(const void *s, size_t n) {
+static uint64_t lodsb_sum(const void *s, size_t n)
+{
     uint64_t total = 0, tmp;
     __asm__ volatile("1:\n\t"
                      "xorl %%eax, %%eax\n\t"
@@ -232,7 +247,8 @@ static uint64_t lodsb_sum(const void *s, size_t n) {
     return total;
 }
 
-static void test_rep(void) {
+static void test_rep(void)
+{
     static const size_t ns[] = {1,  2,   7,   8,    15,   16,   31,    63,     64,
                                 65, 255, 256, 1023, 4096, 4097, 65536, 1 << 20};
     for (size_t k = 0; k < sizeof ns / sizeof ns[0]; k++) {
@@ -267,7 +283,8 @@ static void test_rep(void) {
     CHECK(!(fl & 0x400), "DF left set");
 }
 
-int main(void) {
+int main(void)
+{
     src = malloc(BUF);
     dst = malloc(BUF);
     ref = malloc(BUF);

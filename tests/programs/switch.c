@@ -12,7 +12,8 @@
 #define C10(n) C(n##0) C(n##1) C(n##2) C(n##3) C(n##4) C(n##5) C(n##6) C(n##7) C(n##8) C(n##9)
 // clang-format on
 
-static uint32_t __attribute__((noinline)) dense(unsigned v, uint32_t x) {
+static uint32_t __attribute__((noinline)) dense(unsigned v, uint32_t x)
+{
     // clang-format off
     switch (v) {
         C(0) C(1) C(2) C(3) C(4) C(5) C(6) C(7) C(8) C(9)
@@ -26,7 +27,8 @@ static uint32_t __attribute__((noinline)) dense(unsigned v, uint32_t x) {
 }
 
 /* Sparse values: a binary decision tree, lots of conditional branches. */
-static int __attribute__((noinline)) sparse(long v) {
+static int __attribute__((noinline)) sparse(long v)
+{
     switch (v) {
     case -1000000: return 1;
     case -4096: return 2;
@@ -47,7 +49,8 @@ static int __attribute__((noinline)) sparse(long v) {
 
 /* Switch in a loop with fallthrough: a tokenizer-like state machine. */
 enum { S_START, S_IDENT, S_NUM, S_STR, S_ESC, S_OP };
-static void __attribute__((noinline)) lex(const char *s, int counts[6]) {
+static void __attribute__((noinline)) lex(const char *s, int counts[6])
+{
     int st = S_START;
     for (;; s++) {
         char c = *s;
@@ -112,7 +115,8 @@ static void __attribute__((noinline)) lex(const char *s, int counts[6]) {
 }
 
 /* A small-range switch returning strings (a table of pointers). */
-static const char *__attribute__((noinline)) day(int d) {
+static const char *__attribute__((noinline)) day(int d)
+{
     switch (d) {
     case 0: return "sun";
     case 1: return "mon";
@@ -125,7 +129,8 @@ static const char *__attribute__((noinline)) day(int d) {
     return "???";
 }
 
-int main(void) {
+int main(void)
+{
     uint64_t acc = 0;
     for (unsigned i = 0; i < 3000000; i++)
         acc = acc * 31 + dense((i * 7919u) % 260, (uint32_t)acc);

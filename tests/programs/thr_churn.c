@@ -16,14 +16,16 @@
 #define BATCH 50
 #define WIDE 64
 
-static void die(const char *what, int err) {
+static void die(const char *what, int err)
+{
     fprintf(stderr, "%s: %s\n", what, strerror(err));
     exit(1);
 }
 
 /* --- 2000 short-lived threads ------------------------------------------ */
 
-static void *short_lived(void *arg) {
+static void *short_lived(void *arg)
+{
     uintptr_t i = (uintptr_t)arg;
     uint64_t h = i * 0x9e3779b97f4a7c15ULL;
     for (int k = 0; k < 50; k++)
@@ -33,7 +35,8 @@ static void *short_lived(void *arg) {
     return (void *)(uintptr_t)(h & 0xffff);
 }
 
-static void churn(void) {
+static void churn(void)
+{
     pthread_t t[BATCH];
     uint64_t sum = 0, xor = 0;
     int created = 0;
@@ -66,7 +69,8 @@ static unsigned long wide_atomic;      /* __atomic adds */
 static double wide_fp[WIDE];           /* combined in index order later */
 static int wide_alive, wide_max_alive; /* under wide_lock */
 
-static void *wide_worker(void *arg) {
+static void *wide_worker(void *arg)
+{
     int i = (int)(uintptr_t)arg;
     pthread_mutex_lock(&wide_lock);
     if (++wide_alive > wide_max_alive)
@@ -94,7 +98,8 @@ static void *wide_worker(void *arg) {
     return (void *)(uintptr_t)(s % 1000003);
 }
 
-static void wide(void) {
+static void wide(void)
+{
     pthread_t t[WIDE];
     pthread_barrier_init(&wide_barrier, NULL, WIDE);
     for (int i = 0; i < WIDE; i++) {
@@ -122,7 +127,8 @@ static void wide(void) {
 static sem_t detached_done;
 static unsigned long detached_sum;
 
-static void *detached_worker(void *arg) {
+static void *detached_worker(void *arg)
+{
     unsigned long v = (uintptr_t)arg;
     __atomic_add_fetch(&detached_sum, v * v, __ATOMIC_SEQ_CST);
     if (v % 2)
@@ -131,7 +137,8 @@ static void *detached_worker(void *arg) {
     return NULL;
 }
 
-static void detached(void) {
+static void detached(void)
+{
     sem_init(&detached_done, 0, 0);
     pthread_attr_t a;
     pthread_attr_init(&a);
@@ -162,7 +169,8 @@ static void detached(void) {
 
 static char user_stack[256 * 1024] __attribute__((aligned(4096)));
 
-static void *on_user_stack(void *arg) {
+static void *on_user_stack(void *arg)
+{
     volatile char local[2048];
     uintptr_t i = (uintptr_t)arg;
     int inside =
@@ -176,13 +184,15 @@ static void *on_user_stack(void *arg) {
     return (void *)(uintptr_t)(s * 2 + inside);
 }
 
-static void *where_am_i(void *arg) {
+static void *where_am_i(void *arg)
+{
     (void)arg;
     volatile int local = 0;
     return (void *)((uintptr_t)&local >> 12); /* the page, only compared */
 }
 
-static void stacks(void) {
+static void stacks(void)
+{
     pthread_attr_t a;
     pthread_attr_init(&a);
     pthread_attr_setstack(&a, user_stack, sizeof user_stack);
@@ -223,7 +233,8 @@ static void stacks(void) {
     pthread_attr_destroy(&a);
 }
 
-int main(void) {
+int main(void)
+{
     churn();
     wide();
     stacks(); /* before any detached thread could be exiting concurrently */

@@ -21,7 +21,8 @@
 extern char **environ;
 static const char *self;
 
-static int count_tasks(void) {
+static int count_tasks(void)
+{
     DIR *d = opendir("/proc/self/task");
     if (!d)
         return -1;
@@ -35,7 +36,8 @@ static int count_tasks(void) {
 
 /* --- the re-executed images ------------------------------------------- */
 
-static int image(int argc, char **argv) {
+static int image(int argc, char **argv)
+{
     if (!strcmp(argv[1], "--image")) {
         /* argv: --image OLDPID TAG */
         long old = strtol(argv[2], NULL, 10);
@@ -66,14 +68,16 @@ static int image(int argc, char **argv) {
 static volatile int spin = 1;
 static volatile unsigned long spun[4];
 
-static void *spinner(void *arg) {
+static void *spinner(void *arg)
+{
     int i = (int)(uintptr_t)arg;
     while (spin)
         spun[i]++;
     return NULL;
 }
 
-static void *execer(void *arg) {
+static void *execer(void *arg)
+{
     const char *path = arg;
     char pid[32];
     snprintf(pid, sizeof pid, "%d", getpid());
@@ -84,7 +88,8 @@ static void *execer(void *arg) {
     exit(1);
 }
 
-static void exec_from_thread(const char *path) {
+static void exec_from_thread(const char *path)
+{
     fflush(stdout);
     pid_t pid = fork();
     if (pid == 0) {
@@ -114,7 +119,8 @@ struct spawn_job {
     int err;
 };
 
-static void *spawner(void *arg) {
+static void *spawner(void *arg)
+{
     struct spawn_job *j = arg;
     int p[2];
     if (pipe2(p, O_CLOEXEC) != 0) {
@@ -147,7 +153,8 @@ static void *spawner(void *arg) {
     return NULL;
 }
 
-static void spawn_from_threads(void) {
+static void spawn_from_threads(void)
+{
     struct spawn_job jobs[6];
     pthread_t t[6];
     for (int i = 0; i < 6; i++) {
@@ -175,7 +182,8 @@ static void spawn_from_threads(void) {
     printf("  posix_spawn of a missing file: %s\n", strerror(e));
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
     self = argv[0];
     if (argc > 1)
         return image(argc, argv);

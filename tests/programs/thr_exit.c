@@ -17,7 +17,8 @@
 static volatile int spin_forever = 1;
 static volatile unsigned long spins[8];
 
-static void *spinner(void *arg) {
+static void *spinner(void *arg)
+{
     int i = (int)(uintptr_t)arg;
     double x = 1.0;
     while (spin_forever) { /* no system calls */
@@ -27,7 +28,8 @@ static void *spinner(void *arg) {
     return (void *)(uintptr_t)(x > 0);
 }
 
-static void start_spinners(pthread_t *t, int n) {
+static void start_spinners(pthread_t *t, int n)
+{
     for (int i = 0; i < n; i++)
         if (pthread_create(&t[i], NULL, spinner, (void *)(uintptr_t)i) != 0)
             _exit(100);
@@ -38,17 +40,20 @@ static void start_spinners(pthread_t *t, int n) {
 }
 
 static pthread_t main_thread;
-static void at_exit_report(void) {
+static void at_exit_report(void)
+{
     printf("  atexit handler: in main thread %d\n", pthread_equal(pthread_self(), main_thread));
 }
 
 /* 1: exit() from a worker while 4 others spin and main waits in join */
-static void *exiter(void *arg) {
+static void *exiter(void *arg)
+{
     (void)arg;
     printf("  worker calls exit(23)\n");
     exit(23);
 }
-static void case_exit_from_thread(void) {
+static void case_exit_from_thread(void)
+{
     pthread_t t[5];
     atexit(at_exit_report);
     start_spinners(t, 4);
@@ -58,13 +63,15 @@ static void case_exit_from_thread(void) {
 }
 
 /* 2: raw exit_group from a worker while main blocks in read() */
-static void *group_exiter(void *arg) {
+static void *group_exiter(void *arg)
+{
     (void)arg;
     fflush(stdout);
     syscall(SYS_exit_group, 24);
     return NULL;
 }
-static void case_exit_group_while_blocked(void) {
+static void case_exit_group_while_blocked(void)
+{
     int fds[2];
     pthread_t t[3];
     if (pipe(fds) != 0)
@@ -82,7 +89,8 @@ static void case_exit_group_while_blocked(void) {
 static int last_action; /* 0 return, 1 exit(9), 2 pthread_exit */
 static pthread_t chain[4];
 
-static void *chained(void *arg) {
+static void *chained(void *arg)
+{
     int i = (int)(uintptr_t)arg;
     long s = 0;
     if (i == 0) {
@@ -111,7 +119,8 @@ static void *chained(void *arg) {
     }
     return (void *)(intptr_t)s;
 }
-static void case_main_pthread_exit(int action) {
+static void case_main_pthread_exit(int action)
+{
     last_action = action;
     atexit(at_exit_report);
     printf("  main starts 4 workers and calls pthread_exit\n");
@@ -121,7 +130,8 @@ static void case_main_pthread_exit(int action) {
 }
 
 /* 6: main returns 11 from "main" while workers spin */
-static int case_main_returns(void) {
+static int case_main_returns(void)
+{
     pthread_t t[4];
     start_spinners(t, 4);
     printf("  main returns 11 with 4 threads spinning\n");
@@ -129,12 +139,14 @@ static int case_main_returns(void) {
 }
 
 /* 7: a worker ends itself with raw SYS_exit; join still works */
-static void *raw_exit(void *arg) {
+static void *raw_exit(void *arg)
+{
     (void)arg;
     syscall(SYS_exit, 77); /* only this thread; its status is not the process's */
     return (void *)1;
 }
-static int case_raw_thread_exit(void) {
+static int case_raw_thread_exit(void)
+{
     pthread_t t;
     void *r = (void *)42;
     pthread_create(&t, NULL, raw_exit, NULL);
@@ -144,14 +156,16 @@ static int case_raw_thread_exit(void) {
 }
 
 /* 8: the main thread leaves with raw SYS_exit; a worker exits 13 later */
-static void *late_exiter(void *arg) {
+static void *late_exiter(void *arg)
+{
     (void)arg;
     for (volatile long k = 0; k < 3000000; k++)
         ;
     printf("  worker outlived the main thread, exits 13\n");
     exit(13);
 }
-static void case_main_raw_exit(void) {
+static void case_main_raw_exit(void)
+{
     pthread_t t;
     printf("  main thread starts a worker and uses SYS_exit\n");
     fflush(stdout);
@@ -159,7 +173,8 @@ static void case_main_raw_exit(void) {
     syscall(SYS_exit, 0);
 }
 
-static void run(const char *name, int which) {
+static void run(const char *name, int which)
+{
     printf("%s:\n", name);
     fflush(stdout);
     pid_t pid = fork();
@@ -194,7 +209,8 @@ static void run(const char *name, int which) {
         printf("  -> status %#x\n", st);
 }
 
-int main(void) {
+int main(void)
+{
     run("exit() from a worker while others spin", 1);
     run("exit_group from a worker while main blocks in read", 2);
     run("main pthread_exit, last worker returns", 3);

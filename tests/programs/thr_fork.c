@@ -21,7 +21,8 @@ static uint64_t results[RUNNERS];
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static unsigned long locked_count;
 
-static void *runner(void *arg) {
+static void *runner(void *arg)
+{
     int i = (int)(uintptr_t)arg;
     uint64_t h = i + 1;
     unsigned long k = 0;
@@ -42,7 +43,8 @@ static void *runner(void *arg) {
     return NULL;
 }
 
-static int count_tasks(void) {
+static int count_tasks(void)
+{
     DIR *d = opendir("/proc/self/task");
     if (!d)
         return -1;
@@ -56,7 +58,8 @@ static int count_tasks(void) {
 
 /* a joined thread has cleared its tid but may not have left the task list
  * yet (natively a tiny window), so wait a little for the count to drop */
-static int settled_tasks(int want) {
+static int settled_tasks(int want)
+{
     int n = count_tasks();
     for (int i = 0; i < 500 && n > want; i++) {
         usleep(1000);
@@ -67,39 +70,49 @@ static int settled_tasks(int want) {
 
 static char order[64];
 static int order_len;
-static void prep1(void) {
+static void prep1(void)
+{
     order[order_len++] = 'p';
 }
-static void prep2(void) {
+static void prep2(void)
+{
     order[order_len++] = 'P';
 }
-static void parent1(void) {
+static void parent1(void)
+{
     order[order_len++] = 'a';
 }
-static void parent2(void) {
+static void parent2(void)
+{
     order[order_len++] = 'A';
 }
-static void child1(void) {
+static void child1(void)
+{
     order[order_len++] = 'c';
 }
-static void child2(void) {
+static void child2(void)
+{
     order[order_len++] = 'C';
 }
 
 /* our own lock is taken around fork, so the child gets it free */
-static void lock_prepare(void) {
+static void lock_prepare(void)
+{
     pthread_mutex_lock(&lock);
 }
-static void lock_release(void) {
+static void lock_release(void)
+{
     pthread_mutex_unlock(&lock);
 }
 
-static void *child_thread(void *arg) {
+static void *child_thread(void *arg)
+{
     return (void *)((uintptr_t)arg * 3);
 }
 
 /* what a child does: report, use malloc, stdio, a mutex and a new thread */
-static int child_work(const char *who) {
+static int child_work(const char *who)
+{
     order[order_len] = 0;
     int tasks = count_tasks(); /* before this child makes a thread of its own */
     char *buf = malloc(100000);
@@ -118,7 +131,8 @@ static int child_work(const char *who) {
     return 5;
 }
 
-static void report(const char *who, pid_t pid) {
+static void report(const char *who, pid_t pid)
+{
     int st;
     if (waitpid(pid, &st, 0) != pid) {
         perror("waitpid");
@@ -128,13 +142,15 @@ static void report(const char *who, pid_t pid) {
            WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
 }
 
-static pid_t fork_now(void) {
+static pid_t fork_now(void)
+{
     order_len = 0;
     fflush(stdout);
     return fork();
 }
 
-static void *forking_worker(void *arg) {
+static void *forking_worker(void *arg)
+{
     (void)arg;
     pid_t pid = fork_now();
     if (pid == 0)
@@ -144,7 +160,8 @@ static void *forking_worker(void *arg) {
 }
 
 /* several threads fork at once; each child exits with its index */
-static void *concurrent_forker(void *arg) {
+static void *concurrent_forker(void *arg)
+{
     int i = (int)(uintptr_t)arg;
     pid_t pid = fork();
     if (pid == 0)
@@ -154,7 +171,8 @@ static void *concurrent_forker(void *arg) {
     return (void *)(intptr_t)(WIFEXITED(st) ? WEXITSTATUS(st) : -1);
 }
 
-int main(void) {
+int main(void)
+{
     pthread_atfork(lock_prepare, lock_release, lock_release); /* its prepare runs last */
     pthread_atfork(prep1, parent1, child1);
     pthread_atfork(prep2, parent2, child2);

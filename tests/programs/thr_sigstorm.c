@@ -36,7 +36,8 @@ static unsigned long hits[WORKERS], tkill_hits[WORKERS], user_hits[WORKERS], que
 static unsigned long main_hits, wrong_thread, wrong_value, wrong_pid;
 static volatile double handler_sink;
 
-static void on_usr1(int sig, siginfo_t *si, void *ctx) {
+static void on_usr1(int sig, siginfo_t *si, void *ctx)
+{
     (void)sig;
     (void)ctx;
     int saved_errno = errno;
@@ -80,7 +81,8 @@ struct result {
     uint64_t hash;
 };
 
-static struct result __attribute__((noinline)) one_round(int i) {
+static struct result __attribute__((noinline)) one_round(int i)
+{
     struct result r = {0.25 + i, 1.0L, 1469598103934665603ULL};
     double y = 1.0;
     for (int k = 1; k <= 10000; k++) {
@@ -96,7 +98,8 @@ static struct result __attribute__((noinline)) one_round(int i) {
 static struct result expected[WORKERS];
 static unsigned long rounds[WORKERS], bad_rounds[WORKERS];
 
-static void *worker(void *arg) {
+static void *worker(void *arg)
+{
     int i = (int)(uintptr_t)arg;
     my_index = i;
     tids[i] = (pid_t)syscall(SYS_gettid);
@@ -119,16 +122,19 @@ static void *worker(void *arg) {
     return NULL;
 }
 
-static int sys_tgkill(pid_t pid, pid_t tid, int sig) {
+static int sys_tgkill(pid_t pid, pid_t tid, int sig)
+{
     return (int)syscall(SYS_tgkill, pid, tid, sig);
 }
 
-static void wait_for_hit(int t, unsigned long before) {
+static void wait_for_hit(int t, unsigned long before)
+{
     while (__atomic_load_n(&hits[t], __ATOMIC_ACQUIRE) == before)
         sched_yield();
 }
 
-int main(void) {
+int main(void)
+{
     for (int i = 0; i < WORKERS; i++)
         expected[i] = one_round(i); /* undisturbed, before any signal */
 

@@ -31,22 +31,26 @@ static __thread int ld __attribute__((tls_model("local-dynamic"))) = 2;
 __thread int ie __attribute__((tls_model("initial-exec"))) = 3;
 static __thread int le __attribute__((tls_model("local-exec"))) = 4;
 
-static int __attribute__((noinline)) * counter_addr(void) {
+static int __attribute__((noinline)) * counter_addr(void)
+{
     return &counter;
 }
 
-static int arch_prctl(int code, unsigned long addr) {
+static int arch_prctl(int code, unsigned long addr)
+{
     return (int)syscall(SYS_arch_prctl, code, addr);
 }
 
 static volatile int handler_saw;
-static void on_usr1(int sig) {
+static void on_usr1(int sig)
+{
     (void)sig;
     handler_saw = counter; /* TLS access from a signal handler */
     counter++;
 }
 
-int main(void) {
+int main(void)
+{
     for (int i = 0; i < 1000000; i++) {
         counter += i & 1;
         zeroed[i & 63] += i;

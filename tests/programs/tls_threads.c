@@ -36,11 +36,13 @@ static __thread volatile int in_handler;
 
 static pthread_key_t key;
 static unsigned long destructed;
-static void key_destructor(void *v) {
+static void key_destructor(void *v)
+{
     __atomic_add_fetch(&destructed, (uintptr_t)v, __ATOMIC_RELAXED);
 }
 
-static void on_usr1(int sig) {
+static void on_usr1(int sig)
+{
     (void)sig;
     in_handler = counter + 1; /* this thread's counter */
 }
@@ -54,7 +56,8 @@ struct report {
 
 static pthread_barrier_t barrier;
 
-static void *worker(void *arg) {
+static void *worker(void *arg)
+{
     int id = (int)(uintptr_t)arg;
     struct report *r = calloc(1, sizeof *r);
     int z = 1;
@@ -97,14 +100,16 @@ static void *worker(void *arg) {
 
 /* dynamic TLS: libstdc++'s per-thread exception globals */
 static void *(*get_globals)(void);
-static int has_interp(struct dl_phdr_info *info, size_t size, void *data) {
+static int has_interp(struct dl_phdr_info *info, size_t size, void *data)
+{
     (void)size;
     for (int i = 0; i < info->dlpi_phnum; i++)
         if (info->dlpi_phdr[i].p_type == PT_INTERP)
             *(int *)data = 1;
     return 1;
 }
-static void *dyn_worker(void *arg) {
+static void *dyn_worker(void *arg)
+{
     (void)arg;
     struct {
         void *caught;
@@ -114,7 +119,8 @@ static void *dyn_worker(void *arg) {
     g->uncaught = 0; /* it is ours; leave it as found */
     return (void *)(uintptr_t)((uintptr_t)g | ok);
 }
-static void dynamic_tls(void) {
+static void dynamic_tls(void)
+{
     int dynamic = 0;
     dl_iterate_phdr(has_interp, &dynamic);
     if (!dynamic) {
@@ -144,7 +150,8 @@ static void dynamic_tls(void) {
            differs);
 }
 
-int main(void) {
+int main(void)
+{
     /* the main thread changes its own copies first */
     counter = -1;
     strcpy(label, "main's");

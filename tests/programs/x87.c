@@ -12,25 +12,29 @@
 
 static volatile long double vone = 1.0L, vthree = 3.0L, vtwo = 2.0L;
 
-static void bits(const char *name, long double x) {
+static void bits(const char *name, long double x)
+{
     unsigned char b[16] = {0};
     memcpy(b, &x, 10);
     printf("%-12s %.21Lg  [%02x%02x:%02x%02x%02x%02x%02x%02x%02x%02x]\n", name, x, b[9], b[8], b[7],
            b[6], b[5], b[4], b[3], b[2], b[1], b[0]);
 }
 
-static long double x87_fsin(long double x) {
+static long double x87_fsin(long double x)
+{
     __asm__("fsin" : "+t"(x));
     return x;
 }
 
-static long double x87_fyl2x(long double x, long double y) {
+static long double x87_fyl2x(long double x, long double y)
+{
     long double r;
     __asm__("fyl2x" : "=t"(r) : "0"(x), "u"(y) : "st(1)");
     return r;
 }
 
-static long double x87_fprem(long double x, long double y) {
+static long double x87_fprem(long double x, long double y)
+{
     long double r;
     __asm__("1: fprem\n\t"
             "fnstsw %%ax\n\t"
@@ -42,47 +46,55 @@ static long double x87_fprem(long double x, long double y) {
     return r;
 }
 
-static long double x87_f2xm1(long double x) {
+static long double x87_f2xm1(long double x)
+{
     __asm__("f2xm1" : "+t"(x));
     return x;
 }
 
-static long double x87_frndint(long double x) {
+static long double x87_frndint(long double x)
+{
     __asm__ volatile("frndint" : "+t"(x));
     return x;
 }
 
-static long double x87_fpatan(long double y, long double x) {
+static long double x87_fpatan(long double y, long double x)
+{
     long double r;
     __asm__("fpatan" : "=t"(r) : "0"(x), "u"(y) : "st(1)");
     return r;
 }
 
-static long long x87_fistp(long double x) {
+static long long x87_fistp(long double x)
+{
     long long r;
     __asm__ volatile("fistpll %0" : "=m"(r) : "t"(x) : "st");
     return r;
 }
 
-static uint16_t get_cw(void) {
+static uint16_t get_cw(void)
+{
     uint16_t cw;
     __asm__ volatile("fnstcw %0" : "=m"(cw) : : "memory");
     return cw;
 }
 
-static void set_cw(uint16_t cw) {
+static void set_cw(uint16_t cw)
+{
     __asm__ volatile("fldcw %0" : : "m"(cw) : "memory");
 }
 
 /* Deep expression: keeps many values live on the 8-entry x87 stack. */
-static long double __attribute__((noinline)) poly(long double x) {
+static long double __attribute__((noinline)) poly(long double x)
+{
     return ((((((x * 1.5L + 2.25L) * x - 3.125L) * x + 4.0625L) * x - 5.03125L) * x + 6.015625L) *
                 x -
             7.0078125L) /
            (x * x + 1.0L);
 }
 
-int main(void) {
+int main(void)
+{
     long double third = vone / vthree;
     bits("1/3", third);
     bits("sqrtl(2)", sqrtl(vtwo));

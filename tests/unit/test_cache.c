@@ -12,7 +12,8 @@
 #include "translator/translator.h"
 
 /* A fragment record with 16 bytes of (unused) cache code of its own. */
-static struct fragment *fake_fragment(uint64_t pc, uint64_t len) {
+static struct fragment *fake_fragment(uint64_t pc, uint64_t len)
+{
     struct cache_chunk *c = cache_chunk_near((uint64_t)&fake_fragment, 64);
     struct fragment *f = calloc(1, sizeof *f);
     f->guest_pc = pc;
@@ -24,7 +25,8 @@ static struct fragment *fake_fragment(uint64_t pc, uint64_t len) {
     return f;
 }
 
-static void test_chunk_is_near(void **state) {
+static void test_chunk_is_near(void **state)
+{
     (void)state;
     uint64_t pc = (uint64_t)&test_chunk_is_near;
     struct cache_chunk *c = cache_chunk_near(pc, 4096);
@@ -40,7 +42,8 @@ static void test_chunk_is_near(void **state) {
     assert_ptr_equal(cache_chunk_near(pc, 4096), c);
 }
 
-static void test_table_many(void **state) {
+static void test_table_many(void **state)
+{
     (void)state;
     for (uint64_t i = 0; i < 20000; i++)
         cache_insert(fake_fragment(0x400000 + 16 * i, 16));
@@ -63,7 +66,8 @@ static void test_table_many(void **state) {
     assert_false(cache_range_has_code(0x400000, 1 << 20));
 }
 
-static void test_link_near(void **state) {
+static void test_link_near(void **state)
+{
     (void)state;
     uint64_t pc = (uint64_t)&test_link_near;
     struct cache_chunk *c = cache_chunk_near(pc, 4096);
@@ -84,7 +88,8 @@ static void test_link_near(void **state) {
     free(to);
 }
 
-int main(void) {
+int main(void)
+{
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_chunk_is_near),
         cmocka_unit_test(test_table_many),

@@ -19,7 +19,8 @@
 
 static char dir[] = "/tmp/dbo-loader-XXXXXX";
 
-static char *write_file(const char *name, const void *data, size_t len, mode_t mode) {
+static char *write_file(const char *name, const void *data, size_t len, mode_t mode)
+{
     static char path[256];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     FILE *f = fopen(path, "w");
@@ -29,12 +30,14 @@ static char *write_file(const char *name, const void *data, size_t len, mode_t m
     return path;
 }
 
-static int setup(void **state) {
+static int setup(void **state)
+{
     (void)state;
     return mkdtemp(dir) ? 0 : -1;
 }
 
-static void test_find_program(void **state) {
+static void test_find_program(void **state)
+{
     (void)state;
     setenv("PATH", "/nonexistent:/usr/bin:/bin", 1);
     char *p = loader_find_program("true");
@@ -48,7 +51,8 @@ static void test_find_program(void **state) {
     free(p);
 }
 
-static void test_check_executable(void **state) {
+static void test_check_executable(void **state)
+{
     (void)state;
     int err;
     assert_null(loader_check_executable("/bin/true", &err));
@@ -77,7 +81,8 @@ static void test_check_executable(void **state) {
     assert_null(loader_check_executable(script, &err));
 }
 
-static void test_shebang(void **state) {
+static void test_shebang(void **state)
+{
     (void)state;
     char interp[256], arg[256];
     char *p = write_file("s1", "#! /usr/bin/env  python3 -u  \nx\n", 31, 0755);
@@ -92,7 +97,8 @@ static void test_shebang(void **state) {
     assert_false(parse_shebang(p, interp, sizeof interp, arg, sizeof arg));
 }
 
-static void test_brk(void **state) {
+static void test_brk(void **state)
+{
     (void)state;
     size_t reserve = 64 << 20;
     uint8_t *base =
@@ -109,7 +115,8 @@ static void test_brk(void **state) {
     assert_int_equal(base[9999], 0);
 }
 
-int main(void) {
+int main(void)
+{
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_find_program),
         cmocka_unit_test(test_check_executable),

@@ -12,7 +12,8 @@
 
 #include "syscall/syscall.h"
 
-static void test_record_and_split(void **state) {
+static void test_record_and_split(void **state)
+{
     (void)state;
     guest_vm_record(0x10000000, 0x10000, PROT_READ | PROT_EXEC);
     assert_true(guest_vm_executable(0x10000000));
@@ -30,7 +31,8 @@ static void test_record_and_split(void **state) {
     assert_int_equal(guest_vm_exec_extent(0x10005000), 0);
 }
 
-static void test_extent_spans_adjacent_regions(void **state) {
+static void test_extent_spans_adjacent_regions(void **state)
+{
     (void)state;
     guest_vm_record(0x20000000, 0x1000, PROT_READ | PROT_EXEC);
     guest_vm_record(0x20001000, 0x1000, PROT_READ | PROT_WRITE | PROT_EXEC);
@@ -39,7 +41,8 @@ static void test_extent_spans_adjacent_regions(void **state) {
     guest_vm_forget(0x20000000, 0x2000);
 }
 
-static void test_host_prot(void **state) {
+static void test_host_prot(void **state)
+{
     (void)state;
     assert_int_equal(guest_vm_host_prot(PROT_READ | PROT_EXEC), PROT_READ);
     assert_int_equal(guest_vm_host_prot(PROT_EXEC), PROT_READ);
@@ -48,7 +51,8 @@ static void test_host_prot(void **state) {
     assert_int_equal(guest_vm_host_prot(PROT_NONE), PROT_NONE);
 }
 
-static void test_raw_and_names(void **state) {
+static void test_raw_and_names(void **state)
+{
     (void)state;
     assert_int_equal(syscall_raw(SYS_getpid, 0, 0, 0, 0, 0, 0), getpid());
     assert_int_equal(syscall_raw(SYS_close, -1, 0, 0, 0, 0, 0), -9 /* EBADF */);
@@ -57,7 +61,8 @@ static void test_raw_and_names(void **state) {
     assert_string_equal(syscall_name(99999), "syscall_99999");
 }
 
-int main(void) {
+int main(void)
+{
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_record_and_split),
         cmocka_unit_test(test_extent_spans_adjacent_regions),

@@ -18,7 +18,8 @@
 extern uint8_t guest_code_start[], guest_code_end[], guest_exit42[], guest_riprel[], guest_flags[],
     guest_fib[];
 
-static int setup(void **state) {
+static int setup(void **state)
+{
     (void)state;
     guest_vm_record((uint64_t)guest_code_start, guest_code_end - guest_code_start,
                     PROT_READ | PROT_EXEC);
@@ -26,7 +27,8 @@ static int setup(void **state) {
 }
 
 /* Runs `code` under the translator in a child; returns its exit status. */
-static int run_guest(uint8_t *code, bool fsgsbase) {
+static int run_guest(uint8_t *code, bool fsgsbase)
+{
     pid_t pid = fork();
     if (pid == 0) {
         struct guest_context *ctx = context_create(fsgsbase);
@@ -42,7 +44,8 @@ static int run_guest(uint8_t *code, bool fsgsbase) {
     return WIFEXITED(status) ? WEXITSTATUS(status) : 1000 + WTERMSIG(status);
 }
 
-static void test_fragment_shape(void **state) {
+static void test_fragment_shape(void **state)
+{
     (void)state;
     struct guest_context *ctx = context_create(true);
     struct fragment *f = translate_fragment(ctx, (uint64_t)guest_exit42);
@@ -60,7 +63,8 @@ static void test_fragment_shape(void **state) {
     context_release(ctx);
 }
 
-static void test_not_executable(void **state) {
+static void test_not_executable(void **state)
+{
     (void)state;
     static uint8_t data[64];
     struct guest_context *ctx = context_create(true);
@@ -68,29 +72,34 @@ static void test_not_executable(void **state) {
     context_release(ctx);
 }
 
-static void test_exit(void **state) {
+static void test_exit(void **state)
+{
     (void)state;
     assert_int_equal(run_guest(guest_exit42, true), 42);
     assert_int_equal(run_guest(guest_exit42, false), 42);
 }
 
-static void test_rip_relative(void **state) {
+static void test_rip_relative(void **state)
+{
     (void)state;
     assert_int_equal(run_guest(guest_riprel, true), 7);
 }
 
-static void test_flags_across_indirect(void **state) {
+static void test_flags_across_indirect(void **state)
+{
     (void)state;
     assert_int_equal(run_guest(guest_flags, true), 5);
     assert_int_equal(run_guest(guest_flags, false), 5);
 }
 
-static void test_recursion(void **state) {
+static void test_recursion(void **state)
+{
     (void)state;
     assert_int_equal(run_guest(guest_fib, true), 610 & 0xff);
 }
 
-int main(void) {
+int main(void)
+{
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fragment_shape),
         cmocka_unit_test(test_not_executable),
