@@ -78,8 +78,9 @@ void dbo_print_stats(void)
         }
     }
     const struct dbo_stats *s = &dbo_stats;
-    uint64_t hits = translator_indirect_hits();
-    uint64_t lookups = hits + s->indirect_misses;
+    uint64_t inline_hits;
+    uint64_t hits = translator_indirect_hits(&inline_hits);
+    uint64_t lookups = inline_hits + hits + s->indirect_misses;
     double ms = s->translate_ns / 1e6;
     dprintf(fd,
             "dbo: stats for pid %d\n"
@@ -88,16 +89,18 @@ void dbo_print_stats(void)
             "  cache bytes            %" PRIu64 " emitted, %zu in use\n"
             "  dispatcher entries     %" PRIu64 "\n"
             "  direct links           %" PRIu64 "\n"
-            "  indirect lookups       %" PRIu64 " (%" PRIu64 " hits in cache, %" PRIu64
-            " misses, %.1f%% hit)\n"
+            "  indirect branches      %" PRIu64 " (%" PRIu64 " hit the inline target, %" PRIu64
+            " the table, %" PRIu64 " missed: %.1f%% in cache)\n"
+            "  inline targets set     %" PRIu64 "\n"
             "  syscalls               %" PRIu64 "\n"
             "  cache flushes          %" PRIu64 "\n"
             "  invalidated fragments  %" PRIu64 " (%" PRIu64 " writes to code pages)\n"
             "  translation time       %.3f ms (%.0f fragments/ms)\n",
             getpid(), s->fragments_built, s->guest_instructions, s->cache_bytes, cache_bytes_used(),
-            s->dispatcher_entries, s->direct_links, lookups, hits, s->indirect_misses,
-            lookups ? 100.0 * hits / lookups : 0.0, s->syscalls, s->flushes, s->invalidations,
-            s->code_write_faults, ms, ms > 0 ? s->fragments_built / ms : 0.0);
+            s->dispatcher_entries, s->direct_links, lookups, inline_hits, hits, s->indirect_misses,
+            lookups ? 100.0 * (inline_hits + hits) / lookups : 0.0, s->inline_targets, s->syscalls,
+            s->flushes, s->invalidations, s->code_write_faults, ms,
+            ms > 0 ? s->fragments_built / ms : 0.0);
     if (dbo_opts.stats_file)
         close(fd);
 }

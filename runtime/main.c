@@ -28,6 +28,8 @@ static const char usage[] =
     "  --version        show the version and exit\n"
     "\n"
     "translation choices (to measure them; see benchmarks/README.md):\n"
+    "  --inline-targets each indirect branch first checks the target it took\n"
+    "                   the first time (off: measured slower on lua)\n"
     "  --return-pads    translate call/ret to real call/ret through per-call\n"
     "                   pads, so the host's return-stack predictor sees them\n"
     "                   (off: measured slower on the interpreters, AMD EPYC)\n";
@@ -62,6 +64,8 @@ static int parse_options(int argc, char **argv)
             dbo_opts.stats_file = a + 8;
         } else if (!strcmp(a, "--no-fsgsbase")) {
             dbo_opts.no_fsgsbase = true;
+        } else if (!strcmp(a, "--inline-targets")) {
+            dbo_opts.inline_targets = true;
         } else if (!strcmp(a, "--return-pads")) {
             dbo_opts.return_pads = true;
         } else if (!strcmp(a, "--verbose")) {

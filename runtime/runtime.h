@@ -12,6 +12,7 @@ struct dbo_options {
     bool no_fsgsbase;       /* --no-fsgsbase: switch fs/gs with arch_prctl */
     bool verbose;           /* --verbose: log translation events */
     bool return_pads;       /* --return-pads: returns through the host's return stack */
+    bool inline_targets;    /* --inline-targets: per-site predicted target */
     const char *argv0;      /* --argv0: argv[0] given to the guest */
     int option_argc;        /* options as given, handed on to execve'd children */
     char **option_argv;
@@ -30,6 +31,7 @@ struct dbo_stats {
     uint64_t direct_links;
     uint64_t indirect_lookups; /* in-cache hits are counted only with --stats */
     uint64_t indirect_misses;
+    uint64_t inline_targets; /* indirect branch sites given a predicted target */
     uint64_t syscalls;
     uint64_t flushes;
     uint64_t invalidations;     /* fragments invalidated by unmap, protect or writes */

@@ -3,8 +3,8 @@
 # flavours, run natively and under dbo with the same arguments, stdin and
 # environment; stdout, stderr and exit status (incl. death by signal) must
 # be identical. Each program is also run once (PIE) with --no-fsgsbase and
-# once (static) with --return-pads, the translation choices that are off
-# by default.
+# once with --return-pads (static) and --inline-targets (static-pie), the
+# translation choices that are off by default.
 #
 # usage: tests/diff.sh [--native-only] [FILTER]
 #   FILTER        run only programs whose name contains FILTER
@@ -270,6 +270,7 @@ checks() {
         fi
         if [ "$NATIVE_ONLY" = 0 ] && [ -x "$OUT/static/$name" ]; then
             printf '%s %s %s\n' static "$name" --return-pads
+            printf '%s %s %s\n' static-pie "$name" --inline-targets
         fi
     done
 }

@@ -43,7 +43,7 @@ void context_set_gs(struct guest_context *ctx)
 static pthread_mutex_t big_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct guest_context *live_contexts, *free_contexts;
 static int live_threads;
-static uint64_t exited_indirect_hits; /* from threads that are gone */
+static uint64_t exited_indirect_hits, exited_inline_hits; /* from threads that are gone */
 static uint64_t flush_epoch;
 
 static __thread bool holding_lock;
@@ -137,11 +137,14 @@ int translator_live_threads(void)
     return live_threads;
 }
 
-uint64_t translator_indirect_hits(void)
+uint64_t translator_indirect_hits(uint64_t *inline_hits)
 {
     uint64_t hits = exited_indirect_hits;
-    for (struct guest_context *c = live_contexts; c; c = c->ts.next)
+    *inline_hits = exited_inline_hits;
+    for (struct guest_context *c = live_contexts; c; c = c->ts.next) {
         hits += c->ind_hits;
+        *inline_hits += c->ts.inline_hits;
+    }
     return hits;
 }
 
@@ -194,6 +197,7 @@ void translator_after_fork(struct guest_context *ctx)
         live_contexts = c->ts.next;
         if (c != ctx) {
             exited_indirect_hits += c->ind_hits;
+            exited_inline_hits += c->ts.inline_hits;
             c->ts.next = free_contexts;
             free_contexts = c;
         }
@@ -213,6 +217,7 @@ void context_release(struct guest_context *ctx)
     }
     live_threads--;
     exited_indirect_hits += ctx->ind_hits;
+    exited_inline_hits += ctx->ts.inline_hits;
     ctx->ts.next = free_contexts;
     free_contexts = ctx;
 }
@@ -316,6 +321,13 @@ void *dispatch(struct guest_context *ctx)
         ctx->rip = ctx->ind_target;
         dbo_stats.indirect_misses++;
         frag = fragment_for(ctx, ctx->rip);
+        if (exit->inline_tag && !exit->inline_exit->target && ctx->rip) {
+            /* This site's inline check predicts its first target from now on:
+             * the exit's target first, then the tag that lets threads in. */
+            exit->inline_exit->target = ctx->rip;
+            __atomic_store_n(exit->inline_tag, -ctx->rip, __ATOMIC_RELEASE);
+            dbo_stats.inline_targets++;
+        }
         struct fragment *call_site = cache_call_site(ctx->rip);
         ibl_insert(ctx, ctx->rip,
                    call_site ? (uint64_t)call_site->return_pad

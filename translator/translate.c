@@ -21,7 +21,7 @@
 
 #define MAX_FRAGMENT_INSNS 64
 #define MAX_FRAGMENT_BYTES 4096 /* worst case for 64 copies plus exits */
-#define MAX_EXITS 3             /* taken, fall-through (or return pad), stale self-check */
+#define MAX_EXITS 4 /* taken, fall-through (or return pad), inline target, stale self-check */
 #define MAX_LITERALS 2
 
 static ZydisDecoder decoder;
@@ -39,8 +39,9 @@ struct builder {
     uint8_t *literal_rel32[MAX_LITERALS];
     uint64_t literal[MAX_LITERALS];
     int n_literals;
-    uint8_t *call_code;  /* this fragment's call, with a return pad */
-    uint8_t *return_pad; /* where that call returns to */
+    uint8_t *inline_hit_rel32; /* the inline check's jump to its hit block */
+    uint8_t *call_code;        /* this fragment's call, with a return pad */
+    uint8_t *return_pad;       /* where that call returns to */
     uint64_t return_guest;
 };
 
@@ -185,6 +186,56 @@ static void jump_tail(uint8_t **p, uint16_t unused)
 static void emit_indirect_lookup(uint8_t **p, uint64_t record)
 {
     emit_lookup(p, record, NULL, 0, jump_tail, 0);
+}
+
+/* The inline target check in front of an indirect branch's table lookup
+ * (target in %rdx, guest rcx/rdx spilled):
+ *       movabs $-predicted, %rcx   imm64 set once, by the dispatcher, to the
+ *       lea (%rcx,%rdx), %rcx      first target the lookup missed on
+ *       jrcxz 1f
+ *       <table lookup>
+ *   1:  mov %gs:spill_rcx, %rcx; mov %gs:spill_rdx, %rdx
+ *       jmp <direct exit to the predicted target, linked as usual>
+ * A site that keeps one target (a call through a pointer that does not
+ * change, a return from a function with one hot caller) then costs a
+ * compare and a direct jump. The imm64 starts at 0, which only a branch to
+ * address 0 matches; its exit then faults there like the branch would. */
+static void emit_inline_check(struct builder *b, struct exit_record *miss)
+{
+    if (!dbo_opts.inline_targets)
+        return;
+    while (((uintptr_t)b->p + 2) % 8)
+        emit_u8(&b->p, 0x90);
+    emit_u8(&b->p, 0x48); /* movabs $0, %rcx */
+    emit_u8(&b->p, 0xb9);
+    miss->inline_tag = (uint64_t *)b->p;
+    emit_u64(&b->p, 0);
+    static const uint8_t lea[] = {0x48, 0x8d, 0x0c, 0x11};
+    emit_bytes(&b->p, lea, sizeof lea);
+    /* jrcxz reaches only 127 bytes: hop over a jmp rel32 to the hit block */
+    static const uint8_t hop[] = {0xe3, 0x02, 0xeb, 0x05}; /* jrcxz +2; jmp +5 */
+    emit_bytes(&b->p, hop, sizeof hop);
+    emit_u8(&b->p, 0xe9);
+    b->inline_hit_rel32 = b->p;
+    emit_u32(&b->p, 0);
+}
+
+/* The hit block of the inline check, emitted after the lookup. */
+static void emit_inline_hit(struct builder *b, struct exit_record *miss)
+{
+    if (!b->inline_hit_rel32)
+        return;
+    patch_rel32(b->inline_hit_rel32, b->p);
+    b->inline_hit_rel32 = NULL;
+    if (dbo_opts.stats) {
+        static const uint8_t inc[] = {0x48, 0x8d, 0x49, 0x01}; /* lea 1(%rcx), %rcx */
+        emit_load_gs(&b->p, GPR_RCX, CTX_INLINE_HITS);
+        emit_bytes(&b->p, inc, sizeof inc);
+        emit_store_gs(&b->p, GPR_RCX, CTX_INLINE_HITS);
+    }
+    emit_load_gs(&b->p, GPR_RCX, CTX_SPILL_RCX);
+    emit_load_gs(&b->p, GPR_RDX, CTX_SPILL_RDX);
+    miss->inline_exit = new_exit(b, EXIT_DIRECT, 0, emit_jmp_rel32(&b->p));
 }
 
 static void return_tail(uint8_t **p, uint16_t pop_extra)
@@ -677,7 +728,9 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
                 emit_call_push(&b, next);
             if (indirect) {
                 struct exit_record *e = new_exit(&b, EXIT_INDIRECT, 0, NULL);
+                emit_inline_check(&b, e);
                 emit_indirect_lookup(&b.p, (uint64_t)(frag->exits + (e - b.exits)));
+                emit_inline_hit(&b, e);
             } else {
                 uint64_t target;
                 ZydisCalcAbsoluteAddress(&insn, &ops[0], pc, &target);
@@ -700,7 +753,9 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
                 emit_bytes(&b.p, load_ret, sizeof load_ret);
                 emit_bytes(&b.p, pop_ret, sizeof pop_ret);
                 emit_u32(&b.p, 8u + pop_extra);
+                emit_inline_check(&b, e);
                 emit_indirect_lookup(&b.p, record);
+                emit_inline_hit(&b, e);
             } else {
                 emit_return_lookup(&b.p, record, pop_extra);
             }
@@ -812,6 +867,9 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
         emit_self_check(&b, guest_pc, pc, body, frag->exits + (stale - b.exits));
     }
     memcpy(frag->exits, b.exits, sizeof b.exits);
+    for (int i = 0; i < b.n_exits; i++)
+        if (frag->exits[i].inline_exit)
+            frag->exits[i].inline_exit = frag->exits + (b.exits[i].inline_exit - b.exits);
     frag->n_exits = b.n_exits;
     frag->n_insns = b.n_insns;
     frag->pc_map = malloc(b.n_insns * sizeof *frag->pc_map);

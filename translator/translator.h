@@ -25,10 +25,11 @@
 #define CTX_SIGINFO 0x100 /* last host siginfo per signal: 64 x 128 bytes */
 #define CTX_XSAVE 0x2100
 #define CTX_XSAVE_SIZE 0x2e00
-#define CTX_THREAD_STATE 0x4f00             /* per-thread fields, mostly C-only */
-#define CTX_SIGNAL_FS CTX_THREAD_STATE      /* %fs base when a host signal arrived */
-#define CTX_GUEST_GS (CTX_THREAD_STATE + 8) /* the guest's virtual %gs base */
-#define CTX_SIGMASK (CTX_THREAD_STATE + 16) /* the guest's signal mask */
+#define CTX_THREAD_STATE 0x4f00                 /* per-thread fields, mostly C-only */
+#define CTX_SIGNAL_FS CTX_THREAD_STATE          /* %fs base when a host signal arrived */
+#define CTX_GUEST_GS (CTX_THREAD_STATE + 8)     /* the guest's virtual %gs base */
+#define CTX_SIGMASK (CTX_THREAD_STATE + 16)     /* the guest's signal mask */
+#define CTX_INLINE_HITS (CTX_THREAD_STATE + 24) /* inline target hits (--stats) */
 #define CTX_IBL_TABLE 0x5000
 #define IBL_ENTRIES 65536           /* indexed by ibl_index() of the guest target */
 #define IBL_SLOTS (IBL_ENTRIES + 4) /* the last slot's second way, then padding */
@@ -84,6 +85,7 @@ struct thread_state {
     uint64_t signal_fs;   /* first: the host signal entry uses it */
     uint64_t guest_gs;    /* the guest's virtual %gs base */
     uint64_t sigmask;     /* the guest's signal mask (also the host's) */
+    uint64_t inline_hits; /* counted with --stats */
     uint64_t altstack_sp; /* the guest's sigaltstack, virtual */
     uint64_t altstack_size;
     int32_t altstack_flags;
@@ -136,6 +138,7 @@ _Static_assert(offsetof(struct guest_context, xsave) == CTX_XSAVE, "ctx layout")
 _Static_assert(offsetof(struct guest_context, ts) == CTX_THREAD_STATE, "ctx layout");
 _Static_assert(offsetof(struct guest_context, ts.guest_gs) == CTX_GUEST_GS, "ctx layout");
 _Static_assert(offsetof(struct guest_context, ts.sigmask) == CTX_SIGMASK, "ctx layout");
+_Static_assert(offsetof(struct guest_context, ts.inline_hits) == CTX_INLINE_HITS, "ctx layout");
 _Static_assert(offsetof(struct guest_context, ibl) == CTX_IBL_TABLE, "ctx layout");
 _Static_assert(sizeof(struct guest_context) == CTX_SIZE, "ctx layout");
 
@@ -160,6 +163,11 @@ struct exit_record {
     struct fragment *to;               /* while linked */
     struct exit_record *next_incoming; /* in to->incoming */
     uint8_t saved_stub[14];            /* stub bytes a far link overwrote */
+    /* An indirect exit's inline check (see translate.c): the imm64 holding
+     * the negated target it predicts, set once, and the direct exit taken
+     * when it matches (its target is set along with the imm64). */
+    uint64_t *inline_tag;
+    struct exit_record *inline_exit;
 };
 
 /* Creates a context (reusing one of an exited thread when possible) and
@@ -207,8 +215,9 @@ void *dispatch(struct guest_context *ctx);
 struct fragment;
 void translator_note_call_site(struct fragment *frag);
 
-/* In-cache indirect-branch hits of all threads (counted with --stats). */
-uint64_t translator_indirect_hits(void);
+/* In-cache indirect-branch hits of all threads (counted with --stats): in
+ * the table (returned) and by inline target checks (*inline_hits). */
+uint64_t translator_indirect_hits(uint64_t *inline_hits);
 
 /* Invalidates the fragments translated from [start, start+len) and the
  * indirect-table entries that reach them. Needs the lock. */
