@@ -96,14 +96,11 @@ static void emit_exit_stub(uint8_t **p, uint64_t record)
 /* In-cache indirect branch lookup with the guest target in %rdx and the
  * guest's rcx/rdx in their spill slots. Hit: restore both, jump to the
  * fragment. Miss: exit to the dispatcher through `record`. */
-/* rcx = the table entry of the guest target in %rdx, as 16 * ibl_index(rdx) / 8. */
+/* rcx = 2 * ibl_index(rdx): the target's slot, for an 8-scaled operand. */
 static void emit_table_index(uint8_t **p)
 {
     static const uint8_t index[] = {
-        0x89, 0xd1,             /* mov %edx, %ecx */
-        0x0f, 0xc9,             /* bswap %ecx */
-        0x8d, 0x0c, 0x11,       /* lea (%rcx,%rdx), %ecx */
-        0x0f, 0xb7, 0xc9,       /* movzx %cx, %ecx */
+        0x0f, 0xb7, 0xca,       /* movzx %dx, %ecx */
         0x48, 0x8d, 0x0c, 0x09, /* lea (%rcx,%rcx), %rcx */
     };
     emit_bytes(p, index, sizeof index);
