@@ -184,9 +184,7 @@ size_t cache_invalidate_range(uint64_t start, uint64_t len,
 static void free_fragment(struct fragment *f)
 {
     free(f->page_nodes);
-    free(f->exits);
-    free(f->pc_map);
-    free(f);
+    free(f); /* its exits and pc map are in the same allocation */
 }
 
 void cache_fragments_retired_free(void)

@@ -17,252 +17,11 @@
 #include "cache/cache.h"
 #include "runtime/runtime.h"
 #include "syscall/syscall.h"
+#include "translator/builder.h"
 #include "translator/emit.h"
-
-#define MAX_FRAGMENT_INSNS 64
-#define MAX_FRAGMENT_BYTES 4096 /* worst case for 64 copies plus exits */
-#define MAX_EXITS 4 /* taken, fall-through (or return pad), inline target, stale self-check */
-#define MAX_LITERALS 2
 
 static ZydisDecoder decoder;
 static bool decoder_ready;
-
-struct builder {
-    struct guest_context *ctx;
-    uint8_t *p; /* emission cursor */
-    struct pc_map_entry map[MAX_FRAGMENT_INSNS];
-    int n_insns;
-    struct exit_record exits[MAX_EXITS];
-    int n_exits;
-    /* 64-bit constants placed after the code, each read by one rip-relative
-     * instruction whose rel32 is patched when they are laid out */
-    uint8_t *literal_rel32[MAX_LITERALS];
-    uint64_t literal[MAX_LITERALS];
-    int n_literals;
-    uint8_t *inline_hit_rel32; /* the inline check's jump to its hit block */
-    uint8_t *call_code;        /* this fragment's call, with a return pad */
-    uint8_t *return_pad;       /* where that call returns to */
-    uint64_t return_guest;
-};
-
-/* Pushes a 64-bit guest address with a single 8-byte store, flags and
- * registers untouched: `push $imm32` if it sign-extends, else
- * `pushq lit(%rip)`. (Two 4-byte stores, as push+mov would be, make the
- * return's 8-byte load of it miss store forwarding.) */
-static void emit_push_u64(struct builder *b, uint64_t v)
-{
-    if ((uint64_t)(int64_t)(int32_t)v == v) {
-        emit_u8(&b->p, 0x68);
-        emit_u32(&b->p, (uint32_t)v);
-        return;
-    }
-    emit_u8(&b->p, 0xff);
-    emit_u8(&b->p, 0x35);
-    b->literal_rel32[b->n_literals] = b->p;
-    b->literal[b->n_literals++] = v;
-    emit_u32(&b->p, 0);
-}
-
-static void emit_literals(struct builder *b)
-{
-    if (!b->n_literals)
-        return;
-    while ((uintptr_t)b->p % 8)
-        emit_u8(&b->p, 0xcc);
-    for (int i = 0; i < b->n_literals; i++) {
-        patch_rel32(b->literal_rel32[i], b->p);
-        emit_u64(&b->p, b->literal[i]);
-    }
-}
-
-static struct exit_record *new_exit(struct builder *b, enum exit_kind kind, uint64_t target,
-                                    uint8_t *branch_rel32)
-{
-    struct exit_record *e = &b->exits[b->n_exits++];
-    *e = (struct exit_record){.kind = kind, .target = target, .branch_rel32 = branch_rel32};
-    return e;
-}
-
-/* The exit stub: hand the record to the dispatcher with rcx/rdx spilled.
- * Its 36 bytes also leave room for a far jump when linking. */
-static void emit_exit_stub(uint8_t **p, uint64_t record)
-{
-    emit_store_gs(p, GPR_RCX, CTX_SPILL_RCX);
-    emit_store_gs(p, GPR_RDX, CTX_SPILL_RDX);
-    emit_mov_rdx_imm64(p, record);
-    emit_jmp_gs(p, CTX_EXIT_ENTRY);
-}
-
-/* In-cache indirect branch lookup with the guest target in %rdx and the
- * guest's rcx/rdx in their spill slots. Hit: restore both, jump to the
- * fragment. Miss: exit to the dispatcher through `record`. */
-/* rcx = 2 * ibl_index(rdx): the target's slot, for an 8-scaled operand. */
-static void emit_table_index(uint8_t **p)
-{
-    static const uint8_t index[] = {
-        0x0f, 0xb7, 0xca,       /* movzx %dx, %ecx */
-        0x48, 0x8d, 0x0c, 0x09, /* lea (%rcx,%rcx), %rcx */
-    };
-    emit_bytes(p, index, sizeof index);
-}
-
-/* mov %gs:(CTX_IBL_TABLE + field)(,%rcx,8), %rcx */
-static void emit_load_table(uint8_t **p, uint32_t field)
-{
-    static const uint8_t load[] = {0x65, 0x48, 0x8b, 0x0c, 0xcd};
-    emit_bytes(p, load, sizeof load);
-    emit_u32(p, CTX_IBL_TABLE + field);
-}
-
-/* Probes table slot `way` (0: the target's own slot, 1: the next one) for
- * the target in %rdx, guest rcx/rdx spilled: falls through on a mismatch
- * and returns the jrcxz to patch to the hit path. */
-static uint8_t *emit_table_probe(uint8_t **p, int way)
-{
-    static const uint8_t compare[] = {
-        0x48, 0x8d, 0x0c, 0x11, /* lea (%rcx,%rdx), %rcx  zero iff tag matches */
-        0xe3, 0x00,             /* jrcxz hit */
-    };
-    emit_table_index(p);
-    emit_load_table(p, 16 * way);
-    emit_bytes(p, compare, sizeof compare);
-    return *p - 1;
-}
-
-/* A hit in slot `way`: count it (--stats) and load the entry into rcx. */
-static void emit_table_hit(uint8_t **p, int way)
-{
-    if (dbo_opts.stats) {
-        static const uint8_t inc[] = {0x48, 0x8d, 0x49, 0x01}; /* lea 1(%rcx), %rcx */
-        emit_load_gs(p, GPR_RCX, CTX_IND_HITS);
-        emit_bytes(p, inc, sizeof inc);
-        emit_store_gs(p, GPR_RCX, CTX_IND_HITS);
-    }
-    emit_table_index(p);
-    emit_load_table(p, 16 * way + 8);
-}
-
-static void emit_indirect_miss(uint8_t **p, uint64_t record)
-{
-    emit_store_gs(p, GPR_RDX, CTX_IND_TARGET);
-    emit_mov_rdx_imm64(p, record);
-    emit_jmp_gs(p, CTX_EXIT_ENTRY);
-}
-
-/* The whole lookup of the target in %rdx: both probes, the miss exit
- * (after `on_miss`, if any, is copied), then per way the hit path with
- * `tail` emitted after the entry is loaded into rcx. */
-static void emit_lookup(uint8_t **p, uint64_t record, const uint8_t *on_miss, size_t on_miss_len,
-                        void (*tail)(uint8_t **p, uint16_t arg), uint16_t tail_arg)
-{
-    uint8_t *jrcxz0 = emit_table_probe(p, 0);
-    uint8_t *after0 = *p;
-    uint8_t *jrcxz1 = emit_table_probe(p, 1);
-    uint8_t *after1 = *p;
-    emit_bytes(p, on_miss, on_miss_len);
-    emit_indirect_miss(p, record);
-    for (int way = 0; way < 2; way++) {
-        uint8_t *rel8 = way ? jrcxz1 : jrcxz0;
-        int64_t d = *p - (way ? after1 : after0);
-        if (d > 127)
-            dbo_fatal("indirect lookup too long for jrcxz (%" PRId64 " bytes)", d);
-        *rel8 = (uint8_t)d;
-        emit_table_hit(p, way);
-        tail(p, tail_arg);
-    }
-}
-
-static void jump_tail(uint8_t **p, uint16_t unused)
-{
-    (void)unused;
-    emit_load_gs(p, GPR_RDX, CTX_SPILL_RDX);
-    static const uint8_t jmp_rcx[] = {0xff, 0xe1}; /* jmp *%rcx: its prefix restores rcx */
-    emit_bytes(p, jmp_rcx, sizeof jmp_rcx);
-}
-
-static void emit_indirect_lookup(uint8_t **p, uint64_t record)
-{
-    emit_lookup(p, record, NULL, 0, jump_tail, 0);
-}
-
-/* The inline target check in front of an indirect branch's table lookup
- * (target in %rdx, guest rcx/rdx spilled):
- *       movabs $-predicted, %rcx   imm64 set once, by the dispatcher, to the
- *       lea (%rcx,%rdx), %rcx      first target the lookup missed on
- *       jrcxz 1f
- *       <table lookup>
- *   1:  mov %gs:spill_rcx, %rcx; mov %gs:spill_rdx, %rdx
- *       jmp <direct exit to the predicted target, linked as usual>
- * A site that keeps one target (a call through a pointer that does not
- * change, a return from a function with one hot caller) then costs a
- * compare and a direct jump. The imm64 starts at 0, which only a branch to
- * address 0 matches; its exit then faults there like the branch would. */
-static void emit_inline_check(struct builder *b, struct exit_record *miss)
-{
-    if (!dbo_opts.inline_targets)
-        return;
-    while (((uintptr_t)b->p + 2) % 8)
-        emit_u8(&b->p, 0x90);
-    emit_u8(&b->p, 0x48); /* movabs $0, %rcx */
-    emit_u8(&b->p, 0xb9);
-    miss->inline_tag = (uint64_t *)b->p;
-    emit_u64(&b->p, 0);
-    static const uint8_t lea[] = {0x48, 0x8d, 0x0c, 0x11};
-    emit_bytes(&b->p, lea, sizeof lea);
-    /* jrcxz reaches only 127 bytes: hop over a jmp rel32 to the hit block */
-    static const uint8_t hop[] = {0xe3, 0x02, 0xeb, 0x05}; /* jrcxz +2; jmp +5 */
-    emit_bytes(&b->p, hop, sizeof hop);
-    emit_u8(&b->p, 0xe9);
-    b->inline_hit_rel32 = b->p;
-    emit_u32(&b->p, 0);
-}
-
-/* The hit block of the inline check, emitted after the lookup. */
-static void emit_inline_hit(struct builder *b, struct exit_record *miss)
-{
-    if (!b->inline_hit_rel32)
-        return;
-    patch_rel32(b->inline_hit_rel32, b->p);
-    b->inline_hit_rel32 = NULL;
-    if (dbo_opts.stats) {
-        static const uint8_t inc[] = {0x48, 0x8d, 0x49, 0x01}; /* lea 1(%rcx), %rcx */
-        emit_load_gs(&b->p, GPR_RCX, CTX_INLINE_HITS);
-        emit_bytes(&b->p, inc, sizeof inc);
-        emit_store_gs(&b->p, GPR_RCX, CTX_INLINE_HITS);
-    }
-    emit_load_gs(&b->p, GPR_RCX, CTX_SPILL_RCX);
-    emit_load_gs(&b->p, GPR_RDX, CTX_SPILL_RDX);
-    miss->inline_exit = new_exit(b, EXIT_DIRECT, 0, emit_jmp_rel32(&b->p));
-}
-
-static void return_tail(uint8_t **p, uint16_t pop_extra)
-{
-    static const uint8_t store_ret[] = {0x48, 0x89, 0x0c, 0x24}; /* mov %rcx, (%rsp) */
-    emit_bytes(p, store_ret, sizeof store_ret);
-    emit_load_gs(p, GPR_RDX, CTX_SPILL_RDX);
-    if (pop_extra) {
-        emit_u8(p, 0xc2); /* ret $pop_extra */
-        emit_u8(p, (uint8_t)pop_extra);
-        emit_u8(p, (uint8_t)(pop_extra >> 8));
-    } else {
-        emit_u8(p, 0xc3);
-    }
-}
-
-/* A return, guest rcx/rdx spilled. On a table hit the guest's return
- * address on the stack is overwritten with the target's cache entry and a
- * real `ret` goes there: when the target is the pad of the call that
- * pushed it, the host's return-stack predictor has it right. On a miss
- * the return address is popped and the dispatcher finds the target. */
-static void emit_return_lookup(uint8_t **p, uint64_t record, uint16_t pop_extra)
-{
-    static const uint8_t load_ret[] = {0x48, 0x8b, 0x14, 0x24}; /* mov (%rsp), %rdx */
-    uint8_t pop_ret[] = {0x48, 0x8d, 0xa4, 0x24, 0, 0, 0, 0};   /* lea 8+extra(%rsp), %rsp */
-    uint32_t pop = 8u + pop_extra;
-    memcpy(pop_ret + 4, &pop, 4);
-    emit_bytes(p, load_ret, sizeof load_ret);
-    emit_lookup(p, record, pop_ret, sizeof pop_ret, return_tail, pop_extra);
-}
 
 static _Noreturn void untranslatable(uint64_t pc, const uint8_t *bytes, size_t len, const char *why)
 {
@@ -481,7 +240,7 @@ bool translator_guest_pc(uint64_t cache_pc, uint64_t *guest_pc, bool *spilled, b
  * bytes with the ones translated, 8 at a time, flag-free (lea/jrcxz); on a
  * difference, exit so the dispatcher retranslates. */
 static void emit_self_check(struct builder *b, uint64_t guest_pc, uint64_t guest_end, uint8_t *body,
-                            struct exit_record *stale)
+                            int stale)
 {
     emit_store_gs(&b->p, GPR_RCX, CTX_SPILL_RCX);
     emit_store_gs(&b->p, GPR_RDX, CTX_SPILL_RDX);
@@ -524,41 +283,13 @@ static void emit_self_check(struct builder *b, uint64_t guest_pc, uint64_t guest
     b->p += 4;
     for (int i = 0; i < n_fail; i++)
         patch_rel32(fail_jumps[i], b->p);
-    stale->stub = b->p;
-    emit_mov_rdx_imm64(&b->p, (uint64_t)stale);
+    b->exits[stale].stub = b->p;
+    emit_record(b, stale);
     emit_jmp_gs(&b->p, CTX_EXIT_ENTRY);
 }
 
 static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest_pc,
                                        struct cache_chunk *chunk, bool self_check, int max_insns);
-
-/* The push of a call's guest return address. With return pads:
- *       call 1f            real call: the host's return-stack predictor
- *   pad: mov %gs:spill_rcx, %rcx      now expects a return to `pad`
- *       jmp <fragment at the return address>
- *   1:  lea 8(%rsp), %rsp  drop the cache address the call pushed and
- *       push <return address>   push the guest's in its place
- *   (the branch to the callee follows)
- * The pad is also an indirect entry for the return address: the return
- * lookup finds it in the table and returns to it with a real `ret`. */
-static void emit_call_push(struct builder *b, uint64_t guest_return)
-{
-    if (!dbo_opts.return_pads) {
-        emit_push_u64(b, guest_return);
-        return;
-    }
-    emit_u8(&b->p, 0xe8);
-    uint8_t *call_rel32 = b->p;
-    emit_u32(&b->p, 0);
-    b->return_pad = b->p;
-    b->return_guest = guest_return;
-    emit_load_gs(&b->p, GPR_RCX, CTX_SPILL_RCX);
-    new_exit(b, EXIT_DIRECT, guest_return, emit_jmp_rel32(&b->p));
-    patch_rel32(call_rel32, b->p);
-    static const uint8_t drop[] = {0x48, 0x8d, 0x64, 0x24, 0x08}; /* lea 8(%rsp), %rsp */
-    emit_bytes(&b->p, drop, sizeof drop);
-    emit_push_u64(b, guest_return);
-}
 
 static bool writes_memory(const ZydisDecodedInstruction *insn, const ZydisDecodedOperand *ops)
 {
@@ -609,8 +340,6 @@ static struct fragment *translate(struct guest_context *ctx, uint64_t guest_pc, 
         build_fragment(ctx, guest_pc, chunk, cache_page_volatile(guest_pc), max_insns);
     if (!frag->self_check && touches_volatile_page(frag->guest_pc, frag->guest_end)) {
         /* It ran onto a volatile page: build it again, self-checking. */
-        free(frag->exits);
-        free(frag->pc_map);
         free(frag);
         frag = build_fragment(ctx, guest_pc, chunk, true, max_insns);
     }
@@ -641,11 +370,7 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
     /* The indirect entry, just before the fragment: indirect branches jump
      * here through %rcx, which this restores. */
     emit_load_gs(&b.p, GPR_RCX, CTX_SPILL_RCX);
-    struct fragment *frag = calloc(1, sizeof *frag);
-    frag->exits = calloc(MAX_EXITS, sizeof *frag->exits);
-    frag->guest_pc = guest_pc;
-    frag->cache_pc = b.p;
-    frag->self_check = self_check;
+    b.start = b.p;
     uint8_t *check_jump = NULL;
     if (self_check) {
         emit_u8(&b.p, 0xe9); /* to the check block, emitted last */
@@ -678,7 +403,7 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
         uint64_t next = pc + insn.length;
         dbo_stats.guest_instructions++;
         b.map[b.n_insns++] = (struct pc_map_entry){
-            .cache_off = (uint16_t)(b.p - frag->cache_pc),
+            .cache_off = (uint16_t)(b.p - b.start),
             .guest_off = (uint16_t)(pc - guest_pc),
             .spilled =
                 insn.meta.category == ZYDIS_CATEGORY_RET ||
@@ -724,9 +449,9 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
             if (insn.mnemonic == ZYDIS_MNEMONIC_CALL)
                 emit_call_push(&b, next);
             if (indirect) {
-                struct exit_record *e = new_exit(&b, EXIT_INDIRECT, 0, NULL);
+                int e = new_exit(&b, EXIT_INDIRECT, 0, NULL);
                 emit_inline_check(&b, e);
-                emit_indirect_lookup(&b.p, (uint64_t)(frag->exits + (e - b.exits)));
+                emit_indirect_lookup(&b, e);
                 emit_inline_hit(&b, e);
             } else {
                 uint64_t target;
@@ -742,8 +467,7 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
                 ops[0].type == ZYDIS_OPERAND_TYPE_IMMEDIATE ? (uint16_t)ops[0].imm.value.u : 0;
             emit_store_gs(&b.p, GPR_RCX, CTX_SPILL_RCX);
             emit_store_gs(&b.p, GPR_RDX, CTX_SPILL_RDX);
-            struct exit_record *e = new_exit(&b, EXIT_INDIRECT, 0, NULL);
-            uint64_t record = (uint64_t)(frag->exits + (e - b.exits));
+            int e = new_exit(&b, EXIT_INDIRECT, 0, NULL);
             if (!dbo_opts.return_pads) {
                 static const uint8_t load_ret[] = {0x48, 0x8b, 0x14, 0x24}; /* mov (%rsp), %rdx */
                 static const uint8_t pop_ret[] = {0x48, 0x8d, 0xa4, 0x24};  /* lea d(%rsp), %rsp */
@@ -751,18 +475,18 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
                 emit_bytes(&b.p, pop_ret, sizeof pop_ret);
                 emit_u32(&b.p, 8u + pop_extra);
                 emit_inline_check(&b, e);
-                emit_indirect_lookup(&b.p, record);
+                emit_indirect_lookup(&b, e);
                 emit_inline_hit(&b, e);
             } else {
-                emit_return_lookup(&b.p, record, pop_extra);
+                emit_return_lookup(&b, e, pop_extra);
             }
             ended = true;
             break;
         }
         case ZYDIS_MNEMONIC_SYSCALL: {
-            struct exit_record *e = new_exit(&b, EXIT_SYSCALL, next, NULL);
-            e->stub = b.p;
-            emit_exit_stub(&b.p, (uint64_t)(frag->exits + (e - b.exits)));
+            int e = new_exit(&b, EXIT_SYSCALL, next, NULL);
+            b.exits[e].stub = b.p;
+            emit_exit_stub(&b, e);
             ended = true;
             break;
         }
@@ -846,33 +570,46 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
     if (!ended)
         new_exit(&b, EXIT_DIRECT, pc, emit_jmp_rel32(&b.p));
 
-    /* Stubs for the exits that branch; then publish the records. */
+    /* Stubs for the exits that branch. */
     for (int i = 0; i < b.n_exits; i++) {
         struct exit_record *e = &b.exits[i];
-        e->from = frag;
         if (!e->branch_rel32)
             continue;
         e->stub = b.p;
         patch_rel32(e->branch_rel32, e->stub);
-        emit_exit_stub(&b.p, (uint64_t)(frag->exits + i));
+        emit_exit_stub(&b, i);
     }
     emit_literals(&b);
     if (self_check) {
         patch_rel32(check_jump, b.p);
-        struct exit_record *stale = new_exit(&b, EXIT_STALE, guest_pc, NULL);
-        stale->from = frag;
-        emit_self_check(&b, guest_pc, pc, body, frag->exits + (stale - b.exits));
+        emit_self_check(&b, guest_pc, pc, body, new_exit(&b, EXIT_STALE, guest_pc, NULL));
     }
-    memcpy(frag->exits, b.exits, sizeof b.exits);
-    for (int i = 0; i < b.n_exits; i++)
-        if (frag->exits[i].inline_exit)
-            frag->exits[i].inline_exit = frag->exits + (b.exits[i].inline_exit - b.exits);
+
+    /* One allocation holds the fragment, its exits and its pc map; code
+     * that hands an exit to the dispatcher gets the record's address now. */
+    size_t exits_size = b.n_exits * sizeof(struct exit_record);
+    struct fragment *frag =
+        calloc(1, sizeof *frag + exits_size + b.n_insns * sizeof(struct pc_map_entry));
+    frag->exits = (struct exit_record *)(frag + 1);
+    frag->pc_map = (struct pc_map_entry *)((uint8_t *)frag->exits + exits_size);
+    memcpy(frag->exits, b.exits, exits_size);
+    for (int i = 0; i < b.n_exits; i++) {
+        frag->exits[i].from = frag;
+        if (b.inline_exit_of[i] >= 0)
+            frag->exits[i].inline_exit = &frag->exits[b.inline_exit_of[i]];
+    }
+    for (int i = 0; i < b.n_record_refs; i++) {
+        uint64_t record = (uint64_t)&frag->exits[b.record_index[i]];
+        memcpy(b.record_imm[i], &record, 8);
+    }
+    memcpy(frag->pc_map, b.map, b.n_insns * sizeof *frag->pc_map);
     frag->n_exits = b.n_exits;
     frag->n_insns = b.n_insns;
-    frag->pc_map = malloc(b.n_insns * sizeof *frag->pc_map);
-    memcpy(frag->pc_map, b.map, b.n_insns * sizeof *frag->pc_map);
+    frag->guest_pc = guest_pc;
     frag->guest_end = pc;
-    frag->cache_size = (uint32_t)(b.p - frag->cache_pc);
+    frag->cache_pc = b.start;
+    frag->cache_size = (uint32_t)(b.p - b.start);
+    frag->self_check = self_check;
     frag->call_code = b.call_code;
     frag->return_pad = b.return_pad;
     frag->return_guest = b.return_guest;

@@ -15,13 +15,13 @@
 static struct fragment *fake_fragment(uint64_t pc, uint64_t len)
 {
     struct cache_chunk *c = cache_chunk_near((uint64_t)&fake_fragment, 64);
-    struct fragment *f = calloc(1, sizeof *f);
+    struct fragment *f = calloc(1, sizeof *f + sizeof *f->exits);
     f->guest_pc = pc;
     f->guest_end = pc + len;
     f->cache_pc = cache_chunk_cursor(c);
     f->cache_size = 16;
     cache_chunk_commit(c, f->cache_pc + 16);
-    f->exits = calloc(1, sizeof *f->exits);
+    f->exits = (struct exit_record *)(f + 1);
     return f;
 }
 
@@ -84,7 +84,6 @@ static void test_link_near(void **state)
     int32_t rel;
     memcpy(&rel, code + 1, 4);
     assert_ptr_equal(code + 5 + rel, code + 48);
-    free(to->exits);
     free(to);
 }
 

@@ -1,0 +1,250 @@
+/* Calls, returns and indirect branches: the flag-free in-cache lookup of
+ * an indirect target in the per-thread table (two ways, reached through
+ * %gs), returns, the optional inline target check (--inline-targets) and
+ * return pads (--return-pads), and the exit stubs that hand a record to the
+ * dispatcher. Emitted into the fragment that translate.c is building. */
+#include <inttypes.h>
+
+#include "runtime/runtime.h"
+#include "translator/builder.h"
+
+/* Pushes a 64-bit guest address with a single 8-byte store, flags and
+ * registers untouched: `push $imm32` if it sign-extends, else
+ * `pushq lit(%rip)`. (Two 4-byte stores, as push+mov would be, make the
+ * return's 8-byte load of it miss store forwarding.) */
+void emit_push_u64(struct builder *b, uint64_t v)
+{
+    if ((uint64_t)(int64_t)(int32_t)v == v) {
+        emit_u8(&b->p, 0x68);
+        emit_u32(&b->p, (uint32_t)v);
+        return;
+    }
+    emit_u8(&b->p, 0xff);
+    emit_u8(&b->p, 0x35);
+    b->literal_rel32[b->n_literals] = b->p;
+    b->literal[b->n_literals++] = v;
+    emit_u32(&b->p, 0);
+}
+
+void emit_literals(struct builder *b)
+{
+    if (!b->n_literals)
+        return;
+    while ((uintptr_t)b->p % 8)
+        emit_u8(&b->p, 0xcc);
+    for (int i = 0; i < b->n_literals; i++) {
+        patch_rel32(b->literal_rel32[i], b->p);
+        emit_u64(&b->p, b->literal[i]);
+    }
+}
+
+/* The exit stub: hand the record to the dispatcher with rcx/rdx spilled.
+ * Its 36 bytes also leave room for a far jump when linking. */
+void emit_exit_stub(struct builder *b, int exit)
+{
+    emit_store_gs(&b->p, GPR_RCX, CTX_SPILL_RCX);
+    emit_store_gs(&b->p, GPR_RDX, CTX_SPILL_RDX);
+    emit_record(b, exit);
+    emit_jmp_gs(&b->p, CTX_EXIT_ENTRY);
+}
+
+/* rcx = 2 * ibl_index(rdx): the target's slot, for an 8-scaled operand. */
+static void emit_table_index(uint8_t **p)
+{
+    static const uint8_t index[] = {
+        0x0f, 0xb7, 0xca,       /* movzx %dx, %ecx */
+        0x48, 0x8d, 0x0c, 0x09, /* lea (%rcx,%rcx), %rcx */
+    };
+    emit_bytes(p, index, sizeof index);
+}
+
+/* mov %gs:(CTX_IBL_TABLE + field)(,%rcx,8), %rcx */
+static void emit_load_table(uint8_t **p, uint32_t field)
+{
+    static const uint8_t load[] = {0x65, 0x48, 0x8b, 0x0c, 0xcd};
+    emit_bytes(p, load, sizeof load);
+    emit_u32(p, CTX_IBL_TABLE + field);
+}
+
+/* Probes table slot `way` (0: the target's own slot, 1: the next one) for
+ * the target in %rdx, guest rcx/rdx spilled: falls through on a mismatch
+ * and returns the jrcxz to patch to the hit path. */
+static uint8_t *emit_table_probe(uint8_t **p, int way)
+{
+    static const uint8_t compare[] = {
+        0x48, 0x8d, 0x0c, 0x11, /* lea (%rcx,%rdx), %rcx  zero iff tag matches */
+        0xe3, 0x00,             /* jrcxz hit */
+    };
+    emit_table_index(p);
+    emit_load_table(p, 16 * way);
+    emit_bytes(p, compare, sizeof compare);
+    return *p - 1;
+}
+
+/* A hit in slot `way`: count it (--stats) and load the entry into rcx. */
+static void emit_table_hit(uint8_t **p, int way)
+{
+    if (dbo_opts.stats) {
+        static const uint8_t inc[] = {0x48, 0x8d, 0x49, 0x01}; /* lea 1(%rcx), %rcx */
+        emit_load_gs(p, GPR_RCX, CTX_IND_HITS);
+        emit_bytes(p, inc, sizeof inc);
+        emit_store_gs(p, GPR_RCX, CTX_IND_HITS);
+    }
+    emit_table_index(p);
+    emit_load_table(p, 16 * way + 8);
+}
+
+static void emit_indirect_miss(struct builder *b, int exit)
+{
+    emit_store_gs(&b->p, GPR_RDX, CTX_IND_TARGET);
+    emit_record(b, exit);
+    emit_jmp_gs(&b->p, CTX_EXIT_ENTRY);
+}
+
+/* The whole lookup of the target in %rdx: both probes, the miss exit
+ * (after `on_miss`, if any, is copied), then per way the hit path with
+ * `tail` emitted after the entry is loaded into rcx. */
+static void emit_lookup(struct builder *b, int exit, const uint8_t *on_miss, size_t on_miss_len,
+                        void (*tail)(uint8_t **p, uint16_t arg), uint16_t tail_arg)
+{
+    uint8_t **p = &b->p;
+    uint8_t *jrcxz0 = emit_table_probe(p, 0);
+    uint8_t *after0 = *p;
+    uint8_t *jrcxz1 = emit_table_probe(p, 1);
+    uint8_t *after1 = *p;
+    emit_bytes(p, on_miss, on_miss_len);
+    emit_indirect_miss(b, exit);
+    for (int way = 0; way < 2; way++) {
+        uint8_t *rel8 = way ? jrcxz1 : jrcxz0;
+        int64_t d = *p - (way ? after1 : after0);
+        if (d > 127)
+            dbo_fatal("indirect lookup too long for jrcxz (%" PRId64 " bytes)", d);
+        *rel8 = (uint8_t)d;
+        emit_table_hit(p, way);
+        tail(p, tail_arg);
+    }
+}
+
+static void jump_tail(uint8_t **p, uint16_t unused)
+{
+    (void)unused;
+    emit_load_gs(p, GPR_RDX, CTX_SPILL_RDX);
+    static const uint8_t jmp_rcx[] = {0xff, 0xe1}; /* jmp *%rcx: its prefix restores rcx */
+    emit_bytes(p, jmp_rcx, sizeof jmp_rcx);
+}
+
+/* In-cache lookup of the guest target in %rdx, the guest's rcx/rdx in
+ * their spill slots. Hit: restore both, jump to the target's indirect
+ * entry. Miss: exit to the dispatcher through exit `exit`. */
+void emit_indirect_lookup(struct builder *b, int exit)
+{
+    emit_lookup(b, exit, NULL, 0, jump_tail, 0);
+}
+
+/* The inline target check in front of an indirect branch's table lookup
+ * (target in %rdx, guest rcx/rdx spilled):
+ *       movabs $-predicted, %rcx   imm64 set once, by the dispatcher, to the
+ *       lea (%rcx,%rdx), %rcx      first target the lookup missed on
+ *       jrcxz 1f
+ *       <table lookup>
+ *   1:  mov %gs:spill_rcx, %rcx; mov %gs:spill_rdx, %rdx
+ *       jmp <direct exit to the predicted target, linked as usual>
+ * A site that keeps one target (a call through a pointer that does not
+ * change, a return from a function with one hot caller) then costs a
+ * compare and a direct jump. The imm64 starts at 0, which only a branch to
+ * address 0 matches; its exit then faults there like the branch would. */
+void emit_inline_check(struct builder *b, int exit)
+{
+    if (!dbo_opts.inline_targets)
+        return;
+    while (((uintptr_t)b->p + 2) % 8)
+        emit_u8(&b->p, 0x90);
+    emit_u8(&b->p, 0x48); /* movabs $0, %rcx */
+    emit_u8(&b->p, 0xb9);
+    b->exits[exit].inline_tag = (uint64_t *)b->p;
+    emit_u64(&b->p, 0);
+    static const uint8_t lea[] = {0x48, 0x8d, 0x0c, 0x11};
+    emit_bytes(&b->p, lea, sizeof lea);
+    /* jrcxz reaches only 127 bytes: hop over a jmp rel32 to the hit block */
+    static const uint8_t hop[] = {0xe3, 0x02, 0xeb, 0x05}; /* jrcxz +2; jmp +5 */
+    emit_bytes(&b->p, hop, sizeof hop);
+    emit_u8(&b->p, 0xe9);
+    b->inline_hit_rel32 = b->p;
+    emit_u32(&b->p, 0);
+}
+
+/* The hit block of the inline check, emitted after the lookup. */
+void emit_inline_hit(struct builder *b, int exit)
+{
+    if (!b->inline_hit_rel32)
+        return;
+    patch_rel32(b->inline_hit_rel32, b->p);
+    b->inline_hit_rel32 = NULL;
+    if (dbo_opts.stats) {
+        static const uint8_t inc[] = {0x48, 0x8d, 0x49, 0x01}; /* lea 1(%rcx), %rcx */
+        emit_load_gs(&b->p, GPR_RCX, CTX_INLINE_HITS);
+        emit_bytes(&b->p, inc, sizeof inc);
+        emit_store_gs(&b->p, GPR_RCX, CTX_INLINE_HITS);
+    }
+    emit_load_gs(&b->p, GPR_RCX, CTX_SPILL_RCX);
+    emit_load_gs(&b->p, GPR_RDX, CTX_SPILL_RDX);
+    b->inline_exit_of[exit] = new_exit(b, EXIT_DIRECT, 0, emit_jmp_rel32(&b->p));
+}
+
+static void return_tail(uint8_t **p, uint16_t pop_extra)
+{
+    static const uint8_t store_ret[] = {0x48, 0x89, 0x0c, 0x24}; /* mov %rcx, (%rsp) */
+    emit_bytes(p, store_ret, sizeof store_ret);
+    emit_load_gs(p, GPR_RDX, CTX_SPILL_RDX);
+    if (pop_extra) {
+        emit_u8(p, 0xc2); /* ret $pop_extra */
+        emit_u8(p, (uint8_t)pop_extra);
+        emit_u8(p, (uint8_t)(pop_extra >> 8));
+    } else {
+        emit_u8(p, 0xc3);
+    }
+}
+
+/* A return, guest rcx/rdx spilled. On a table hit the guest's return
+ * address on the stack is overwritten with the target's cache entry and a
+ * real `ret` goes there: when the target is the pad of the call that
+ * pushed it, the host's return-stack predictor has it right. On a miss
+ * the return address is popped and the dispatcher finds the target. */
+void emit_return_lookup(struct builder *b, int exit, uint16_t pop_extra)
+{
+    uint8_t **p = &b->p;
+    static const uint8_t load_ret[] = {0x48, 0x8b, 0x14, 0x24}; /* mov (%rsp), %rdx */
+    uint8_t pop_ret[] = {0x48, 0x8d, 0xa4, 0x24, 0, 0, 0, 0};   /* lea 8+extra(%rsp), %rsp */
+    uint32_t pop = 8u + pop_extra;
+    memcpy(pop_ret + 4, &pop, 4);
+    emit_bytes(p, load_ret, sizeof load_ret);
+    emit_lookup(b, exit, pop_ret, sizeof pop_ret, return_tail, pop_extra);
+}
+
+/* The push of a call's guest return address. With return pads:
+ *       call 1f            real call: the host's return-stack predictor
+ *   pad: mov %gs:spill_rcx, %rcx      now expects a return to `pad`
+ *       jmp <fragment at the return address>
+ *   1:  lea 8(%rsp), %rsp  drop the cache address the call pushed and
+ *       push <return address>   push the guest's in its place
+ *   (the branch to the callee follows)
+ * The pad is also an indirect entry for the return address: the return
+ * lookup finds it in the table and returns to it with a real `ret`. */
+void emit_call_push(struct builder *b, uint64_t guest_return)
+{
+    if (!dbo_opts.return_pads) {
+        emit_push_u64(b, guest_return);
+        return;
+    }
+    emit_u8(&b->p, 0xe8);
+    uint8_t *call_rel32 = b->p;
+    emit_u32(&b->p, 0);
+    b->return_pad = b->p;
+    b->return_guest = guest_return;
+    emit_load_gs(&b->p, GPR_RCX, CTX_SPILL_RCX);
+    new_exit(b, EXIT_DIRECT, guest_return, emit_jmp_rel32(&b->p));
+    patch_rel32(call_rel32, b->p);
+    static const uint8_t drop[] = {0x48, 0x8d, 0x64, 0x24, 0x08}; /* lea 8(%rsp), %rsp */
+    emit_bytes(&b->p, drop, sizeof drop);
+    emit_push_u64(b, guest_return);
+}
