@@ -28,6 +28,8 @@ static const char usage[] =
     "  --version        show the version and exit\n"
     "\n"
     "translation choices (to measure them; see benchmarks/README.md):\n"
+    "  --fragment-branches=N  a fragment continues on the fall-through path\n"
+    "                   of up to N conditional branches (0-16, default 8)\n"
     "  --inline-targets each indirect branch first checks the target it took\n"
     "                   the first time (off: measured slower on lua)\n"
     "  --return-pads    translate call/ret to real call/ret through per-call\n"
@@ -39,6 +41,7 @@ static char *kept_options[16];
 
 static int parse_options(int argc, char **argv)
 {
+    dbo_opts.fragment_branches = 8;
     int i = 1;
     for (; i < argc; i++) {
         const char *a = argv[i];
@@ -64,6 +67,13 @@ static int parse_options(int argc, char **argv)
             dbo_opts.stats_file = a + 8;
         } else if (!strcmp(a, "--no-fsgsbase")) {
             dbo_opts.no_fsgsbase = true;
+        } else if (!strncmp(a, "--fragment-branches=", 20)) {
+            char *end;
+            long n = strtol(a + 20, &end, 10);
+            if (!a[20] || *end || n < 0 || n > TRANSLATOR_MAX_BRANCHES_INSIDE)
+                dbo_fatal("option --fragment-branches= needs a number from 0 to %d, not '%s'",
+                          TRANSLATOR_MAX_BRANCHES_INSIDE, a + 20);
+            dbo_opts.fragment_branches = (int)n;
         } else if (!strcmp(a, "--inline-targets")) {
             dbo_opts.inline_targets = true;
         } else if (!strcmp(a, "--return-pads")) {

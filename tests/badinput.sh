@@ -119,6 +119,8 @@ check_bad elf-aarch64 "$F/elf-aarch64"
 check_bad truncated-elf "$F/truncated-elf"
 check_bad not-executable "$F/not-executable"
 check_bad bogus-option --bogus /bin/true
+check_bad branches-not-a-number --fragment-branches=many /bin/true
+check_bad branches-too-many --fragment-branches=99 /bin/true
 
 # check_ok NAME PATTERN ARGS...: dbo ARGS exits 0 and prints PATTERN.
 check_ok() {

@@ -3,8 +3,9 @@
 # flavours, run natively and under dbo with the same arguments, stdin and
 # environment; stdout, stderr and exit status (incl. death by signal) must
 # be identical. Each program is also run once (PIE) with --no-fsgsbase and
-# once with --return-pads (static) and --inline-targets (static-pie), the
-# translation choices that are off by default.
+# once with --return-pads (static), --inline-targets (static-pie) and
+# --fragment-branches=0 (non-PIE), the translation choices not taken by
+# default.
 #
 # usage: tests/diff.sh [--native-only] [FILTER]
 #   FILTER        run only programs whose name contains FILTER
@@ -271,6 +272,7 @@ checks() {
         if [ "$NATIVE_ONLY" = 0 ] && [ -x "$OUT/static/$name" ]; then
             printf '%s %s %s\n' static "$name" --return-pads
             printf '%s %s %s\n' static-pie "$name" --inline-targets
+            printf '%s %s %s\n' nopie "$name" --fragment-branches=0
         fi
     done
 }

@@ -14,9 +14,11 @@
 
 #define MAX_FRAGMENT_INSNS 64
 #define MAX_FRAGMENT_BYTES 4096 /* worst case for 64 copies plus exits */
-#define MAX_EXITS 4 /* taken, fall-through (or return pad), inline target, stale self-check */
+/* those branches, then taken, fall-through (or return pad), inline target,
+ * stale self-check */
+#define MAX_EXITS (TRANSLATOR_MAX_BRANCHES_INSIDE + 4)
 #define MAX_LITERALS 2
-#define MAX_RECORD_REFS 8
+#define MAX_RECORD_REFS (MAX_EXITS + 2)
 
 struct builder {
     struct guest_context *ctx;
@@ -46,7 +48,8 @@ static inline int new_exit(struct builder *b, enum exit_kind kind, uint64_t targ
                            uint8_t *branch_rel32)
 {
     int i = b->n_exits++;
-    b->exits[i] = (struct exit_record){.kind = kind, .target = target, .branch_rel32 = branch_rel32};
+    b->exits[i] =
+        (struct exit_record){.kind = kind, .target = target, .branch_rel32 = branch_rel32};
     b->inline_exit_of[i] = -1;
     return i;
 }

@@ -381,6 +381,7 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
 
     uint64_t pc = guest_pc;
     bool ended = false;
+    int branches_inside = 0;
     for (int n = 0; n < max_insns && !ended; n++) {
         uint64_t avail = guest_vm_exec_extent(pc);
         if (avail == 0)
@@ -547,6 +548,12 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
                 uint64_t target;
                 ZydisCalcAbsoluteAddress(&insn, &ops[0], pc, &target);
                 new_exit(&b, EXIT_DIRECT, target, emit_jcc_rel32(&b.p, insn.opcode & 0x0f));
+                /* The fall-through path continues in this fragment, up to
+                 * --fragment-branches branches: straight-line code */
+                if (branches_inside < dbo_opts.fragment_branches && max_insns > 1) {
+                    branches_inside++;
+                    break;
+                }
                 new_exit(&b, EXIT_DIRECT, next, emit_jmp_rel32(&b.p));
                 ended = true;
                 break;

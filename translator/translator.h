@@ -190,6 +190,10 @@ void context_set_gs(struct guest_context *ctx);
  * Called without the translator lock. */
 __attribute__((noreturn)) void translator_run(struct guest_context *ctx);
 
+/* A fragment goes on along the fall-through path of up to
+ * dbo_opts.fragment_branches conditional branches (at most this many). */
+#define TRANSLATOR_MAX_BRANCHES_INSIDE 16
+
 /* Builds the fragment for guest_pc into the cache (the caller made sure no
  * fragment exists for it). Returns NULL if guest_pc is not executable. */
 struct fragment *translate_fragment(struct guest_context *ctx, uint64_t guest_pc);
