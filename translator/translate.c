@@ -322,7 +322,7 @@ struct fragment *translate_single(struct guest_context *ctx, uint64_t guest_pc)
 
 static struct fragment *translate(struct guest_context *ctx, uint64_t guest_pc, int max_insns)
 {
-    uint64_t t0 = dbo_now_ns();
+    uint64_t t0 = dbo_opts.stats ? dbo_now_ns() : 0; /* clock_gettime is not free */
     if (!decoder_ready) {
         ZydisDecoderInit(&decoder, ZYDIS_MACHINE_MODE_LONG_64, ZYDIS_STACK_WIDTH_64);
         decoder_ready = true;
@@ -355,7 +355,8 @@ static struct fragment *translate(struct guest_context *ctx, uint64_t guest_pc, 
 
     dbo_stats.fragments_built++;
     dbo_stats.cache_bytes += frag->cache_size;
-    dbo_stats.translate_ns += dbo_now_ns() - t0;
+    if (dbo_opts.stats)
+        dbo_stats.translate_ns += dbo_now_ns() - t0;
     if (dbo_opts.verbose)
         dbo_log("fragment 0x%" PRIx64 "-0x%" PRIx64 " -> %p (%u bytes%s)", frag->guest_pc,
                 frag->guest_end, (void *)frag->cache_pc, frag->cache_size,
@@ -382,8 +383,13 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
     uint64_t pc = guest_pc;
     bool ended = false;
     int branches_inside = 0;
+    uint64_t known_end = pc;
     for (int n = 0; n < max_insns && !ended; n++) {
-        uint64_t avail = guest_vm_exec_extent(pc);
+        /* Executable bytes from pc on, looked up again only near the end
+         * of the extent known so far (the lookup walks the region map) */
+        if (known_end - pc < 16)
+            known_end = pc + guest_vm_exec_extent(pc);
+        uint64_t avail = known_end - pc;
         if (avail == 0)
             break; /* ran into non-executable memory: exit there, fault there */
         const uint8_t *bytes = (const uint8_t *)pc;
@@ -398,7 +404,8 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
         }
         /* Operands cost as much again to decode: only where the rewrite
          * needs them. Most instructions are copied knowing their length. */
-        memset(ops, 0, sizeof ops);
+        /* the cases below look at these (clearing all ten is 800 bytes) */
+        ops[0].type = ops[1].type = ops[2].type = ZYDIS_OPERAND_TYPE_UNUSED;
         if (needs_operands(&insn, self_check))
             ZydisDecoderDecodeOperands(&decoder, &dctx, &insn, ops, insn.operand_count);
         uint64_t next = pc + insn.length;
