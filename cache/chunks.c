@@ -1,7 +1,9 @@
 /* Code-cache memory. Chunks are placed within +-1.5 GiB of the guest code
  * they serve, so that a copied rip-relative operand only needs its disp32
- * rebased (DESIGN.md decision 4). Fragments are bump-allocated; a full chunk
- * makes the translator flush the whole cache. After a flush with other
+ * rebased (DESIGN.md decision 4). Fragments are bump-allocated; a full chunk,
+ * or a cache that reached --cache-size, makes the translator flush the whole
+ * cache (a flush is simple and, unlike evicting single fragments, needs no
+ * per-fragment bookkeeping of who links to whom across threads). After a flush with other
  * threads possibly still inside, chunks are retired rather than reused. */
 #include <stdlib.h>
 #include <string.h>
@@ -10,7 +12,7 @@
 #include "cache/cache_internal.h"
 #include "runtime/runtime.h"
 
-#define CHUNK_SIZE (64ul << 20)
+#define MAX_CHUNK_SIZE (64ul << 20)
 #define MAX_CHUNKS 64
 #define REACH (1536ul << 20) /* chunk-to-guest distance kept below 2 GiB */
 
@@ -33,24 +35,35 @@ static bool within_reach(const struct cache_chunk *c, uint64_t pc)
     return far < REACH && far2 < REACH;
 }
 
+/* 64 MiB, or with --cache-size the bound rounded up to 1 MiB: after a
+ * flush with other threads inside, retired chunks stay mapped beside new
+ * ones, and small chunks leave room for many near the same code. */
+static uint64_t chunk_size(void)
+{
+    uint64_t bound = (dbo_opts.cache_size + (1ul << 20) - 1) & ~((1ul << 20) - 1);
+    return bound && bound < MAX_CHUNK_SIZE ? bound : MAX_CHUNK_SIZE;
+}
+
 static bool map_chunk_near(uint64_t pc, struct cache_chunk *out)
 {
     /* Try hints at growing distance below and above pc; the kernel refuses
      * MAP_FIXED_NOREPLACE over anything already mapped. */
-    for (int64_t step = 1; step <= 10; step++) {
+    uint64_t size = chunk_size();
+    uint64_t stride = size < (16ul << 20) ? (16ul << 20) : 2 * size;
+    for (int64_t step = 1; step * stride < REACH - size; step++) {
         for (int dir = -1; dir <= 1; dir += 2) {
-            int64_t hint = (int64_t)(pc & ~(CHUNK_SIZE - 1)) + dir * step * (int64_t)(128ul << 20);
-            if (hint < (int64_t)(16ul << 20) || hint > (int64_t)(0x7ffffffff000 - CHUNK_SIZE))
+            int64_t hint = (int64_t)(pc & ~(size - 1)) + dir * step * (int64_t)stride;
+            if (hint < (int64_t)(16ul << 20) || hint > (int64_t)(0x7ffffffff000 - size))
                 continue;
             void *m =
-                mmap((void *)hint, CHUNK_SIZE, PROT_READ | PROT_WRITE | PROT_EXEC,
+                mmap((void *)hint, size, PROT_READ | PROT_WRITE | PROT_EXEC,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
             if (m == MAP_FAILED)
                 continue;
-            *out = (struct cache_chunk){.base = m, .cursor = m, .end = (uint8_t *)m + CHUNK_SIZE};
+            *out = (struct cache_chunk){.base = m, .cursor = m, .end = (uint8_t *)m + size};
             if (within_reach(out, pc))
                 return true;
-            munmap(m, CHUNK_SIZE);
+            munmap(m, size);
         }
     }
     return false;
@@ -58,6 +71,8 @@ static bool map_chunk_near(uint64_t pc, struct cache_chunk *out)
 
 struct cache_chunk *cache_chunk_near(uint64_t guest_pc, size_t bytes)
 {
+    if (dbo_opts.cache_size && cache_bytes_used() + bytes > dbo_opts.cache_size)
+        return NULL; /* --cache-size reached: the caller flushes */
     bool any_near = false;
     for (int i = 0; i < n_chunks; i++) {
         if (!within_reach(&chunks[i], guest_pc))

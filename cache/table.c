@@ -21,6 +21,7 @@ static size_t n_retired_frags, cap_retired_frags;
 
 static void keep_retired(struct fragment *f)
 {
+    f->dead = true; /* its exits must not be linked any more */
     if (n_retired_frags == cap_retired_frags)
         retired_frags = realloc(
             retired_frags, (cap_retired_frags = cap_retired_frags ? 2 * cap_retired_frags : 1024) *

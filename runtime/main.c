@@ -24,6 +24,8 @@ static const char usage[] =
     "  --stats[=FILE]   print translation counters at exit (to stderr or FILE)\n"
     "  --no-fsgsbase    switch %fs/%gs with arch_prctl, not rdfsbase/wrfsbase\n"
     "  --verbose        log every fragment and system call to stderr\n"
+    "  --cache-size=SIZE  bound the code cache to SIZE bytes (suffix K, M or G;\n"
+    "                   at least 64K); when full it is flushed and refilled\n"
     "  -h, --help       show this help and exit\n"
     "  --version        show the version and exit\n"
     "\n"
@@ -38,6 +40,36 @@ static const char usage[] =
 
 /* Options dbo hands to children that the guest execve's. */
 static char *kept_options[16];
+
+/* "16M" -> 16 << 20; 0 if malformed. */
+static uint64_t parse_size(const char *s)
+{
+    char *end;
+    unsigned long long n = strtoull(s, &end, 10);
+    if (end == s || *s == '-')
+        return 0;
+    int shift = 0;
+    switch (*end) {
+    case 'k':
+    case 'K':
+        shift = 10;
+        end++;
+        break;
+    case 'm':
+    case 'M':
+        shift = 20;
+        end++;
+        break;
+    case 'g':
+    case 'G':
+        shift = 30;
+        end++;
+        break;
+    }
+    if (*end || n > (1ull << 40) >> shift)
+        return 0;
+    return (uint64_t)n << shift;
+}
 
 static int parse_options(int argc, char **argv)
 {
@@ -67,6 +99,12 @@ static int parse_options(int argc, char **argv)
             dbo_opts.stats_file = a + 8;
         } else if (!strcmp(a, "--no-fsgsbase")) {
             dbo_opts.no_fsgsbase = true;
+        } else if (!strncmp(a, "--cache-size=", 13)) {
+            dbo_opts.cache_size = parse_size(a + 13);
+            if (dbo_opts.cache_size < (64 << 10))
+                dbo_fatal("option --cache-size= needs a size of at least 64K (like 512K or "
+                          "16M), not '%s'",
+                          a + 13);
         } else if (!strncmp(a, "--fragment-branches=", 20)) {
             char *end;
             long n = strtol(a + 20, &end, 10);

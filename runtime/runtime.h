@@ -14,6 +14,7 @@ struct dbo_options {
     bool return_pads;       /* --return-pads: returns through the host's return stack */
     bool inline_targets;    /* --inline-targets: per-site predicted target */
     int fragment_branches;  /* --fragment-branches=N: continue past N branches */
+    uint64_t cache_size;    /* --cache-size=SIZE: bytes of translated code, 0 = no bound */
     const char *argv0;      /* --argv0: argv[0] given to the guest */
     int option_argc;        /* options as given, handed on to execve'd children */
     char **option_argv;

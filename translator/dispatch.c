@@ -290,6 +290,9 @@ static void *leave_dispatch(struct guest_context *ctx, struct fragment *frag)
         frag = fragment_for(ctx, ctx->rip);
     }
     ctx->ts.single_step_pc = 0;
+    /* Only now: the exit this thread came through may be retired code. */
+    if (cache_has_retired())
+        maybe_free_retired();
     ctx->ts.in_cache = true;
     translator_unlock();
     return frag->cache_pc;
@@ -301,8 +304,6 @@ void *dispatch(struct guest_context *ctx)
     ctx->ts.in_cache = false;
     ctx->ts.stepping = 0;
     ctx->ts.flush_epoch = flush_epoch;
-    if (cache_has_retired())
-        maybe_free_retired();
     struct exit_record *exit = (struct exit_record *)ctx->exit_record;
     dbo_stats.dispatcher_entries++;
     uint64_t flushes = dbo_stats.flushes;
@@ -312,7 +313,9 @@ void *dispatch(struct guest_context *ctx)
     case EXIT_DIRECT:
         ctx->rip = exit->target;
         frag = fragment_for(ctx, ctx->rip);
-        if (!exit->linked && dbo_stats.flushes == flushes) {
+        /* not if the exit's fragment was flushed, now or before this
+         * thread got here (it was then still running retired code) */
+        if (!exit->linked && !exit->from->dead && dbo_stats.flushes == flushes) {
             cache_link(exit, frag);
             dbo_stats.direct_links++;
         }
@@ -320,14 +323,15 @@ void *dispatch(struct guest_context *ctx)
     case EXIT_INDIRECT: {
         ctx->rip = ctx->ind_target;
         dbo_stats.indirect_misses++;
-        frag = fragment_for(ctx, ctx->rip);
         if (exit->inline_tag && !exit->inline_exit->target && ctx->rip) {
             /* This site's inline check predicts its first target from now on:
-             * the exit's target first, then the tag that lets threads in. */
+             * the exit's target first, then the tag that lets threads in.
+             * (Before fragment_for(), which may flush the exit away.) */
             exit->inline_exit->target = ctx->rip;
             __atomic_store_n(exit->inline_tag, -ctx->rip, __ATOMIC_RELEASE);
             dbo_stats.inline_targets++;
         }
+        frag = fragment_for(ctx, ctx->rip);
         struct fragment *call_site = cache_call_site(ctx->rip);
         ibl_insert(ctx, ctx->rip,
                    call_site ? (uint64_t)call_site->return_pad
