@@ -60,7 +60,7 @@ void unprotect_range(uint64_t start, uint64_t end)
         return;
     }
     for (size_t i = 0; i < protected_pages.cap;) {
-        uint64_t key = protected_pages.keys[i];
+        uint64_t key = protected_pages.slots[i].key;
         if (key && key - 1 >= first && key - 1 <= last)
             unprotect_page(key - 1); /* shifts a later key into slot i */
         else
@@ -86,8 +86,8 @@ void coherence_reset(void)
 {
     while (protected_pages.count) {
         for (size_t i = 0; i < protected_pages.cap; i++)
-            if (protected_pages.keys[i])
-                unprotect_page(protected_pages.keys[i] - 1);
+            if (protected_pages.slots[i].key)
+                unprotect_page(protected_pages.slots[i].key - 1);
     }
 }
 
@@ -97,7 +97,7 @@ bool cache_unprotect_all(void (*on_dead)(struct fragment *, void *), void *arg)
         return false;
     while (protected_pages.count) {
         for (size_t i = 0; i < protected_pages.cap; i++) {
-            uint64_t key = protected_pages.keys[i];
+            uint64_t key = protected_pages.slots[i].key;
             if (key) {
                 cache_invalidate_range((key - 1) * PAGE, PAGE, on_dead, arg);
                 unprotect_page(key - 1);

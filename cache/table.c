@@ -112,8 +112,9 @@ static void for_code_pages(uint64_t first, uint64_t last, void (*fn)(uint64_t pa
     uint64_t *pages = malloc(code_pages.count * sizeof *pages);
     size_t n = 0;
     for (size_t i = 0; i < code_pages.cap; i++)
-        if (code_pages.keys[i] && code_pages.keys[i] - 1 >= first && code_pages.keys[i] - 1 <= last)
-            pages[n++] = code_pages.keys[i] - 1;
+        if (code_pages.slots[i].key && code_pages.slots[i].key - 1 >= first &&
+            code_pages.slots[i].key - 1 <= last)
+            pages[n++] = code_pages.slots[i].key - 1;
     for (size_t i = 0; i < n; i++)
         fn(pages[i], arg);
     free(pages);
@@ -210,8 +211,8 @@ void cache_flush_all(bool retire)
 {
     void (*drop)(struct fragment *) = retire ? keep_retired : free_fragment;
     for (size_t i = 0; i < fragment_table.cap; i++)
-        if (fragment_table.keys[i])
-            drop((struct fragment *)fragment_table.vals[i]);
+        if (fragment_table.slots[i].key)
+            drop((struct fragment *)fragment_table.slots[i].val);
     u64map_clear(&fragment_table);
     u64map_clear(&call_sites);
     for (size_t i = 0; i < n_dead; i++)

@@ -15,45 +15,40 @@ bool u64map_get(const struct u64map *m, uint64_t key, uint64_t *val)
     if (!m->cap)
         return false;
     for (size_t i = home(key, m->cap);; i = (i + 1) & (m->cap - 1)) {
-        if (!m->keys[i])
+        if (!m->slots[i].key)
             return false;
-        if (m->keys[i] == key) {
+        if (m->slots[i].key == key) {
             if (val)
-                *val = m->vals[i];
+                *val = m->slots[i].val;
             return true;
         }
     }
 }
 
-static void insert(uint64_t *keys, uint64_t *vals, size_t cap, uint64_t key, uint64_t val)
+/* Puts key at its slot; returns true if it was not there before. */
+static bool insert(struct u64map_slot *slots, size_t cap, uint64_t key, uint64_t val)
 {
     size_t i = home(key, cap);
-    while (keys[i] && keys[i] != key)
+    while (slots[i].key && slots[i].key != key)
         i = (i + 1) & (cap - 1);
-    keys[i] = key;
-    vals[i] = val;
+    bool added = !slots[i].key;
+    slots[i] = (struct u64map_slot){key, val};
+    return added;
 }
 
 void u64map_put(struct u64map *m, uint64_t key, uint64_t val)
 {
-    if (u64map_get(m, key, NULL)) {
-        insert(m->keys, m->vals, m->cap, key, val);
-        return;
-    }
     if (2 * (m->count + 1) > m->cap) {
         size_t cap = m->cap ? 2 * m->cap : 1024;
-        uint64_t *keys = calloc(cap, sizeof *keys), *vals = calloc(cap, sizeof *vals);
+        struct u64map_slot *slots = calloc(cap, sizeof *slots);
         for (size_t i = 0; i < m->cap; i++)
-            if (m->keys[i])
-                insert(keys, vals, cap, m->keys[i], m->vals[i]);
-        free(m->keys);
-        free(m->vals);
-        m->keys = keys;
-        m->vals = vals;
+            if (m->slots[i].key)
+                insert(slots, cap, m->slots[i].key, m->slots[i].val);
+        free(m->slots);
+        m->slots = slots;
         m->cap = cap;
     }
-    insert(m->keys, m->vals, m->cap, key, val);
-    m->count++;
+    m->count += insert(m->slots, m->cap, key, val);
 }
 
 bool u64map_remove(struct u64map *m, uint64_t key)
@@ -61,31 +56,28 @@ bool u64map_remove(struct u64map *m, uint64_t key)
     if (!m->cap)
         return false;
     size_t i = home(key, m->cap);
-    while (m->keys[i] != key) {
-        if (!m->keys[i])
+    while (m->slots[i].key != key) {
+        if (!m->slots[i].key)
             return false;
         i = (i + 1) & (m->cap - 1);
     }
     /* Backward shift: move later members of the probe run into the hole. */
-    for (size_t j = (i + 1) & (m->cap - 1); m->keys[j]; j = (j + 1) & (m->cap - 1)) {
-        size_t h = home(m->keys[j], m->cap);
+    for (size_t j = (i + 1) & (m->cap - 1); m->slots[j].key; j = (j + 1) & (m->cap - 1)) {
+        size_t h = home(m->slots[j].key, m->cap);
         bool movable = (j > i) ? (h <= i || h > j) : (h <= i && h > j);
         if (movable) {
-            m->keys[i] = m->keys[j];
-            m->vals[i] = m->vals[j];
+            m->slots[i] = m->slots[j];
             i = j;
         }
     }
-    m->keys[i] = 0;
+    m->slots[i].key = 0;
     m->count--;
     return true;
 }
 
 void u64map_clear(struct u64map *m)
 {
-    if (m->cap) {
-        memset(m->keys, 0, m->cap * sizeof *m->keys);
-        memset(m->vals, 0, m->cap * sizeof *m->vals);
-    }
+    if (m->cap)
+        memset(m->slots, 0, m->cap * sizeof *m->slots);
     m->count = 0;
 }

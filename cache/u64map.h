@@ -7,9 +7,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct u64map_slot {
+    uint64_t key; /* 0 marks an empty slot */
+    uint64_t val; /* beside its key: a lookup touches one cache line */
+};
+
 struct u64map {
-    uint64_t *keys; /* 0 marks an empty slot */
-    uint64_t *vals;
+    struct u64map_slot *slots;
     size_t cap, count;
 };
 
