@@ -24,8 +24,10 @@ struct cache_chunk {
 
 static struct cache_chunk chunks[MAX_CHUNKS];
 static int n_chunks;
-static struct cache_chunk retired[MAX_CHUNKS];
-static int n_retired;
+/* Grows as needed: reusing a chunk that another thread may still run in
+ * is never an option, however long that thread stays in the cache. */
+static struct cache_chunk *retired;
+static int n_retired, cap_retired;
 
 static bool within_reach(const struct cache_chunk *c, uint64_t pc)
 {
@@ -165,7 +167,11 @@ void cache_chunks_reset(bool retire)
 {
     for (int i = 0; i < n_chunks; i++)
         chunks[i].n_frags = 0;
-    if (retire && n_retired + n_chunks <= MAX_CHUNKS) {
+    if (retire) {
+        if (n_retired + n_chunks > cap_retired) {
+            cap_retired = 2 * (n_retired + n_chunks);
+            retired = realloc(retired, cap_retired * sizeof *retired);
+        }
         memcpy(retired + n_retired, chunks, n_chunks * sizeof *chunks);
         n_retired += n_chunks;
         memset(chunks, 0, sizeof chunks);

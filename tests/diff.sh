@@ -5,7 +5,7 @@
 # be identical. Each program is also run once (PIE) with --no-fsgsbase and
 # once with --return-pads (static), --inline-targets (static-pie) and
 # --fragment-branches=0 (non-PIE), the translation choices not taken by
-# default, and once (PIE) with a 64K cache that keeps being flushed.
+# default, and once (PIE) with a 128K cache that keeps being flushed.
 #
 # usage: tests/diff.sh [--native-only] [FILTER]
 #   FILTER        run only programs whose name contains FILTER
@@ -274,7 +274,7 @@ checks() {
             printf '%s %s %s\n' static-pie "$name" --inline-targets
             printf '%s %s %s\n' nopie "$name" --fragment-branches=0
             # a cache so small that it is flushed again and again
-            printf '%s %s %s\n' pie "$name" --cache-size=64K
+            printf '%s %s %s\n' pie "$name" --cache-size=128K
         fi
     done
 }
