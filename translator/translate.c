@@ -556,8 +556,10 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
                 ZydisCalcAbsoluteAddress(&insn, &ops[0], pc, &target);
                 new_exit(&b, EXIT_DIRECT, target, emit_jcc_rel32(&b.p, insn.opcode & 0x0f));
                 /* The fall-through path continues in this fragment, up to
-                 * --fragment-branches branches: straight-line code */
-                if (branches_inside < dbo_opts.fragment_branches && max_insns > 1) {
+                 * --fragment-branches branches: straight-line code. Not
+                 * into code translated already: a copy costs decoding. */
+                if (branches_inside < dbo_opts.fragment_branches && max_insns > 1 &&
+                    !cache_lookup(next)) { /* else link to it rather than copy it */
                     branches_inside++;
                     break;
                 }
