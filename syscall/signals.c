@@ -120,7 +120,9 @@ void signals_init_thread(struct guest_context *ctx)
 {
     /* The runtime's own alternate stack: host handlers never run on the
      * guest's stack. */
-    stack_t ss = {.ss_sp = malloc(64 * 1024), .ss_size = 64 * 1024};
+    if (!ctx->ts.host_altstack) /* a reused context brings its own */
+        ctx->ts.host_altstack = malloc(64 * 1024);
+    stack_t ss = {.ss_sp = ctx->ts.host_altstack, .ss_size = 64 * 1024};
     sigaltstack(&ss, NULL);
     set_host_mask(ctx, ctx->ts.sigmask);
 }

@@ -159,7 +159,9 @@ struct guest_context *context_create(bool use_fsgsbase)
         free_contexts = ctx->ts.next;
         for (int i = 0; i < IBL_SLOTS; i++)
             ctx->ibl[i].neg_guest_pc = 0;
+        void *altstack = ctx->ts.host_altstack;
         memset(ctx, 0, offsetof(struct guest_context, ibl));
+        ctx->ts.host_altstack = altstack;
     } else {
         ctx = mmap(NULL, sizeof *ctx, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);

@@ -65,6 +65,42 @@ fib:    cmp     $2, %edi
         .globl guest_value
 guest_value:
         .long   7
+
+/* Two conditional branches, then exit_group(7) when %edi and %esi are
+ * nonzero: with --fragment-branches >= 2 a single fragment. */
+        .globl guest_branches, guest_branches_end
+guest_branches:
+        test    %edi, %edi
+        jz      guest_exit42
+        test    %esi, %esi
+        jz      guest_exit42
+        mov     $7, %edi
+        mov     $231, %eax
+        syscall
+guest_branches_end:
+
+/* 1000 indirect jumps alternating between two targets exactly 64 KiB
+ * apart, so that both want the same indirect-table slot; exit_group(0). */
+        .globl guest_slot_pair
+guest_slot_pair:
+        mov     $1000, %esi
+        lea     slot_a(%rip), %r8
+        lea     slot_b(%rip), %r9
+5:      mov     %r8, %rcx
+        test    $1, %esi
+        cmovz   %r9, %rcx
+        jmp     *%rcx
+6:      xor     %edi, %edi
+        mov     $231, %eax
+        syscall
+        .balign 65536
+slot_a: dec     %esi
+        jnz     5b
+        jmp     6b
+        .balign 65536
+slot_b: dec     %esi
+        jnz     5b
+        jmp     6b
         .globl guest_code_end
 guest_code_end:
         .balign 4096

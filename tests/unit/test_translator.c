@@ -5,7 +5,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -16,7 +18,7 @@
 #include "translator/translator.h"
 
 extern uint8_t guest_code_start[], guest_code_end[], guest_exit42[], guest_riprel[], guest_flags[],
-    guest_fib[];
+    guest_fib[], guest_branches[], guest_branches_end[], guest_slot_pair[];
 
 static int setup(void **state)
 {
@@ -92,6 +94,64 @@ static void test_flags_across_indirect(void **state)
     assert_int_equal(run_guest(guest_flags, false), 5);
 }
 
+/* A fragment goes on past conditional branches, up to the option's count;
+ * each branch leaves through an exit of its own. */
+static void test_fragment_branches(void **state)
+{
+    (void)state;
+    struct guest_context *ctx = context_create(true);
+    dbo_opts.fragment_branches = 8;
+    struct fragment *f = translate_fragment(ctx, (uint64_t)guest_branches);
+    assert_non_null(f);
+    assert_int_equal(f->guest_end, (uint64_t)guest_branches_end);
+    assert_int_equal(f->n_exits, 3); /* jz, jz, syscall */
+    assert_int_equal(f->exits[0].kind, EXIT_DIRECT);
+    assert_int_equal(f->exits[0].target, (uint64_t)guest_exit42);
+    assert_int_equal(f->exits[2].kind, EXIT_SYSCALL);
+    assert_int_equal(f->n_insns, 7);
+    translator_flush(ctx);
+    dbo_opts.fragment_branches = 0;
+    f = translate_fragment(ctx, (uint64_t)guest_branches);
+    assert_int_equal(f->guest_end - f->guest_pc, 4); /* test (2) + jz (2) */
+    assert_int_equal(f->n_exits, 2);                 /* taken, fall-through */
+    translator_flush(ctx);
+    dbo_opts.fragment_branches = 8;
+    context_release(ctx);
+    /* and it runs */
+    assert_int_equal(run_guest(guest_branches, true), 42); /* %edi is 0 */
+}
+
+/* Two hot targets that share an indirect-table slot both stay in the table
+ * (its second way): a handful of misses, not one per jump. */
+static void test_slot_pair(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/dbo-unit-stats-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    dbo_opts.stats = true;
+    dbo_opts.stats_file = path;
+    int status = run_guest(guest_slot_pair, true);
+    dbo_opts.stats = false;
+    dbo_opts.stats_file = NULL;
+    assert_int_equal(status, 0);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char line[256];
+    long missed = -1, table = -1;
+    while (fgets(line, sizeof line, f)) {
+        char *p = strstr(line, "indirect branches");
+        if (p)
+            sscanf(strchr(p, '(') + 1, "%*d hit the inline target, %ld the table, %ld missed",
+                   &table, &missed);
+    }
+    fclose(f);
+    unlink(path);
+    assert_true(table >= 990);
+    assert_in_range(missed, 1, 8);
+}
+
 static void test_recursion(void **state)
 {
     (void)state;
@@ -107,6 +167,8 @@ int main(void)
         cmocka_unit_test(test_rip_relative),
         cmocka_unit_test(test_flags_across_indirect),
         cmocka_unit_test(test_recursion),
+        cmocka_unit_test(test_fragment_branches),
+        cmocka_unit_test(test_slot_pair),
     };
     return cmocka_run_group_tests_name("translator", tests, setup, NULL);
 }
