@@ -42,6 +42,9 @@ void context_set_gs(struct guest_context *ctx)
 
 static pthread_mutex_t big_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct guest_context *live_contexts, *free_contexts;
+/* Bumped whenever indirect-table entries go stale (a flush, an invalidated
+ * fragment): a free context whose table predates it must clear it. */
+static uint64_t ibl_epoch;
 static int live_threads;
 static uint64_t exited_indirect_hits, exited_inline_hits; /* from threads that are gone */
 static uint64_t flush_epoch;
@@ -101,6 +104,7 @@ static void ibl_insert(struct guest_context *ctx, uint64_t guest_pc, uint64_t ca
 static void forget_indirect(struct fragment *frag, void *arg)
 {
     (void)arg;
+    ibl_epoch++; /* free contexts' tables may name it too */
     for (struct guest_context *c = live_contexts; c; c = c->ts.next) {
         struct ibl_entry *e = ibl_find(c, frag->guest_pc);
         if (e)
@@ -157,8 +161,12 @@ struct guest_context *context_create(bool use_fsgsbase)
     struct guest_context *ctx = free_contexts;
     if (ctx) {
         free_contexts = ctx->ts.next;
-        for (int i = 0; i < IBL_SLOTS; i++)
-            ctx->ibl[i].neg_guest_pc = 0;
+        /* Its table is still right unless code was invalidated or flushed
+         * since its last thread ended (clearing 1 MiB by hand cost more
+         * than the rest of starting a thread). */
+        if (ctx->ts.ibl_epoch != ibl_epoch)
+            for (int i = 0; i < IBL_SLOTS; i++)
+                ctx->ibl[i].neg_guest_pc = 0;
         void *altstack = ctx->ts.host_altstack;
         memset(ctx, 0, offsetof(struct guest_context, ibl));
         ctx->ts.host_altstack = altstack;
@@ -200,6 +208,7 @@ void translator_after_fork(struct guest_context *ctx)
         if (c != ctx) {
             exited_indirect_hits += c->ind_hits;
             exited_inline_hits += c->ts.inline_hits;
+            c->ts.ibl_epoch = ibl_epoch;
             c->ts.next = free_contexts;
             free_contexts = c;
         }
@@ -218,6 +227,7 @@ void context_release(struct guest_context *ctx)
         }
     }
     live_threads--;
+    ctx->ts.ibl_epoch = ibl_epoch;
     exited_indirect_hits += ctx->ind_hits;
     exited_inline_hits += ctx->ts.inline_hits;
     ctx->ts.next = free_contexts;
@@ -231,6 +241,7 @@ void translator_flush(struct guest_context *ctx)
         others_in_cache |= c != ctx && c->ts.in_cache;
     cache_flush_all(others_in_cache);
     flush_epoch++;
+    ibl_epoch++;
     ctx->ts.flush_epoch = flush_epoch;
     /* Only the tags: a thread that matched a tag just before may still
      * load the old cache address, which stays valid until it returns. */

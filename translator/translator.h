@@ -104,6 +104,7 @@ struct thread_state {
     uint8_t pending_count[64]; /* host deliveries not yet given to the guest */
     uint64_t fault_err, fault_trapno, fault_cr2; /* for the guest's ucontext */
     void *host_altstack; /* the runtime's signal stack; kept when the context is reused */
+    uint64_t ibl_epoch;  /* on the free list: the table was right at this epoch */
 };
 
 /* One per guest thread; its address is the thread's %gs base. */
