@@ -11,7 +11,7 @@ BENCH_PEER_DEPS := valgrind qemu-user
 BENCH_CFLAGS ?= -O2
 BENCH_CXXFLAGS ?= -O2
 BENCH_LDLIBS ?= -pthread
-BENCH_ARGS   ?=
+BENCH_ARGS   ?= --variants
 BENCH_PROGS  := $(patsubst benchmarks/workloads/%.c,$(BUILD)/bench/%,$(wildcard benchmarks/workloads/*.c)) \
                 $(patsubst benchmarks/workloads/%.cpp,$(BUILD)/bench/%,$(wildcard benchmarks/workloads/*.cpp))
 
