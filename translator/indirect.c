@@ -229,7 +229,13 @@ void emit_return_lookup(struct builder *b, int exit, uint16_t pop_extra)
  *       push <return address>   push the guest's in its place
  *   (the branch to the callee follows)
  * The pad is also an indirect entry for the return address: the return
- * lookup finds it in the table and returns to it with a real `ret`. */
+ * lookup finds it in the table and returns to it with a real `ret`.
+ * DESIGN.md keeps guest-only addresses on the guest stack. Pads bend that
+ * for two instructions (after the call, before the ret): no signal is
+ * delivered there (delivery waits for an instruction boundary), but
+ * another thread reading this stack could see a cache address. One reason
+ * more, besides the measurements, for pads being off by default.
+ */
 void emit_call_push(struct builder *b, uint64_t guest_return)
 {
     if (!dbo_opts.return_pads) {
