@@ -326,9 +326,10 @@ void *dispatch(struct guest_context *ctx)
     case EXIT_DIRECT:
         ctx->rip = exit->target;
         frag = fragment_for(ctx, ctx->rip);
-        /* not if the exit's fragment was flushed, now or before this
-         * thread got here (it was then still running retired code) */
-        if (!exit->linked && !exit->from->dead && dbo_stats.flushes == flushes) {
+        /* not if the exit's fragment was flushed: just now, by
+         * fragment_for() (then the record itself may be freed: test that
+         * first), or before this thread got here from retired code */
+        if (dbo_stats.flushes == flushes && !exit->linked && !exit->from->dead) {
             cache_link(exit, frag);
             dbo_stats.direct_links++;
         }
