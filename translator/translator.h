@@ -146,7 +146,7 @@ _Static_assert(sizeof(struct guest_context) == CTX_SIZE, "ctx layout");
 
 /* Why a fragment left the cache; the dispatcher reads it from the record
  * that the exit stub passed in %rdx. */
-enum exit_kind {
+enum __attribute__((packed)) exit_kind {
     EXIT_DIRECT,   /* direct branch to `target`, linkable */
     EXIT_INDIRECT, /* indirect branch missed the table; target in ind_target */
     EXIT_SYSCALL,  /* `syscall`; resume at `target` */
@@ -156,21 +156,23 @@ enum exit_kind {
 struct fragment;
 
 struct exit_record {
-    enum exit_kind kind;
     uint64_t target;       /* guest address */
     uint8_t *branch_rel32; /* the rel32 in the fragment body that reaches the stub */
     uint8_t *stub;         /* the exit stub itself */
     struct fragment *from;
-    bool linked;
     struct fragment *to;               /* while linked */
     struct exit_record *next_incoming; /* in to->incoming */
-    uint8_t saved_stub[14];            /* stub bytes a far link overwrote */
-    /* An indirect exit's inline check (see translate.c): the imm64 holding
+    /* An indirect exit's inline check (see indirect.c): the imm64 holding
      * the negated target it predicts, set once, and the direct exit taken
      * when it matches (its target is set along with the imm64). */
     uint64_t *inline_tag;
     struct exit_record *inline_exit;
+    uint8_t saved_stub[14]; /* stub bytes a far link overwrote */
+    enum exit_kind kind;    /* one byte: a superblock has up to 20 of these records */
+    bool linked;
 };
+
+_Static_assert(sizeof(struct exit_record) == 80, "exit records stay small");
 
 /* Creates a context (reusing one of an exited thread when possible) and
  * adds it to the live list; context_release() takes it off at thread exit. */
