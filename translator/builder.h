@@ -68,10 +68,8 @@ static inline void emit_record(struct builder *b, int index)
 void emit_exit_stub(struct builder *b, int exit);
 void emit_push_u64(struct builder *b, uint64_t v);
 void emit_literals(struct builder *b);
-void emit_indirect_lookup(struct builder *b, int exit);
-void emit_return_lookup(struct builder *b, int exit, uint16_t pop_extra);
-void emit_inline_check(struct builder *b, int exit);
-void emit_inline_hit(struct builder *b, int exit);
+void emit_indirect_branch(struct builder *b, int exit); /* target in %rdx */
+void emit_return(struct builder *b, int exit, uint16_t pop_extra);
 void emit_call_push(struct builder *b, uint64_t guest_return);
 
 #endif

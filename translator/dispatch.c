@@ -91,9 +91,7 @@ static struct ibl_entry *ibl_find(struct guest_context *ctx, uint64_t guest_pc)
 static void ibl_insert(struct guest_context *ctx, uint64_t guest_pc, uint64_t cache_pc)
 {
     struct ibl_entry *e = &ctx->ibl[ibl_index(guest_pc)];
-    if (e[0].neg_guest_pc != -guest_pc && e[1].neg_guest_pc != -guest_pc)
-        e[1] = e[0];
-    else if (e[1].neg_guest_pc == -guest_pc)
+    if (e[0].neg_guest_pc != -guest_pc) /* also drops a copy in e[1] */
         e[1] = e[0];
     e[0].cache_pc = cache_pc;
     e[0].neg_guest_pc = -guest_pc;
@@ -152,6 +150,17 @@ uint64_t translator_indirect_hits(uint64_t *inline_hits)
     return hits;
 }
 
+/* A context whose thread is gone: keep its counts, and note when its
+ * indirect table was last right (context_create may keep it). */
+static void put_on_free_list(struct guest_context *ctx)
+{
+    exited_indirect_hits += ctx->ind_hits;
+    exited_inline_hits += ctx->ts.inline_hits;
+    ctx->ts.ibl_epoch = ibl_epoch;
+    ctx->ts.next = free_contexts;
+    free_contexts = ctx;
+}
+
 struct guest_context *context_create(bool use_fsgsbase)
 {
     unsigned a, b, c, d;
@@ -206,11 +215,7 @@ void translator_after_fork(struct guest_context *ctx)
         struct guest_context *c = live_contexts;
         live_contexts = c->ts.next;
         if (c != ctx) {
-            exited_indirect_hits += c->ind_hits;
-            exited_inline_hits += c->ts.inline_hits;
-            c->ts.ibl_epoch = ibl_epoch;
-            c->ts.next = free_contexts;
-            free_contexts = c;
+            put_on_free_list(c);
         }
     }
     ctx->ts.next = NULL;
@@ -227,11 +232,7 @@ void context_release(struct guest_context *ctx)
         }
     }
     live_threads--;
-    ctx->ts.ibl_epoch = ibl_epoch;
-    exited_indirect_hits += ctx->ind_hits;
-    exited_inline_hits += ctx->ts.inline_hits;
-    ctx->ts.next = free_contexts;
-    free_contexts = ctx;
+    put_on_free_list(ctx);
 }
 
 void translator_flush(struct guest_context *ctx)

@@ -108,19 +108,6 @@ static inline int fits_rel32(const uint8_t *from_end, const uint8_t *target)
     return d == (int32_t)d;
 }
 
-/* Pushes a 64-bit guest address without touching flags or other registers:
- * push $imm32 (sign-extended) then fix the high half. */
-static inline void emit_push_imm64(uint8_t **p, uint64_t v)
-{
-    emit_u8(p, 0x68);
-    emit_u32(p, (uint32_t)v);
-    if ((uint64_t)(int64_t)(int32_t)v != v) {
-        static const uint8_t mov_hi[] = {0xc7, 0x44, 0x24, 0x04};
-        emit_bytes(p, mov_hi, sizeof mov_hi);
-        emit_u32(p, (uint32_t)(v >> 32));
-    }
-}
-
 /* jmp *0(%rip); .quad target — reaches anywhere, no register, 14 bytes. */
 #define FAR_JMP_SIZE 14
 static inline void emit_far_jmp(uint8_t **p, uint64_t target)

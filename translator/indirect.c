@@ -4,6 +4,7 @@
  * return pads (--return-pads), and the exit stubs that hand a record to the
  * dispatcher. Emitted into the fragment that translate.c is building. */
 #include <inttypes.h>
+#include <string.h>
 
 #include "runtime/runtime.h"
 #include "translator/builder.h"
@@ -81,15 +82,21 @@ static uint8_t *emit_table_probe(uint8_t **p, int way)
     return *p - 1;
 }
 
-/* A hit in slot `way`: count it (--stats) and load the entry into rcx. */
+/* With --stats, adds one to the counter at %gs:slot (rcx is free here). */
+static void emit_count(uint8_t **p, uint32_t slot)
+{
+    if (!dbo_opts.stats)
+        return;
+    static const uint8_t inc[] = {0x48, 0x8d, 0x49, 0x01}; /* lea 1(%rcx), %rcx */
+    emit_load_gs(p, GPR_RCX, slot);
+    emit_bytes(p, inc, sizeof inc);
+    emit_store_gs(p, GPR_RCX, slot);
+}
+
+/* A hit in slot `way`: count it and load the entry into rcx. */
 static void emit_table_hit(uint8_t **p, int way)
 {
-    if (dbo_opts.stats) {
-        static const uint8_t inc[] = {0x48, 0x8d, 0x49, 0x01}; /* lea 1(%rcx), %rcx */
-        emit_load_gs(p, GPR_RCX, CTX_IND_HITS);
-        emit_bytes(p, inc, sizeof inc);
-        emit_store_gs(p, GPR_RCX, CTX_IND_HITS);
-    }
+    emit_count(p, CTX_IND_HITS);
     emit_table_index(p);
     emit_load_table(p, 16 * way + 8);
 }
@@ -133,14 +140,6 @@ static void jump_tail(uint8_t **p, uint16_t unused)
     emit_bytes(p, jmp_rcx, sizeof jmp_rcx);
 }
 
-/* In-cache lookup of the guest target in %rdx, the guest's rcx/rdx in
- * their spill slots. Hit: restore both, jump to the target's indirect
- * entry. Miss: exit to the dispatcher through exit `exit`. */
-void emit_indirect_lookup(struct builder *b, int exit)
-{
-    emit_lookup(b, exit, NULL, 0, jump_tail, 0);
-}
-
 /* The inline target check in front of an indirect branch's table lookup
  * (target in %rdx, guest rcx/rdx spilled):
  *       movabs $-predicted, %rcx   imm64 set once, by the dispatcher, to the
@@ -153,7 +152,7 @@ void emit_indirect_lookup(struct builder *b, int exit)
  * change, a return from a function with one hot caller) then costs a
  * compare and a direct jump. The imm64 starts at 0, which only a branch to
  * address 0 matches; its exit then faults there like the branch would. */
-void emit_inline_check(struct builder *b, int exit)
+static void emit_inline_check(struct builder *b, int exit)
 {
     if (!dbo_opts.inline_targets)
         return;
@@ -174,18 +173,13 @@ void emit_inline_check(struct builder *b, int exit)
 }
 
 /* The hit block of the inline check, emitted after the lookup. */
-void emit_inline_hit(struct builder *b, int exit)
+static void emit_inline_hit(struct builder *b, int exit)
 {
     if (!b->inline_hit_rel32)
         return;
     patch_rel32(b->inline_hit_rel32, b->p);
     b->inline_hit_rel32 = NULL;
-    if (dbo_opts.stats) {
-        static const uint8_t inc[] = {0x48, 0x8d, 0x49, 0x01}; /* lea 1(%rcx), %rcx */
-        emit_load_gs(&b->p, GPR_RCX, CTX_INLINE_HITS);
-        emit_bytes(&b->p, inc, sizeof inc);
-        emit_store_gs(&b->p, GPR_RCX, CTX_INLINE_HITS);
-    }
+    emit_count(&b->p, CTX_INLINE_HITS);
     emit_load_gs(&b->p, GPR_RCX, CTX_SPILL_RCX);
     emit_load_gs(&b->p, GPR_RDX, CTX_SPILL_RDX);
     b->inline_exit_of[exit] = new_exit(b, EXIT_DIRECT, 0, emit_jmp_rel32(&b->p));
@@ -205,20 +199,37 @@ static void return_tail(uint8_t **p, uint16_t pop_extra)
     }
 }
 
-/* A return, guest rcx/rdx spilled. On a table hit the guest's return
- * address on the stack is overwritten with the target's cache entry and a
- * real `ret` goes there: when the target is the pad of the call that
- * pushed it, the host's return-stack predictor has it right. On a miss
- * the return address is popped and the dispatcher finds the target. */
-void emit_return_lookup(struct builder *b, int exit, uint16_t pop_extra)
+/* In-cache lookup of the guest target in %rdx, the guest's rcx/rdx in
+ * their spill slots (after the inline target check, if on). Hit: restore
+ * both, jump to the target's indirect entry. Miss: exit to the dispatcher
+ * through exit `exit`. */
+void emit_indirect_branch(struct builder *b, int exit)
 {
-    uint8_t **p = &b->p;
+    emit_inline_check(b, exit);
+    emit_lookup(b, exit, NULL, 0, jump_tail, 0);
+    emit_inline_hit(b, exit);
+}
+
+/* A return, guest rcx/rdx spilled; `ret $pop_extra` pops that much more.
+ * Without pads: pop the guest return address into %rdx and branch to it
+ * like any indirect branch. With pads: on a table hit the return address
+ * on the stack is overwritten with the target's cache entry and a real
+ * `ret` goes there: when the target is the pad of the call that pushed it,
+ * the host's return-stack predictor has it right. On a miss the return
+ * address is popped and the dispatcher finds the target. */
+void emit_return(struct builder *b, int exit, uint16_t pop_extra)
+{
     static const uint8_t load_ret[] = {0x48, 0x8b, 0x14, 0x24}; /* mov (%rsp), %rdx */
     uint8_t pop_ret[] = {0x48, 0x8d, 0xa4, 0x24, 0, 0, 0, 0};   /* lea 8+extra(%rsp), %rsp */
     uint32_t pop = 8u + pop_extra;
     memcpy(pop_ret + 4, &pop, 4);
-    emit_bytes(p, load_ret, sizeof load_ret);
-    emit_lookup(b, exit, pop_ret, sizeof pop_ret, return_tail, pop_extra);
+    emit_bytes(&b->p, load_ret, sizeof load_ret);
+    if (dbo_opts.return_pads) {
+        emit_lookup(b, exit, pop_ret, sizeof pop_ret, return_tail, pop_extra);
+        return;
+    }
+    emit_bytes(&b->p, pop_ret, sizeof pop_ret);
+    emit_indirect_branch(b, exit);
 }
 
 /* The push of a call's guest return address. With return pads:

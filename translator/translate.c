@@ -457,10 +457,7 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
             if (insn.mnemonic == ZYDIS_MNEMONIC_CALL)
                 emit_call_push(&b, next);
             if (indirect) {
-                int e = new_exit(&b, EXIT_INDIRECT, 0, NULL);
-                emit_inline_check(&b, e);
-                emit_indirect_lookup(&b, e);
-                emit_inline_hit(&b, e);
+                emit_indirect_branch(&b, new_exit(&b, EXIT_INDIRECT, 0, NULL));
             } else {
                 uint64_t target;
                 ZydisCalcAbsoluteAddress(&insn, &ops[0], pc, &target);
@@ -475,19 +472,7 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
                 ops[0].type == ZYDIS_OPERAND_TYPE_IMMEDIATE ? (uint16_t)ops[0].imm.value.u : 0;
             emit_store_gs(&b.p, GPR_RCX, CTX_SPILL_RCX);
             emit_store_gs(&b.p, GPR_RDX, CTX_SPILL_RDX);
-            int e = new_exit(&b, EXIT_INDIRECT, 0, NULL);
-            if (!dbo_opts.return_pads) {
-                static const uint8_t load_ret[] = {0x48, 0x8b, 0x14, 0x24}; /* mov (%rsp), %rdx */
-                static const uint8_t pop_ret[] = {0x48, 0x8d, 0xa4, 0x24};  /* lea d(%rsp), %rsp */
-                emit_bytes(&b.p, load_ret, sizeof load_ret);
-                emit_bytes(&b.p, pop_ret, sizeof pop_ret);
-                emit_u32(&b.p, 8u + pop_extra);
-                emit_inline_check(&b, e);
-                emit_indirect_lookup(&b, e);
-                emit_inline_hit(&b, e);
-            } else {
-                emit_return_lookup(&b, e, pop_extra);
-            }
+            emit_return(&b, new_exit(&b, EXIT_INDIRECT, 0, NULL), pop_extra);
             ended = true;
             break;
         }
