@@ -18,9 +18,14 @@ struct pc_map_entry {
     uint8_t spilled; /* %rcx/%rdx live in their %gs: spill slots here */
 };
 
+/* Guest bytes [start, end) that a fragment translates. */
+struct guest_range {
+    uint64_t start, end;
+};
+
 struct fragment {
     uint64_t guest_pc;  /* first guest instruction */
-    uint64_t guest_end; /* one past the last guest byte translated */
+    uint64_t guest_end; /* one past the last guest byte translated (of its first range) */
     uint8_t *cache_pc;  /* entry point in the cache */
     uint32_t cache_size;
     uint32_t n_exits;
@@ -37,7 +42,33 @@ struct fragment {
     uint8_t *call_code;
     uint8_t *return_pad;
     uint64_t return_guest; /* that call's guest return address */
+    /* A trace (optimizer/) follows a path through several blocks: each
+     * pc_map entry's guest pc is in insn_pcs, the blocks in ranges. NULL
+     * for a fragment of one contiguous range [guest_pc, guest_end). */
+    uint64_t *insn_pcs;
+    struct guest_range *ranges;
+    uint32_t n_ranges;
+    bool is_trace;
+    bool is_counter;   /* a trace head's execution counter, no guest code */
+    uint8_t ends_with; /* enum fragment_end: how its last instruction leaves */
 };
+
+enum fragment_end {
+    ENDS_OTHER,
+    ENDS_CALL,     /* a call, direct or indirect */
+    ENDS_RETURN,   /* a return */
+    ENDS_INDIRECT, /* an indirect jump */
+};
+
+static inline uint32_t fragment_n_ranges(const struct fragment *f)
+{
+    return f->ranges ? f->n_ranges : 1;
+}
+
+static inline struct guest_range fragment_range(const struct fragment *f, uint32_t i)
+{
+    return f->ranges ? f->ranges[i] : (struct guest_range){f->guest_pc, f->guest_end};
+}
 
 /* A contiguous region of cache memory; fragments are bump-allocated in it. */
 struct cache_chunk;
@@ -58,6 +89,19 @@ struct fragment *cache_fragment_at(uint64_t cache_pc);
 void cache_insert(struct fragment *frag);
 /* Records a fragment that is not in the table (freed at the next flush). */
 void cache_insert_transient(struct fragment *frag);
+/* The same for code that may be linked to but has no guest code of its
+ * own (a trace head's counter). */
+void cache_insert_helper(struct fragment *frag);
+/* Trace heads' counters, by head guest pc (NULL if none). */
+void cache_set_counter(uint64_t head_pc, struct fragment *counter);
+struct fragment *cache_counter(uint64_t head_pc);
+/* Puts a trace in the table in place of the fragment for its first guest
+ * pc and of that head's counter: every branch linked to either is linked
+ * to the trace now. */
+void cache_install_trace(struct fragment *trace);
+/* A head that will not become a trace: branches linked to its counter go
+ * straight to `to` (the head's fragment) from now on. */
+void cache_drop_counter(struct fragment *counter, struct fragment *to);
 
 /* Call sites, by guest return address: the live fragment whose translation
  * of that call (and its return pad) every other fragment reaching the same

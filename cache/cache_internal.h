@@ -12,6 +12,11 @@ extern struct u64map fragment_table;
 /* page number + 1 -> 1 for every page that holds translated code (table.c) */
 extern struct u64map code_pages;
 
+/* The distinct guest pages a fragment's code comes from, in order; at
+ * most MAX_FRAGMENT_PAGES (table.c). */
+#define MAX_FRAGMENT_PAGES 64
+size_t fragment_pages(const struct fragment *f, uint64_t *pages);
+
 /* The address index of fragments in cache memory (chunks.c). */
 void chunk_add_fragment(struct fragment *frag);
 void cache_chunks_reset(bool retire);

@@ -29,7 +29,10 @@ bool cache_page_protected(uint64_t addr)
 
 void cache_protect_code(const struct fragment *frag)
 {
-    for (uint64_t pg = frag->guest_pc / PAGE; pg <= (frag->guest_end - 1) / PAGE; pg++) {
+    uint64_t pages[MAX_FRAGMENT_PAGES];
+    size_t n = fragment_pages(frag, pages);
+    for (size_t i = 0; i < n; i++) {
+        uint64_t pg = pages[i];
         if (u64map_get(&protected_pages, pg + 1, NULL) || cache_page_volatile(pg * PAGE))
             continue;
         int prot = guest_vm_prot(pg * PAGE);

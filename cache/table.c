@@ -10,6 +10,7 @@
 struct u64map fragment_table;
 struct u64map code_pages;
 static struct u64map call_sites; /* guest return address -> fragment with that call */
+static struct u64map counters;   /* trace head guest pc -> its counter */
 
 /* Invalidated fragments: unreachable, but their code and exit records may
  * still be in use by a thread that was inside; freed at the next flush. */
@@ -42,24 +43,36 @@ struct page_node {
     struct page_node *next;
 };
 
-static uint64_t first_page(const struct fragment *f)
+size_t fragment_pages(const struct fragment *f, uint64_t *pages)
 {
-    return f->guest_pc / PAGE;
-}
-static uint64_t last_page(const struct fragment *f)
-{
-    return (f->guest_end - 1) / PAGE;
+    size_t n = 0;
+    for (uint32_t r = 0; r < fragment_n_ranges(f); r++) {
+        struct guest_range g = fragment_range(f, r);
+        for (uint64_t pg = g.start / PAGE; pg <= (g.end - 1) / PAGE; pg++) {
+            size_t at = 0; /* insertion sort, duplicates dropped: a few pages */
+            while (at < n && pages[at] < pg)
+                at++;
+            if (at < n && pages[at] == pg)
+                continue;
+            if (n == MAX_FRAGMENT_PAGES)
+                dbo_fatal("a fragment spans more than %d guest pages", MAX_FRAGMENT_PAGES);
+            memmove(pages + at + 1, pages + at, (n - at) * sizeof *pages);
+            pages[at] = pg;
+            n++;
+        }
+    }
+    return n;
 }
 
-void cache_insert(struct fragment *frag)
+/* Adds frag to the page index. */
+static void index_pages(struct fragment *frag)
 {
-    u64map_put(&fragment_table, frag->guest_pc, (uint64_t)frag);
-    chunk_add_fragment(frag);
-    uint64_t n = last_page(frag) - first_page(frag) + 1;
+    uint64_t pages[MAX_FRAGMENT_PAGES];
+    size_t n = fragment_pages(frag, pages);
     struct page_node *nodes = calloc(n, sizeof *nodes);
     frag->page_nodes = nodes;
-    for (uint64_t i = 0; i < n; i++) {
-        uint64_t key = first_page(frag) + i + 1; /* +1: key zero marks an empty slot */
+    for (size_t i = 0; i < n; i++) {
+        uint64_t key = pages[i] + 1; /* +1: key zero marks an empty slot */
         uint64_t head = 0;
         u64map_get(&code_pages, key, &head);
         nodes[i] = (struct page_node){frag, (struct page_node *)head};
@@ -67,12 +80,22 @@ void cache_insert(struct fragment *frag)
     }
 }
 
+void cache_insert(struct fragment *frag)
+{
+    u64map_put(&fragment_table, frag->guest_pc, (uint64_t)frag);
+    chunk_add_fragment(frag);
+    index_pages(frag);
+}
+
 static void unindex_pages(struct fragment *frag)
 {
     struct page_node *nodes = frag->page_nodes;
     if (!nodes)
         return;
-    for (uint64_t pg = first_page(frag); pg <= last_page(frag); pg++) {
+    uint64_t pages[MAX_FRAGMENT_PAGES];
+    size_t n = fragment_pages(frag, pages);
+    for (size_t i = 0; i < n; i++) {
+        uint64_t pg = pages[i];
         uint64_t head;
         if (!u64map_get(&code_pages, pg + 1, &head))
             continue;
@@ -90,13 +113,93 @@ static void unindex_pages(struct fragment *frag)
     frag->page_nodes = NULL;
 }
 
-void cache_insert_transient(struct fragment *frag)
+static void add_dead(struct fragment *frag)
 {
-    chunk_add_fragment(frag);
-    frag->dead = true; /* never linked to */
     if (n_dead == cap_dead)
         dead = realloc(dead, (cap_dead = cap_dead ? 2 * cap_dead : 256) * sizeof *dead);
     dead[n_dead++] = frag;
+}
+
+void cache_insert_helper(struct fragment *frag)
+{
+    chunk_add_fragment(frag);
+    add_dead(frag); /* freed at the next flush, like the dead */
+}
+
+void cache_insert_transient(struct fragment *frag)
+{
+    cache_insert_helper(frag);
+    frag->dead = true; /* never linked to */
+}
+
+/* Takes a live fragment out of the table, the page index and every link. */
+static void retire_fragment(struct fragment *f)
+{
+    if (cache_lookup(f->guest_pc) == f)
+        u64map_remove(&fragment_table, f->guest_pc);
+    unindex_pages(f);
+    unlink_fragment(f);
+    if (f->return_pad && cache_call_site(f->return_guest) == f)
+        u64map_remove(&call_sites, f->return_guest);
+    f->dead = true;
+}
+
+/* Collects the branches linked to f (before unlinking it). */
+static size_t incoming_of(struct fragment *f, struct exit_record ***list, size_t n, size_t *cap)
+{
+    for (struct exit_record *e = f ? f->incoming : NULL; e; e = e->next_incoming) {
+        if (n == *cap)
+            *list = realloc(*list, (*cap = *cap ? 2 * *cap : 16) * sizeof **list);
+        (*list)[n++] = e;
+    }
+    return n;
+}
+
+void cache_set_counter(uint64_t head_pc, struct fragment *counter)
+{
+    u64map_put(&counters, head_pc, (uint64_t)counter);
+}
+
+struct fragment *cache_counter(uint64_t head_pc)
+{
+    uint64_t frag;
+    return u64map_get(&counters, head_pc, &frag) ? (struct fragment *)frag : NULL;
+}
+
+/* Links every branch in `in` to `to`, except those of dead fragments. */
+static void relink(struct exit_record **in, size_t n, struct fragment *to)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!in[i]->from->dead)
+            cache_link(in[i], to);
+    free(in);
+}
+
+void cache_drop_counter(struct fragment *counter, struct fragment *to)
+{
+    struct exit_record **in = NULL;
+    size_t cap = 0, n = incoming_of(counter, &in, 0, &cap);
+    unlink_fragment(counter);
+    counter->dead = true; /* it is on the dead list already */
+    if (cache_counter(counter->guest_pc) == counter)
+        u64map_remove(&counters, counter->guest_pc);
+    relink(in, n, to);
+}
+
+void cache_install_trace(struct fragment *trace)
+{
+    struct fragment *old = cache_lookup(trace->guest_pc);
+    struct fragment *counter = cache_counter(trace->guest_pc);
+    struct exit_record **in = NULL;
+    size_t cap = 0, n = incoming_of(old, &in, 0, &cap);
+    if (old) {
+        retire_fragment(old);
+        add_dead(old); /* its code stays until a flush: a thread may be inside */
+    }
+    cache_insert(trace);
+    relink(in, n, trace);
+    if (counter)
+        cache_drop_counter(counter, trace);
 }
 
 /* Calls fn for every page in [first, last] that holds code. */
@@ -148,7 +251,14 @@ static void collect(uint64_t page, void *arg)
     u64map_get(&code_pages, page + 1, &head);
     for (struct page_node *node = (struct page_node *)head; node; node = node->next) {
         struct fragment *f = node->frag;
-        if (f->guest_pc >= v->end || f->guest_end <= v->start || f->dead)
+        if (f->dead)
+            continue;
+        bool overlaps = false;
+        for (uint32_t r = 0; r < fragment_n_ranges(f); r++) {
+            struct guest_range g = fragment_range(f, r);
+            overlaps |= g.start < v->end && g.end > v->start;
+        }
+        if (!overlaps)
             continue;
         f->dead = true; /* also marks it collected */
         if (v->n == v->cap)
@@ -166,16 +276,10 @@ size_t cache_invalidate_range(uint64_t start, uint64_t len,
     for_code_pages(start / PAGE, (start + len - 1) / PAGE, collect, &v);
     for (size_t i = 0; i < v.n; i++) {
         struct fragment *f = v.list[i];
-        u64map_remove(&fragment_table, f->guest_pc);
-        unindex_pages(f);
-        unlink_fragment(f);
-        if (f->return_pad && cache_call_site(f->return_guest) == f)
-            u64map_remove(&call_sites, f->return_guest);
+        retire_fragment(f);
         if (on_dead)
             on_dead(f, arg);
-        if (n_dead == cap_dead)
-            dead = realloc(dead, (cap_dead = cap_dead ? 2 * cap_dead : 256) * sizeof *dead);
-        dead[n_dead++] = f;
+        add_dead(f);
     }
     free(v.list);
     unprotect_range(start & ~(PAGE - 1), (start + len + PAGE - 1) & ~(PAGE - 1));
@@ -215,6 +319,7 @@ void cache_flush_all(bool retire)
             drop((struct fragment *)fragment_table.slots[i].val);
     u64map_clear(&fragment_table);
     u64map_clear(&call_sites);
+    u64map_clear(&counters);
     for (size_t i = 0; i < n_dead; i++)
         drop(dead[i]);
     n_dead = 0;

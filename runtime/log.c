@@ -89,17 +89,21 @@ void dbo_print_stats(void)
             "  cache bytes            %" PRIu64 " emitted, %zu in use\n"
             "  dispatcher entries     %" PRIu64 "\n"
             "  direct links           %" PRIu64 "\n"
-            "  indirect branches      %" PRIu64 " (%" PRIu64 " hit the inline target, %" PRIu64
-            " the table, %" PRIu64 " missed: %.1f%% in cache)\n"
+            "  indirect branches      %" PRIu64 " (%" PRIu64
+            " hit an inline target or trace guard, %" PRIu64 " the table, %" PRIu64
+            " missed: %.1f%% in cache)\n"
             "  inline targets set     %" PRIu64 "\n"
+            "  traces                 %" PRIu64 " built from %" PRIu64 " heads (%" PRIu64
+            " recordings dropped, %" PRIu64 " blocks recorded)\n"
             "  syscalls               %" PRIu64 "\n"
             "  cache flushes          %" PRIu64 "\n"
             "  invalidated fragments  %" PRIu64 " (%" PRIu64 " writes to code pages)\n"
             "  translation time       %.3f ms (%.0f fragments/ms)\n",
             getpid(), s->fragments_built, s->guest_instructions, s->cache_bytes, cache_bytes_used(),
             s->dispatcher_entries, s->direct_links, lookups, inline_hits, hits, s->indirect_misses,
-            lookups ? 100.0 * (inline_hits + hits) / lookups : 0.0, s->inline_targets, s->syscalls,
-            s->flushes, s->invalidations, s->code_write_faults, ms,
+            lookups ? 100.0 * (inline_hits + hits) / lookups : 0.0, s->inline_targets,
+            s->traces_built, s->trace_heads, s->traces_abandoned, s->trace_blocks_recorded,
+            s->syscalls, s->flushes, s->invalidations, s->code_write_faults, ms,
             ms > 0 ? s->fragments_built / ms : 0.0);
     if (dbo_opts.stats_file)
         close(fd);

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "loader/loader.h"
+#include "optimizer/optimizer.h"
 #include "runtime/runtime.h"
 #include "syscall/syscall.h"
 #include "translator/translator.h"
@@ -32,6 +33,10 @@ static const char usage[] =
     "translation choices (to measure them; see benchmarks/README.md):\n"
     "  --fragment-branches=N  a fragment continues on the fall-through path\n"
     "                   of up to N conditional branches (0-16, default 8)\n"
+    "  --trace-threshold=N  NET traces: a trace head (loop entry, trace exit)\n"
+    "                   that ran N times becomes a trace of the path it takes\n"
+    "                   next (default 0: no traces, measured slower; try 50)\n"
+    "  --trace-indirect traces follow indirect jumps and calls behind a guard\n"
     "  --inline-targets each indirect branch first checks the target it took\n"
     "                   the first time (off: measured slower on lua)\n"
     "  --return-pads    translate call/ret to real call/ret through per-call\n"
@@ -74,6 +79,7 @@ static uint64_t parse_size(const char *s)
 static int parse_options(int argc, char **argv)
 {
     dbo_opts.fragment_branches = 8;
+    dbo_opts.trace_threshold = OPTIMIZER_DEFAULT_TRACE_THRESHOLD;
     int i = 1;
     for (; i < argc; i++) {
         const char *a = argv[i];
@@ -112,6 +118,18 @@ static int parse_options(int argc, char **argv)
                 dbo_fatal("option --fragment-branches= needs a number from 0 to %d, not '%s'",
                           TRANSLATOR_MAX_BRANCHES_INSIDE, a + 20);
             dbo_opts.fragment_branches = (int)n;
+        } else if (!strncmp(a, "--trace-threshold=", 18)) {
+            char *end;
+            long n = strtol(a + 18, &end, 10);
+            if (!a[18] || *end || n < 0 || n > 1000000)
+                dbo_fatal("option --trace-threshold= needs a number from 0 (no traces) to "
+                          "1000000, not '%s'",
+                          a + 18);
+            dbo_opts.trace_threshold = (uint32_t)n;
+        } else if (!strcmp(a, "--trace-indirect")) {
+            dbo_opts.trace_indirect = true;
+        } else if (!strcmp(a, "--no-trace-indirect")) {
+            dbo_opts.trace_indirect = false;
         } else if (!strcmp(a, "--inline-targets")) {
             dbo_opts.inline_targets = true;
         } else if (!strcmp(a, "--return-pads")) {

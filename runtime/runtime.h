@@ -7,16 +7,18 @@
 #include <stdint.h>
 
 struct dbo_options {
-    bool stats;             /* --stats: print counters at exit */
-    const char *stats_file; /* --stats=FILE, NULL for stderr */
-    bool no_fsgsbase;       /* --no-fsgsbase: switch fs/gs with arch_prctl */
-    bool verbose;           /* --verbose: log translation events */
-    bool return_pads;       /* --return-pads: returns through the host's return stack */
-    bool inline_targets;    /* --inline-targets: per-site predicted target */
-    int fragment_branches;  /* --fragment-branches=N: continue past N branches */
-    uint64_t cache_size;    /* --cache-size=SIZE: bytes of translated code, 0 = no bound */
-    const char *argv0;      /* --argv0: argv[0] given to the guest */
-    int option_argc;        /* options as given, handed on to execve'd children */
+    bool stats;               /* --stats: print counters at exit */
+    const char *stats_file;   /* --stats=FILE, NULL for stderr */
+    bool no_fsgsbase;         /* --no-fsgsbase: switch fs/gs with arch_prctl */
+    bool verbose;             /* --verbose: log translation events */
+    bool return_pads;         /* --return-pads: returns through the host's return stack */
+    bool inline_targets;      /* --inline-targets: per-site predicted target */
+    int fragment_branches;    /* --fragment-branches=N: continue past N branches */
+    uint64_t cache_size;      /* --cache-size=SIZE: bytes of translated code, 0 = no bound */
+    uint32_t trace_threshold; /* --trace-threshold=N: runs of a head before its trace, 0 = none */
+    bool trace_indirect;      /* traces follow indirect jumps and calls behind a guard */
+    const char *argv0;        /* --argv0: argv[0] given to the guest */
+    int option_argc;          /* options as given, handed on to execve'd children */
     char **option_argv;
 };
 
@@ -39,6 +41,10 @@ struct dbo_stats {
     uint64_t invalidations;     /* fragments invalidated by unmap, protect or writes */
     uint64_t code_write_faults; /* writes to write-protected code pages */
     uint64_t translate_ns;
+    uint64_t trace_heads;           /* fragments given a counter */
+    uint64_t trace_blocks_recorded; /* blocks run once to record a path */
+    uint64_t traces_built;
+    uint64_t traces_abandoned; /* recordings that did not become a trace */
 };
 
 extern struct dbo_stats dbo_stats;

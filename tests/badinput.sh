@@ -121,6 +121,8 @@ check_bad not-executable "$F/not-executable"
 check_bad bogus-option --bogus /bin/true
 check_bad branches-not-a-number --fragment-branches=many /bin/true
 check_bad branches-too-many --fragment-branches=99 /bin/true
+check_bad threshold-not-a-number --trace-threshold=often /bin/true
+check_bad threshold-negative --trace-threshold=-1 /bin/true
 
 # check_ok NAME PATTERN ARGS...: dbo ARGS exits 0 and prints PATTERN.
 check_ok() {

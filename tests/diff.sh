@@ -5,7 +5,9 @@
 # be identical. Each program is also run once (PIE) with --no-fsgsbase and
 # once with --return-pads (static), --inline-targets (static-pie) and
 # --fragment-branches=0 (non-PIE), the translation choices not taken by
-# default, and once (PIE) with a 128K cache that keeps being flushed.
+# default, once (PIE) with a 128K cache that keeps being flushed, and twice
+# with traces built after 2 or 3 runs of a head (non-PIE with indirect
+# branches followed, static-pie with a 256K cache).
 #
 # usage: tests/diff.sh [--native-only] [FILTER]
 #   FILTER        run only programs whose name contains FILTER
@@ -153,11 +155,13 @@ first_diff() {
     esac
 }
 
-# check FLAVOUR PROGRAM [DBO-OPTION]: one differential check.
+# check FLAVOUR PROGRAM [DBO-OPTION...]: one differential check.
 check() {
-    local flavour=$1 prog=$2 opt=${3:-}
+    local flavour=$1 prog=$2
+    shift 2
+    local opts=("$@") opt="${*:-}"
     local label="$flavour/$prog${opt:+ $opt}"
-    local id="$flavour-$prog${opt}"
+    local id="$flavour-$prog${opt// /}"
     local bin=$OUT/$flavour/$prog
     local work=$RUN_DIR/work/$id
     local expect args=()
@@ -175,7 +179,7 @@ check() {
     fi
     if [ "$NATIVE_ONLY" = 0 ]; then
         rm -rf "$work/run" && mkdir -p "$work/run" && cd "$work/run" || return 1
-        run_to "$work/dbo" "$DBO" ${opt:+"$opt"} "$bin" "${args[@]}"
+        run_to "$work/dbo" "$DBO" "${opts[@]}" "$bin" "${args[@]}"
         local ds
         ds=$(cat "$work/dbo.status")
         [ "$ns" = "$ds" ] ||
@@ -273,6 +277,9 @@ checks() {
             printf '%s %s %s\n' static "$name" --return-pads
             printf '%s %s %s\n' static-pie "$name" --inline-targets
             printf '%s %s %s\n' nopie "$name" --fragment-branches=0
+            # traces on everything that runs twice, indirect branches too
+            printf '%s %s %s %s\n' nopie "$name" --trace-threshold=2 --trace-indirect
+            printf '%s %s %s %s\n' static-pie "$name" --trace-threshold=3 --cache-size=256K
             # a cache so small that it is flushed again and again
             printf '%s %s %s\n' pie "$name" --cache-size=128K
         fi

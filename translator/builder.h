@@ -14,18 +14,48 @@
 
 #define MAX_FRAGMENT_INSNS 64
 #define MAX_FRAGMENT_BYTES 4096 /* worst case for 64 copies plus exits */
-/* those branches, then taken, fall-through (or return pad), inline target,
- * stale self-check */
-#define MAX_EXITS (TRANSLATOR_MAX_BRANCHES_INSIDE + 4)
-#define MAX_LITERALS 2
-#define MAX_RECORD_REFS (MAX_EXITS + 2)
+/* A trace: up to TRACE_MAX_BLOCKS blocks of up to 64 instructions, cut
+ * short where its code reaches TRACE_BODY_BYTES (its stubs and the lookups
+ * behind its guards come after the body). */
+#define MAX_TRACE_INSNS 256
+#define TRACE_BODY_BYTES 10240
+#define MAX_TRACE_BYTES 16384
+/* superblock: those branches, then taken, fall-through (or return pad),
+ * inline target, stale self-check; trace: one side exit or guard per
+ * block, the final exit */
+#define MAX_EXITS 40
+#define MAX_LITERALS (TRACE_MAX_BLOCKS + 2)
+#define MAX_RECORD_REFS (2 * MAX_EXITS)
+
+enum build_mode {
+    BUILD_FRAGMENT, /* the usual: a superblock, in the table */
+    BUILD_SINGLE,   /* one instruction, not in the table (translate_single) */
+    BUILD_RECORD,   /* a basic block run once while a trace is recorded */
+    BUILD_TRACE,    /* a trace along a recorded path */
+};
+
+/* A guard of a trace: its miss path, the table lookup, comes after the body. */
+struct trace_guard {
+    uint8_t *miss_rel32;
+    int exit;
+    bool is_return;
+    uint16_t pop_extra;
+};
 
 struct builder {
     struct guest_context *ctx;
+    enum build_mode mode;
     uint8_t *start; /* the fragment's entry */
     uint8_t *p;     /* emission cursor */
-    struct pc_map_entry map[MAX_FRAGMENT_INSNS];
+    struct pc_map_entry map[MAX_TRACE_INSNS];
+    uint64_t insn_pcs[MAX_TRACE_INSNS]; /* traces: the guest pc of each */
     int n_insns;
+    struct guest_range ranges[TRACE_MAX_BLOCKS]; /* traces: the guest code covered */
+    int n_ranges;
+    struct trace_guard guards[TRACE_MAX_BLOCKS];
+    int n_guards;
+    int call_depth;    /* traces: calls followed and not returned from */
+    uint8_t ends_with; /* enum fragment_end */
     struct exit_record exits[MAX_EXITS];
     int inline_exit_of[MAX_EXITS]; /* index of exits[i]'s inline exit, or -1 */
     int n_exits;
@@ -71,5 +101,16 @@ void emit_literals(struct builder *b);
 void emit_indirect_branch(struct builder *b, int exit); /* target in %rdx */
 void emit_return(struct builder *b, int exit, uint16_t pop_extra);
 void emit_call_push(struct builder *b, uint64_t guest_return);
+/* With --stats, adds one to the counter at %gs:slot (rcx must be free). */
+void emit_count(uint8_t **p, uint32_t slot);
+
+/* trace.c */
+/* A trace's guard that the indirect target in %rdx (or, for a return, the
+ * one on the stack, popped on a hit) is `expected`; guest rcx/rdx spilled,
+ * restored on the hit path, which falls through. */
+void emit_trace_guard(struct builder *b, uint64_t expected, int exit, bool is_return,
+                      uint16_t pop_extra);
+/* The guards' miss paths: the usual lookups, after the trace's body. */
+void emit_trace_guard_misses(struct builder *b);
 
 #endif

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "cache/cache.h"
+#include "optimizer/optimizer.h"
 #include "runtime/runtime.h"
 #include "syscall/syscall.h"
 
@@ -120,6 +121,19 @@ void translator_note_call_site(struct fragment *frag)
     }
 }
 
+void translator_install_trace(struct fragment *trace)
+{
+    cache_install_trace(trace);
+    cache_protect_code(trace);
+    /* Indirect branches to the head go to the trace from now on (the old
+     * head stays valid code until a flush, for a thread just looking it up). */
+    for (struct guest_context *c = live_contexts; c; c = c->ts.next) {
+        struct ibl_entry *e = ibl_find(c, trace->guest_pc);
+        if (e)
+            e->cache_pc = (uint64_t)trace->cache_pc - INDIRECT_ENTRY_SIZE;
+    }
+}
+
 void translator_invalidate(uint64_t start, uint64_t len)
 {
     cache_invalidate_range(start, len, forget_indirect, NULL);
@@ -156,6 +170,7 @@ static void put_on_free_list(struct guest_context *ctx)
 {
     exited_indirect_hits += ctx->ind_hits;
     exited_inline_hits += ctx->ts.inline_hits;
+    optimizer_thread_exit(ctx);
     ctx->ts.ibl_epoch = ibl_epoch;
     ctx->ts.next = free_contexts;
     free_contexts = ctx;
@@ -178,6 +193,7 @@ struct guest_context *context_create(bool use_fsgsbase)
                 ctx->ibl[i].neg_guest_pc = 0;
         void *altstack = ctx->ts.host_altstack;
         memset(ctx, 0, offsetof(struct guest_context, ibl));
+        memset(ctx->trace_counts, 0, translator_counters_touched() * sizeof *ctx->trace_counts);
         ctx->ts.host_altstack = altstack;
     } else {
         ctx = mmap(NULL, sizeof *ctx, PROT_READ | PROT_WRITE,
@@ -241,6 +257,9 @@ void translator_flush(struct guest_context *ctx)
     for (struct guest_context *c = live_contexts; c; c = c->ts.next)
         others_in_cache |= c != ctx && c->ts.in_cache;
     cache_flush_all(others_in_cache);
+    for (struct guest_context *c = live_contexts; c; c = c->ts.next)
+        memset(c->trace_counts, 0, translator_counters_used() * sizeof *c->trace_counts);
+    translator_counters_reset();
     flush_epoch++;
     ibl_epoch++;
     ctx->ts.flush_epoch = flush_epoch;
@@ -291,12 +310,24 @@ static struct fragment *fragment_for(struct guest_context *ctx, uint64_t pc)
 /* Delivers pending signals, finds the fragment to resume at, drops the lock. */
 static void *leave_dispatch(struct guest_context *ctx, struct fragment *frag)
 {
+    bool interrupted = false;
     if (ctx->pending_signals || ctx->ts.sync_signal) {
         signals_deliver_pending(ctx);
         frag = NULL;
+        interrupted = true;
     }
     signals_end_sigsuspend(ctx);
-    if (ctx->ts.single_step_pc && ctx->ts.single_step_pc == ctx->rip) {
+    bool single_step = ctx->ts.single_step_pc && ctx->ts.single_step_pc == ctx->rip;
+    struct fragment *recording = NULL;
+    if (ctx->ts.recording) {
+        uint64_t flushes = dbo_stats.flushes, traces = dbo_stats.traces_built;
+        recording = optimizer_next_block(ctx, interrupted || single_step);
+        if (dbo_stats.flushes != flushes || dbo_stats.traces_built != traces)
+            frag = NULL; /* gone, or replaced by the trace */
+    }
+    if (recording) {
+        frag = recording;
+    } else if (single_step) {
         frag = translate_single(ctx, ctx->rip);
         if (!frag)
             guest_segfault(ctx->rip);
@@ -320,18 +351,22 @@ void *dispatch(struct guest_context *ctx)
     ctx->ts.flush_epoch = flush_epoch;
     struct exit_record *exit = (struct exit_record *)ctx->exit_record;
     dbo_stats.dispatcher_entries++;
+    if (ctx->ts.recording)
+        optimizer_exit_seen(ctx, exit,
+                            exit->kind == EXIT_INDIRECT ? ctx->ind_target : exit->target);
     uint64_t flushes = dbo_stats.flushes;
     struct fragment *frag = NULL;
 
     switch (exit->kind) {
     case EXIT_DIRECT:
+    case EXIT_CALL:
         ctx->rip = exit->target;
         frag = fragment_for(ctx, ctx->rip);
         /* not if the exit's fragment was flushed: just now, by
          * fragment_for() (then the record itself may be freed: test that
          * first), or before this thread got here from retired code */
         if (dbo_stats.flushes == flushes && !exit->linked && !exit->from->dead) {
-            cache_link(exit, frag);
+            cache_link(exit, optimizer_link_target(exit, frag));
             dbo_stats.direct_links++;
         }
         break;
@@ -357,6 +392,10 @@ void *dispatch(struct guest_context *ctx)
         /* Its guest bytes changed: drop it (and whatever else covers them). */
         ctx->rip = exit->target;
         translator_invalidate(exit->from->guest_pc, exit->from->guest_end - exit->from->guest_pc);
+        break;
+    case EXIT_TRACE_HEAD:
+        ctx->rip = exit->target;
+        optimizer_head_hot(ctx, exit->from);
         break;
     case EXIT_SYSCALL:
         ctx->rip = exit->target;

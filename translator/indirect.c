@@ -83,7 +83,7 @@ static uint8_t *emit_table_probe(uint8_t **p, int way)
 }
 
 /* With --stats, adds one to the counter at %gs:slot (rcx is free here). */
-static void emit_count(uint8_t **p, uint32_t slot)
+void emit_count(uint8_t **p, uint32_t slot)
 {
     if (!dbo_opts.stats)
         return;
@@ -154,7 +154,7 @@ static void jump_tail(uint8_t **p, uint16_t unused)
  * address 0 matches; its exit then faults there like the branch would. */
 static void emit_inline_check(struct builder *b, int exit)
 {
-    if (!dbo_opts.inline_targets)
+    if (!dbo_opts.inline_targets || b->mode == BUILD_TRACE) /* a trace has its guards */
         return;
     while (((uintptr_t)b->p + 2) % 8)
         emit_u8(&b->p, 0x90);
@@ -205,6 +205,10 @@ static void return_tail(uint8_t **p, uint16_t pop_extra)
  * through exit `exit`. */
 void emit_indirect_branch(struct builder *b, int exit)
 {
+    if (b->mode == BUILD_RECORD) { /* the recorder wants to see every target */
+        emit_indirect_miss(b, exit);
+        return;
+    }
     emit_inline_check(b, exit);
     emit_lookup(b, exit, NULL, 0, jump_tail, 0);
     emit_inline_hit(b, exit);
@@ -224,7 +228,7 @@ void emit_return(struct builder *b, int exit, uint16_t pop_extra)
     uint32_t pop = 8u + pop_extra;
     memcpy(pop_ret + 4, &pop, 4);
     emit_bytes(&b->p, load_ret, sizeof load_ret);
-    if (dbo_opts.return_pads) {
+    if (dbo_opts.return_pads && b->mode != BUILD_RECORD) {
         emit_lookup(b, exit, pop_ret, sizeof pop_ret, return_tail, pop_extra);
         return;
     }
@@ -249,7 +253,7 @@ void emit_return(struct builder *b, int exit, uint16_t pop_extra)
  */
 void emit_call_push(struct builder *b, uint64_t guest_return)
 {
-    if (!dbo_opts.return_pads) {
+    if (!dbo_opts.return_pads || b->mode != BUILD_FRAGMENT) {
         emit_push_u64(b, guest_return);
         return;
     }

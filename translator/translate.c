@@ -230,7 +230,7 @@ bool translator_guest_pc(uint64_t cache_pc, uint64_t *guest_pc, bool *spilled, b
         i++;
     if (off < f->pc_map[i].cache_off)
         return false;
-    *guest_pc = f->guest_pc + f->pc_map[i].guest_off;
+    *guest_pc = f->insn_pcs ? f->insn_pcs[i] : f->guest_pc + f->pc_map[i].guest_off;
     *spilled = f->pc_map[i].spilled;
     *at_boundary = off == f->pc_map[i].cache_off;
     return true;
@@ -288,8 +288,17 @@ static void emit_self_check(struct builder *b, uint64_t guest_pc, uint64_t guest
     emit_jmp_gs(&b->p, CTX_EXIT_ENTRY);
 }
 
+/* The recorded path a trace follows (BUILD_TRACE only). */
+struct trace_path {
+    const struct guest_range *blocks;
+    int n_blocks;
+    uint64_t end_pc; /* where the last block goes */
+    int block;       /* the block being translated */
+};
+
 static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest_pc,
-                                       struct cache_chunk *chunk, bool self_check, int max_insns);
+                                       struct cache_chunk *chunk, bool self_check,
+                                       enum build_mode mode, struct trace_path *path);
 
 static bool writes_memory(const ZydisDecodedInstruction *insn, const ZydisDecodedOperand *ops)
 {
@@ -308,19 +317,36 @@ static bool touches_volatile_page(uint64_t start, uint64_t end)
     return false;
 }
 
-static struct fragment *translate(struct guest_context *ctx, uint64_t guest_pc, int max_insns);
+static struct fragment *translate(struct guest_context *ctx, uint64_t guest_pc,
+                                  enum build_mode mode, struct trace_path *path);
 
 struct fragment *translate_fragment(struct guest_context *ctx, uint64_t guest_pc)
 {
-    return translate(ctx, guest_pc, MAX_FRAGMENT_INSNS);
+    return translate(ctx, guest_pc, BUILD_FRAGMENT, NULL);
 }
 
 struct fragment *translate_single(struct guest_context *ctx, uint64_t guest_pc)
 {
-    return translate(ctx, guest_pc, 1);
+    return translate(ctx, guest_pc, BUILD_SINGLE, NULL);
 }
 
-static struct fragment *translate(struct guest_context *ctx, uint64_t guest_pc, int max_insns)
+struct fragment *translate_record_block(struct guest_context *ctx, uint64_t guest_pc)
+{
+    return translate(ctx, guest_pc, BUILD_RECORD, NULL);
+}
+
+struct fragment *translate_trace(struct guest_context *ctx, const struct guest_range *blocks,
+                                 int n_blocks, uint64_t end_pc)
+{
+    for (int i = 0; i < n_blocks; i++)
+        if (touches_volatile_page(blocks[i].start, blocks[i].end))
+            return NULL; /* code that keeps changing checks itself: no traces */
+    struct trace_path path = {.blocks = blocks, .n_blocks = n_blocks, .end_pc = end_pc};
+    return translate(ctx, blocks[0].start, BUILD_TRACE, &path);
+}
+
+static struct fragment *translate(struct guest_context *ctx, uint64_t guest_pc,
+                                  enum build_mode mode, struct trace_path *path)
 {
     uint64_t t0 = dbo_opts.stats ? dbo_now_ns() : 0; /* clock_gettime is not free */
     if (!decoder_ready) {
@@ -329,45 +355,84 @@ static struct fragment *translate(struct guest_context *ctx, uint64_t guest_pc, 
     }
     if (!guest_vm_executable(guest_pc))
         return NULL;
-    struct cache_chunk *chunk = cache_chunk_near(guest_pc, MAX_FRAGMENT_BYTES);
+    size_t bytes = mode == BUILD_TRACE ? MAX_TRACE_BYTES : MAX_FRAGMENT_BYTES;
+    struct cache_chunk *chunk = cache_chunk_near(guest_pc, bytes);
     if (!chunk) { /* full: start over */
         translator_flush(ctx);
-        chunk = cache_chunk_near(guest_pc, MAX_FRAGMENT_BYTES);
+        chunk = cache_chunk_near(guest_pc, bytes);
     }
     if (!chunk)
         dbo_fatal("no code cache memory can be placed near guest code at 0x%" PRIx64, guest_pc);
-    struct fragment *frag =
-        build_fragment(ctx, guest_pc, chunk, cache_page_volatile(guest_pc), max_insns);
-    if (!frag->self_check && touches_volatile_page(frag->guest_pc, frag->guest_end)) {
+    bool self_check = mode != BUILD_TRACE && cache_page_volatile(guest_pc);
+    struct fragment *frag = build_fragment(ctx, guest_pc, chunk, self_check, mode, path);
+    if (!frag->self_check && mode != BUILD_TRACE &&
+        touches_volatile_page(frag->guest_pc, frag->guest_end)) {
         /* It ran onto a volatile page: build it again, self-checking. */
         free(frag);
-        frag = build_fragment(ctx, guest_pc, chunk, true, max_insns);
+        frag = build_fragment(ctx, guest_pc, chunk, true, mode, path);
     }
     cache_chunk_commit(chunk, frag->cache_pc + frag->cache_size);
-    if (max_insns == MAX_FRAGMENT_INSNS) {
+    switch (mode) {
+    case BUILD_FRAGMENT:
         cache_insert(frag);
         cache_protect_code(frag);
         if (frag->return_pad)
             translator_note_call_site(frag);
-    } else {
+        dbo_stats.fragments_built++;
+        break;
+    case BUILD_SINGLE:
         cache_insert_transient(frag);
+        dbo_stats.fragments_built++;
+        break;
+    case BUILD_RECORD:
+        cache_insert_transient(frag);
+        dbo_stats.trace_blocks_recorded++;
+        break;
+    case BUILD_TRACE: /* installed by the caller */ dbo_stats.traces_built++; break;
     }
-
-    dbo_stats.fragments_built++;
     dbo_stats.cache_bytes += frag->cache_size;
     if (dbo_opts.stats)
         dbo_stats.translate_ns += dbo_now_ns() - t0;
     if (dbo_opts.verbose)
-        dbo_log("fragment 0x%" PRIx64 "-0x%" PRIx64 " -> %p (%u bytes%s)", frag->guest_pc,
-                frag->guest_end, (void *)frag->cache_pc, frag->cache_size,
+        dbo_log("%s 0x%" PRIx64 "-0x%" PRIx64 " -> %p (%u bytes%s)",
+                mode == BUILD_TRACE    ? "trace"
+                : mode == BUILD_RECORD ? "recording block"
+                                       : "fragment",
+                frag->guest_pc, frag->guest_end, (void *)frag->cache_pc, frag->cache_size,
                 frag->self_check ? ", self-checking" : "");
     return frag;
 }
 
-static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest_pc,
-                                       struct cache_chunk *chunk, bool self_check, int max_insns)
+/* Where the trace goes after its current block. */
+static uint64_t trace_successor(const struct trace_path *t)
 {
-    struct builder b = {.ctx = ctx, .p = cache_chunk_cursor(chunk)};
+    return t->block + 1 < t->n_blocks ? t->blocks[t->block + 1].start : t->end_pc;
+}
+
+/* The trace goes on at its next block, at `to`: false if there is none,
+ * or if it is too far from the head: the cache near the head must reach
+ * the block's rip-relative operands too. */
+static bool trace_advance(struct builder *b, struct trace_path *t, uint64_t to)
+{
+    uint64_t head = t->blocks[0].start;
+    if (++t->block >= t->n_blocks || (to > head ? to - head : head - to) > TRACE_REACH)
+        return false;
+    struct guest_range *last = &b->ranges[b->n_ranges - 1];
+    if (last->end != to) /* a block right after the last one extends it */
+        b->ranges[b->n_ranges++] = (struct guest_range){to, to};
+    return true;
+}
+
+static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest_pc,
+                                       struct cache_chunk *chunk, bool self_check,
+                                       enum build_mode mode, struct trace_path *t)
+{
+    struct builder b = {.ctx = ctx, .mode = mode, .p = cache_chunk_cursor(chunk)};
+    int max_insns = mode == BUILD_TRACE    ? MAX_TRACE_INSNS
+                    : mode == BUILD_SINGLE ? 1
+                                           : MAX_FRAGMENT_INSNS;
+    if (t)
+        b.ranges[b.n_ranges++] = (struct guest_range){guest_pc, guest_pc};
     /* The indirect entry, just before the fragment: indirect branches jump
      * here through %rcx, which this restores. */
     emit_load_gs(&b.p, GPR_RCX, CTX_SPILL_RCX);
@@ -383,12 +448,21 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
     uint64_t pc = guest_pc;
     bool ended = false;
     int branches_inside = 0;
-    uint64_t known_end = pc;
+    uint64_t known_start = pc, known_end = pc;
     for (int n = 0; n < max_insns && !ended; n++) {
+        if (t && (b.p - b.start > TRACE_BODY_BYTES || pc >= t->blocks[t->block].end)) {
+            /* A recorded block that ended without a branch (it was full)
+             * goes on at the next one; else the trace ends here. */
+            if (b.p - b.start > TRACE_BODY_BYTES || pc != trace_successor(t) ||
+                !trace_advance(&b, t, pc))
+                break;
+        }
         /* Executable bytes from pc on, looked up again only near the end
          * of the extent known so far (the lookup walks the region map) */
-        if (known_end - pc < 16)
+        if (pc < known_start || pc + 16 > known_end) { /* a trace jumps around */
+            known_start = pc;
             known_end = pc + guest_vm_exec_extent(pc);
+        }
         uint64_t avail = known_end - pc;
         if (avail == 0)
             break; /* ran into non-executable memory: exit there, fault there */
@@ -410,9 +484,13 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
             ZydisDecoderDecodeOperands(&decoder, &dctx, &insn, ops, insn.operand_count);
         uint64_t next = pc + insn.length;
         dbo_stats.guest_instructions++;
+        if (t) {
+            b.insn_pcs[b.n_insns] = pc;
+            b.ranges[b.n_ranges - 1].end = next;
+        }
         b.map[b.n_insns++] = (struct pc_map_entry){
             .cache_off = (uint16_t)(b.p - b.start),
-            .guest_off = (uint16_t)(pc - guest_pc),
+            .guest_off = t ? 0 : (uint16_t)(pc - guest_pc),
             .spilled =
                 insn.meta.category == ZYDIS_CATEGORY_RET ||
                 ((insn.mnemonic == ZYDIS_MNEMONIC_JMP || insn.mnemonic == ZYDIS_MNEMONIC_CALL) &&
@@ -434,11 +512,11 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
             if (insn.meta.branch_type == ZYDIS_BRANCH_TYPE_FAR)
                 untranslatable(pc, bytes, insn.length, "far control transfer");
             bool indirect = ops[0].type != ZYDIS_OPERAND_TYPE_IMMEDIATE;
-            if (insn.mnemonic == ZYDIS_MNEMONIC_CALL && dbo_opts.return_pads) {
+            if (insn.mnemonic == ZYDIS_MNEMONIC_CALL && dbo_opts.return_pads &&
+                mode == BUILD_FRAGMENT) {
                 /* One pad per return address: if a live fragment already
                  * translates this call, go there. */
-                struct fragment *site =
-                    max_insns == MAX_FRAGMENT_INSNS ? cache_call_site(next) : NULL;
+                struct fragment *site = cache_call_site(next);
                 if (site && !site->dead && fits_rel32(b.p + 5, site->call_code)) {
                     b.map[b.n_insns - 1].spilled = false;
                     emit_u8(&b.p, 0xe9);
@@ -456,12 +534,41 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
             }
             if (insn.mnemonic == ZYDIS_MNEMONIC_CALL)
                 emit_call_push(&b, next);
+            b.ends_with = insn.mnemonic == ZYDIS_MNEMONIC_CALL ? ENDS_CALL
+                          : indirect                           ? ENDS_INDIRECT
+                                                               : ENDS_OTHER;
+            if (t && insn.mnemonic == ZYDIS_MNEMONIC_CALL)
+                b.call_depth++;
+            if (t && indirect && !dbo_opts.trace_indirect) {
+                emit_indirect_branch(&b, new_exit(&b, EXIT_INDIRECT, 0, NULL));
+                ended = true;
+                break;
+            }
+            if (t) {
+                /* Along the trace: guard an indirect target, drop a jump. */
+                uint64_t to = trace_successor(t), target = to;
+                if (indirect)
+                    emit_trace_guard(&b, to, new_exit(&b, EXIT_INDIRECT, 0, NULL), false, 0);
+                else
+                    ZydisCalcAbsoluteAddress(&insn, &ops[0], pc, &target);
+                if (target != to)
+                    new_exit(&b, insn.mnemonic == ZYDIS_MNEMONIC_CALL ? EXIT_CALL : EXIT_DIRECT,
+                             target, emit_jmp_rel32(&b.p));
+                else if (trace_advance(&b, t, to)) {
+                    next = to;
+                    break;
+                } else
+                    new_exit(&b, EXIT_DIRECT, to, emit_jmp_rel32(&b.p));
+                ended = true;
+                break;
+            }
             if (indirect) {
                 emit_indirect_branch(&b, new_exit(&b, EXIT_INDIRECT, 0, NULL));
             } else {
                 uint64_t target;
                 ZydisCalcAbsoluteAddress(&insn, &ops[0], pc, &target);
-                new_exit(&b, EXIT_DIRECT, target, emit_jmp_rel32(&b.p));
+                new_exit(&b, insn.mnemonic == ZYDIS_MNEMONIC_CALL ? EXIT_CALL : EXIT_DIRECT, target,
+                         emit_jmp_rel32(&b.p));
             }
             ended = true;
             break;
@@ -472,7 +579,21 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
                 ops[0].type == ZYDIS_OPERAND_TYPE_IMMEDIATE ? (uint16_t)ops[0].imm.value.u : 0;
             emit_store_gs(&b.p, GPR_RCX, CTX_SPILL_RCX);
             emit_store_gs(&b.p, GPR_RDX, CTX_SPILL_RDX);
-            emit_return(&b, new_exit(&b, EXIT_INDIRECT, 0, NULL), pop_extra);
+            b.ends_with = ENDS_RETURN;
+            /* A trace guards a return to its own call (the callee was
+             * followed): other returns go to wherever their caller was. */
+            if (t && b.call_depth > 0) {
+                b.call_depth--;
+                uint64_t to = trace_successor(t);
+                emit_trace_guard(&b, to, new_exit(&b, EXIT_INDIRECT, 0, NULL), true, pop_extra);
+                if (trace_advance(&b, t, to)) {
+                    next = to;
+                    break;
+                }
+                new_exit(&b, EXIT_DIRECT, to, emit_jmp_rel32(&b.p));
+            } else {
+                emit_return(&b, new_exit(&b, EXIT_INDIRECT, 0, NULL), pop_extra);
+            }
             ended = true;
             break;
         }
@@ -539,11 +660,29 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
             if (insn.meta.category == ZYDIS_CATEGORY_COND_BR) {
                 uint64_t target;
                 ZydisCalcAbsoluteAddress(&insn, &ops[0], pc, &target);
-                new_exit(&b, EXIT_DIRECT, target, emit_jcc_rel32(&b.p, insn.opcode & 0x0f));
+                int cond = insn.opcode & 0x0f;
+                if (t) {
+                    /* The way the trace went is the fall-through: the
+                     * branch is inverted if it was taken. */
+                    uint64_t to = trace_successor(t);
+                    bool taken = to == target && to != next;
+                    if (taken || to == next) {
+                        new_exit(&b, EXIT_DIRECT, taken ? next : target,
+                                 emit_jcc_rel32(&b.p, taken ? cond ^ 1 : cond));
+                        if (trace_advance(&b, t, to)) {
+                            next = to;
+                            break;
+                        }
+                        new_exit(&b, EXIT_DIRECT, to, emit_jmp_rel32(&b.p));
+                        ended = true;
+                        break;
+                    }
+                }
+                new_exit(&b, EXIT_DIRECT, target, emit_jcc_rel32(&b.p, cond));
                 /* The fall-through path continues in this fragment, up to
                  * --fragment-branches branches: straight-line code. Not
                  * into code translated already: a copy costs decoding. */
-                if (branches_inside < dbo_opts.fragment_branches && max_insns > 1 &&
+                if (branches_inside < dbo_opts.fragment_branches && mode == BUILD_FRAGMENT &&
                     !cache_lookup(next)) { /* else link to it rather than copy it */
                     branches_inside++;
                     break;
@@ -580,6 +719,7 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
         patch_rel32(e->branch_rel32, e->stub);
         emit_exit_stub(&b, i);
     }
+    emit_trace_guard_misses(&b);
     emit_literals(&b);
     if (self_check) {
         patch_rel32(check_jump, b.p);
@@ -589,10 +729,21 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
     /* One allocation holds the fragment, its exits and its pc map; code
      * that hands an exit to the dispatcher gets the record's address now. */
     size_t exits_size = b.n_exits * sizeof(struct exit_record);
-    struct fragment *frag =
-        calloc(1, sizeof *frag + exits_size + b.n_insns * sizeof(struct pc_map_entry));
+    size_t pcs_size = t ? b.n_insns * sizeof(uint64_t) : 0;
+    size_t ranges_size = t ? b.n_ranges * sizeof(struct guest_range) : 0;
+    struct fragment *frag = calloc(1, sizeof *frag + exits_size + pcs_size + ranges_size +
+                                          b.n_insns * sizeof(struct pc_map_entry));
     frag->exits = (struct exit_record *)(frag + 1);
-    frag->pc_map = (struct pc_map_entry *)((uint8_t *)frag->exits + exits_size);
+    if (t) {
+        frag->insn_pcs = (uint64_t *)((uint8_t *)frag->exits + exits_size);
+        frag->ranges = (struct guest_range *)((uint8_t *)frag->insn_pcs + pcs_size);
+        memcpy(frag->insn_pcs, b.insn_pcs, pcs_size);
+        memcpy(frag->ranges, b.ranges, ranges_size);
+        frag->n_ranges = b.n_ranges;
+        frag->is_trace = true;
+    }
+    frag->pc_map =
+        (struct pc_map_entry *)((uint8_t *)frag->exits + exits_size + pcs_size + ranges_size);
     memcpy(frag->exits, b.exits, exits_size);
     for (int i = 0; i < b.n_exits; i++) {
         frag->exits[i].from = frag;
@@ -607,10 +758,11 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
     frag->n_exits = b.n_exits;
     frag->n_insns = b.n_insns;
     frag->guest_pc = guest_pc;
-    frag->guest_end = pc;
+    frag->guest_end = t ? b.ranges[0].end : pc;
     frag->cache_pc = b.start;
     frag->cache_size = (uint32_t)(b.p - b.start);
     frag->self_check = self_check;
+    frag->ends_with = b.ends_with;
     frag->call_code = b.call_code;
     frag->return_pad = b.return_pad;
     frag->return_guest = b.return_guest;

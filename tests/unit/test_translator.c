@@ -143,7 +143,7 @@ static void test_slot_pair(void **state)
     while (fgets(line, sizeof line, f)) {
         char *p = strstr(line, "indirect branches");
         if (p)
-            sscanf(strchr(p, '(') + 1, "%*d hit the inline target, %ld the table, %ld missed",
+            sscanf(strchr(p, '(') + 1, "%*d hit an inline target or trace guard, %ld the table, %ld missed",
                    &table, &missed);
     }
     fclose(f);
