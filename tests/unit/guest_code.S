@@ -101,6 +101,58 @@ slot_a: dec     %esi
 slot_b: dec     %esi
         jnz     5b
         jmp     6b
+/* Traces (test_optimizer.c): 100 rounds, odd ones call a leaf (+5), even
+ * ones add 3: exit_group(400 & 0xff = 144). The path from the loop head in
+ * an odd round: top (jnz taken), odd (call), leaf (ret), next (jnz loop). */
+        .globl guest_trace_loop, guest_trace_top, guest_trace_even, guest_trace_odd
+        .globl guest_trace_next, guest_trace_leaf
+        .balign 64
+guest_trace_loop:
+        mov     $100, %ecx
+        xor     %eax, %eax
+guest_trace_top:
+        test    $1, %ecx
+        jnz     guest_trace_odd
+guest_trace_even:
+        add     $3, %eax
+        jmp     guest_trace_next
+guest_trace_odd:
+        call    guest_trace_leaf
+guest_trace_next:
+        dec     %ecx
+        jnz     guest_trace_top
+        movzbl  %al, %edi
+        mov     $231, %eax
+        syscall
+        .balign 64
+guest_trace_leaf:
+        add     $5, %eax
+        ret
+
+/* An indirect jump whose target alternates, with the carry flag live
+ * across it: a trace's guard for one target misses every other round and
+ * must keep the flags. 100 rounds of +1+CF or +3+CF with CF set:
+ * exit_group((50*2 + 50*4) & 0xff = 44). */
+        .globl guest_trace_alternate
+guest_trace_alternate:
+        mov     $100, %ecx
+        xor     %eax, %eax
+        lea     7f(%rip), %r8
+        lea     8f(%rip), %r9
+6:      mov     %r8, %rdx
+        test    $1, %ecx
+        cmovz   %r9, %rdx
+        stc
+        jmp     *%rdx
+7:      adc     $1, %eax
+        jmp     9f
+8:      adc     $3, %eax
+9:      dec     %ecx
+        jnz     6b
+        movzbl  %al, %edi
+        mov     $231, %eax
+        syscall
+
         .globl guest_code_end
 guest_code_end:
         .balign 4096

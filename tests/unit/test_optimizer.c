@@ -1,0 +1,191 @@
+/* Optimizer unit tests: trace heads, recording and the traces built from
+ * them, on guest code the host cannot execute in place (guest_code.S). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cache/cache.h"
+#include "optimizer/optimizer.h"
+#include "runtime/runtime.h"
+#include "syscall/syscall.h"
+#include "translator/translator.h"
+
+extern uint8_t guest_code_start[], guest_code_end[], guest_trace_loop[], guest_trace_top[],
+    guest_trace_even[], guest_trace_odd[], guest_trace_next[], guest_trace_leaf[],
+    guest_trace_alternate[], guest_flags[];
+
+static int setup(void **state)
+{
+    (void)state;
+    guest_vm_record((uint64_t)guest_code_start, guest_code_end - guest_code_start,
+                    PROT_READ | PROT_EXEC);
+    return 0;
+}
+
+/* Runs `code` under the translator in a child with --stats to a file;
+ * returns its exit status and the stats line starting with `what`. */
+static int run_guest(uint8_t *code, const char *what, char *line, size_t size)
+{
+    char path[] = "/tmp/dbo-unit-stats-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dbo_opts.stats = true;
+        dbo_opts.stats_file = path;
+        memset(&dbo_stats, 0, sizeof dbo_stats); /* the parent's tests built traces too */
+        struct guest_context *ctx = context_create(true);
+        context_set_gs(ctx);
+        uint64_t *stack = malloc(1 << 16);
+        ctx->gpr[GPR_RSP] = (uint64_t)(stack + (1 << 13) - 2);
+        ctx->guest_fs = ctx->host_fs;
+        ctx->rip = (uint64_t)code;
+        translator_run(ctx);
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    line[0] = 0;
+    char buf[256];
+    while (fgets(buf, sizeof buf, f))
+        if (strstr(buf, what))
+            snprintf(line, size, "%s", strstr(buf, what));
+    fclose(f);
+    unlink(path);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 1000 + WTERMSIG(status);
+}
+
+/* The recorded block at pc, as the recorder would see it. */
+static struct guest_range block_at(struct guest_context *ctx, uint8_t *pc)
+{
+    struct fragment *b = translate_record_block(ctx, (uint64_t)pc);
+    assert_non_null(b);
+    assert_false(b->is_trace);
+    return (struct guest_range){b->guest_pc, b->guest_end};
+}
+
+static int exits_of_kind(const struct fragment *f, enum exit_kind kind, uint64_t target)
+{
+    int n = 0;
+    for (uint32_t i = 0; i < f->n_exits; i++)
+        n += f->exits[i].kind == kind && (kind == EXIT_INDIRECT || f->exits[i].target == target);
+    return n;
+}
+
+/* A trace along top -> odd -> leaf -> next -> top: the taken branch is
+ * inverted (its exit goes to the even path), the call and the return to it
+ * are inlined behind a guard, and the loop leaves for its head. */
+static void test_trace_shape(void **state)
+{
+    (void)state;
+    struct guest_context *ctx = context_create(true);
+    struct guest_range path[] = {block_at(ctx, guest_trace_top), block_at(ctx, guest_trace_odd),
+                                 block_at(ctx, guest_trace_leaf), block_at(ctx, guest_trace_next)};
+    assert_int_equal(path[1].end, (uint64_t)guest_trace_next); /* a call ends a block */
+    struct fragment *t = translate_trace(ctx, path, 4, (uint64_t)guest_trace_top);
+    assert_non_null(t);
+    assert_true(t->is_trace);
+    assert_int_equal(t->guest_pc, (uint64_t)guest_trace_top);
+    /* test, jnz, call, add, ret, dec, jnz */
+    assert_int_equal(t->n_insns, 7);
+    assert_int_equal(t->n_ranges, 4);
+    assert_int_equal(t->ranges[2].start, (uint64_t)guest_trace_leaf);
+    assert_int_equal(exits_of_kind(t, EXIT_DIRECT, (uint64_t)guest_trace_even), 1);
+    assert_int_equal(exits_of_kind(t, EXIT_DIRECT, (uint64_t)guest_trace_odd), 0);
+    assert_int_equal(exits_of_kind(t, EXIT_INDIRECT, 0), 1); /* the return's guard */
+    assert_int_equal(exits_of_kind(t, EXIT_DIRECT, (uint64_t)guest_trace_top), 1);
+    /* Each copied instruction maps back to its own guest address. */
+    cache_insert_transient(t); /* findable by its cache address */
+    for (uint32_t i = 0; i < t->n_insns; i++) {
+        uint64_t guest_pc;
+        bool spilled, at_boundary;
+        assert_true(translator_guest_pc((uint64_t)t->cache_pc + t->pc_map[i].cache_off, &guest_pc,
+                                        &spilled, &at_boundary));
+        if (i + 1 < t->n_insns && t->pc_map[i + 1].cache_off == t->pc_map[i].cache_off)
+            continue; /* the call's push is its only code: shares the offset */
+        assert_int_equal(guest_pc, t->insn_pcs[i]);
+    }
+    assert_int_equal(t->insn_pcs[3], (uint64_t)guest_trace_leaf);
+    translator_flush(ctx);
+    context_release(ctx);
+}
+
+/* An installed trace replaces its head, and writing to any block it was
+ * built from (here the leaf, on another part of the page) drops it. */
+static void test_trace_install_and_invalidate(void **state)
+{
+    (void)state;
+    struct guest_context *ctx = context_create(true);
+    struct fragment *head = translate_fragment(ctx, (uint64_t)guest_trace_top);
+    assert_ptr_equal(cache_lookup((uint64_t)guest_trace_top), head);
+    struct guest_range path[] = {block_at(ctx, guest_trace_top), block_at(ctx, guest_trace_odd),
+                                 block_at(ctx, guest_trace_leaf), block_at(ctx, guest_trace_next)};
+    struct fragment *t = translate_trace(ctx, path, 4, (uint64_t)guest_trace_top);
+    translator_install_trace(t);
+    assert_ptr_equal(cache_lookup((uint64_t)guest_trace_top), t);
+    assert_true(head->dead);
+    translator_invalidate((uint64_t)guest_trace_leaf, 1);
+    assert_true(t->dead);
+    assert_null(cache_lookup((uint64_t)guest_trace_top));
+    translator_flush(ctx);
+    context_release(ctx);
+}
+
+/* Run with traces after 2 runs of a head: same result, traces built. */
+static void test_traces_run(void **state)
+{
+    (void)state;
+    char line[256];
+    dbo_opts.trace_threshold = 2;
+    assert_int_equal(run_guest(guest_trace_loop, "traces", line, sizeof line), 144);
+    long built = -1, heads = -1;
+    sscanf(line, "traces %ld built from %ld heads", &built, &heads);
+    assert_true(built >= 1);
+    assert_true(heads >= built);
+    /* and no trace at all without a threshold */
+    dbo_opts.trace_threshold = 0;
+    assert_int_equal(run_guest(guest_trace_loop, "traces", line, sizeof line), 144);
+    sscanf(line, "traces %ld built from %ld heads", &built, &heads);
+    assert_int_equal(built, 0);
+    assert_int_equal(heads, 0);
+}
+
+/* A guard that misses half the time goes the right way and keeps the
+ * flags; so do the return guards of guest_flags. */
+static void test_trace_guard_misses(void **state)
+{
+    (void)state;
+    char line[256];
+    dbo_opts.trace_threshold = 2;
+    dbo_opts.trace_indirect = true;
+    assert_int_equal(run_guest(guest_trace_alternate, "indirect branches", line, sizeof line), 44);
+    long guarded = -1, table = -1;
+    sscanf(line, "indirect branches %*d (%ld hit an inline target or trace guard, %ld the table",
+           &guarded, &table);
+    assert_true(guarded >= 40); /* about half of the 100 */
+    assert_true(table >= 40);
+    assert_int_equal(run_guest(guest_flags, "traces", line, sizeof line), 5);
+    dbo_opts.trace_threshold = 0;
+    dbo_opts.trace_indirect = false;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_trace_shape),
+        cmocka_unit_test(test_trace_install_and_invalidate),
+        cmocka_unit_test(test_traces_run),
+        cmocka_unit_test(test_trace_guard_misses),
+    };
+    return cmocka_run_group_tests_name("optimizer", tests, setup, NULL);
+}
