@@ -82,6 +82,7 @@ void dbo_print_stats(void)
     uint64_t hits = translator_indirect_hits(&inline_hits);
     uint64_t lookups = inline_hits + hits + s->indirect_misses;
     double ms = s->translate_ns / 1e6;
+    uint64_t fast_syscalls = translator_fast_syscalls();
     dprintf(fd,
             "dbo: stats for pid %d\n"
             "  fragments built        %" PRIu64 "\n"
@@ -95,7 +96,7 @@ void dbo_print_stats(void)
             "  inline targets set     %" PRIu64 "\n"
             "  traces                 %" PRIu64 " built from %" PRIu64 " heads (%" PRIu64
             " recordings dropped, %" PRIu64 " blocks recorded)\n"
-            "  syscalls               %" PRIu64 "\n"
+            "  syscalls               %" PRIu64 " (%" PRIu64 " through the gate's fast path)\n"
             "  cache flushes          %" PRIu64 "\n"
             "  invalidated fragments  %" PRIu64 " (%" PRIu64 " writes to code pages)\n"
             "  translation time       %.3f ms (%.0f fragments/ms)\n",
@@ -103,8 +104,8 @@ void dbo_print_stats(void)
             s->dispatcher_entries, s->direct_links, lookups, inline_hits, hits, s->indirect_misses,
             lookups ? 100.0 * (inline_hits + hits) / lookups : 0.0, s->inline_targets,
             s->traces_built, s->trace_heads, s->traces_abandoned, s->trace_blocks_recorded,
-            s->syscalls, s->flushes, s->invalidations, s->code_write_faults, ms,
-            ms > 0 ? s->fragments_built / ms : 0.0);
+            s->syscalls + fast_syscalls, fast_syscalls, s->flushes, s->invalidations,
+            s->code_write_faults, ms, ms > 0 ? s->fragments_built / ms : 0.0);
     if (dbo_opts.stats_file)
         close(fd);
 }

@@ -133,6 +133,30 @@ static bool handle_code_write(struct guest_context *ctx, ucontext_t *uc, uint64_
 
 #define EFLAGS_TF 0x100
 
+/* A signal to deliver while the thread is in the gate's fast path (its
+ * cache code stored where it goes back to). Before the call is made, the
+ * guest is exactly at its syscall instruction, rcx and rdx spilled: take
+ * it out now, the call is made after the handler. Once made, send it on
+ * to the slow way back (15 bytes before `cont`), which enters the
+ * dispatcher: no single-stepping, which could take long enough for
+ * another signal to arrive meanwhile (a second SIGCHLD would overwrite
+ * the first's siginfo before the guest saw it). */
+static void leave_fast_gate(struct guest_context *ctx, ucontext_t *uc, uint64_t pc)
+{
+    greg_t *g = uc->uc_mcontext.gregs;
+    g[REG_EFL] &= ~EFLAGS_TF;
+    uint64_t cont = ctx->ts.syscall_return;
+    if (pc >= (uint64_t)dbo_syscall_fast_made) {
+        g[REG_RIP] = (greg_t)(cont - 15);
+        return;
+    }
+    uint64_t next;
+    memcpy(&next, (const void *)(cont - 13), 8); /* slow: movabs $next, %rcx */
+    capture_guest_state(ctx, uc, next - 2, true);
+    ctx->ts.in_cache = false;
+    redirect_to_runtime(ctx, uc);
+}
+
 /* A signal is pending for a thread in the cache. Where the guest state is
  * exact (the start of a copied guest instruction), take the thread out at
  * once; elsewhere (inside an exit or lookup sequence, or with the lock busy)
@@ -141,6 +165,11 @@ static bool handle_code_write(struct guest_context *ctx, ucontext_t *uc, uint64_
 static void leave_cache_soon(struct guest_context *ctx, ucontext_t *uc, uint64_t pc)
 {
     greg_t *efl = &uc->uc_mcontext.gregs[REG_EFL];
+    if (ctx->ts.in_cache && pc >= (uint64_t)dbo_syscall_fast_start &&
+        pc < (uint64_t)dbo_syscall_fast_end) {
+        leave_fast_gate(ctx, uc, pc);
+        return;
+    }
     if (!cache_owns(pc, 1) || !ctx->ts.in_cache) {
         *efl &= ~EFLAGS_TF;
         /* On the way into the cache, past the last check for signals: the

@@ -123,17 +123,91 @@ static long emulate_arch_prctl(struct guest_context *ctx, int code, uint64_t add
     }
 }
 
+/* The calls the gate's switch below emulates or watches: the rest go to
+ * the kernel as they are, and may take the fast path. Keep the two lists
+ * in step. */
+bool syscall_fast_allowed(long nr)
+{
+    if (dbo_opts.verbose || nr < 0 || nr >= 512)
+        return false; /* --verbose logs every call */
+    switch (nr) {
+    case SYS_brk:
+    case SYS_mmap:
+    case SYS_mprotect:
+    case SYS_munmap:
+    case SYS_mremap:
+    case SYS_madvise:
+    case SYS_arch_prctl:
+    case SYS_rseq:
+    case SYS_open:
+    case SYS_stat:
+    case SYS_access:
+    case SYS_openat:
+    case SYS_newfstatat:
+    case SYS_statx:
+    case SYS_faccessat:
+    case SYS_faccessat2:
+    case SYS_readlink:
+    case SYS_readlinkat:
+    case SYS_rt_sigaction:
+    case SYS_rt_sigprocmask:
+    case SYS_rt_sigsuspend:
+    case SYS_sigaltstack:
+    case SYS_rt_sigreturn:
+    case SYS_clone:
+    case SYS_clone3:
+    case SYS_fork:
+    case SYS_vfork:
+    case SYS_execve:
+    case SYS_execveat:
+    case SYS_exit:
+    case SYS_exit_group:
+    case SYS_set_tid_address: return false;
+    default: return true;
+    }
+}
+
+/* 1: the fast path may make this call (read by fast_gate.S). */
+uint8_t syscall_fast_table[512];
+
+void syscall_fast_init(void)
+{
+    for (long nr = 0; nr < 512; nr++)
+        syscall_fast_table[nr] = syscall_fast_allowed(nr);
+}
+
+void syscall_fast_finish(struct guest_context *ctx)
+{
+    uint64_t *r = ctx->gpr;
+    long nr = (int)ctx->ts.syscall_nr, ret = (long)r[GPR_RAX];
+    if (ret == -EFAULT && translator_unprotect_code()) {
+        r[GPR_RAX] = nr; /* again, the slow way: its arguments are still in place */
+        syscall_gate(ctx);
+        return;
+    }
+    if (ret == -EINTR && signals_want_restart(ctx, nr)) {
+        r[GPR_RAX] = nr;
+        ctx->rip -= 2; /* re-execute the syscall instruction after the handler */
+        return;
+    }
+    r[GPR_RCX] = ctx->rip;
+    r[GPR_R11] = ctx->rflags;
+}
+
 void syscall_gate(struct guest_context *ctx)
 {
     uint64_t *r = ctx->gpr;
-    long nr = (long)r[GPR_RAX];
+    /* The kernel reads only eax (as an int): so does the gate, or a number
+     * with junk in the upper half would slip past the emulated calls. */
+    long nr = (int)r[GPR_RAX];
     long a1 = r[GPR_RDI], a2 = r[GPR_RSI], a3 = r[GPR_RDX], a4 = r[GPR_R10], a5 = r[GPR_R8],
          a6 = r[GPR_R9];
     long ret;
     if (dbo_opts.verbose)
         dbo_log("syscall %s(%#lx, %#lx, %#lx, ...)", syscall_name(nr), a1, a2, a3);
 
-    switch (nr) {
+    switch (nr & __X32_SYSCALL_BIT ? -1 : nr) {
+    case -1: ret = -ENOSYS; break; /* x32 calls would bypass the emulated ones */
     case SYS_brk: ret = (long)loader_brk(a1); break;
     case SYS_mmap: ret = emulate_mmap(ctx, a1, a2, (int)a3, (int)a4, (int)a5, a6); break;
     case SYS_mprotect: ret = emulate_mprotect(ctx, a1, a2, (int)a3); break;

@@ -13,6 +13,18 @@ struct guest_context;
  * and leaves the result in ctx, with rcx/r11 set as the kernel does. */
 void syscall_gate(struct guest_context *ctx);
 
+/* The gate's fast path (fast_gate.S): for calls the gate would hand to
+ * the kernel unchanged, when the translator knows the number. */
+bool syscall_fast_allowed(long nr);
+/* Fills the table the fast path consults for numbers found at run time. */
+void syscall_fast_init(void);
+/* The fast path made a call whose outcome needs the runtime (EXIT_SYSCALL_DONE):
+ * restart it, redo it, or just set rcx/r11; ctx->rip is after the call. */
+void syscall_fast_finish(struct guest_context *ctx);
+void dbo_syscall_fast(void), dbo_syscall_check(void), dbo_syscall_full(void);
+/* code range labels: all of it, and from just after its syscall instruction */
+void dbo_syscall_fast_start(void), dbo_syscall_fast_made(void), dbo_syscall_fast_end(void);
+
 /* Raw system call from runtime code. */
 long syscall_raw(long nr, long a1, long a2, long a3, long a4, long a5, long a6);
 

@@ -47,7 +47,8 @@ static struct guest_context *live_contexts, *free_contexts;
  * fragment): a free context whose table predates it must clear it. */
 static uint64_t ibl_epoch;
 static int live_threads;
-static uint64_t exited_indirect_hits, exited_inline_hits; /* from threads that are gone */
+/* from threads that are gone */
+static uint64_t exited_indirect_hits, exited_inline_hits, exited_fast_syscalls;
 static uint64_t flush_epoch;
 
 static __thread bool holding_lock;
@@ -153,6 +154,14 @@ int translator_live_threads(void)
     return live_threads;
 }
 
+uint64_t translator_fast_syscalls(void)
+{
+    uint64_t n = exited_fast_syscalls;
+    for (struct guest_context *c = live_contexts; c; c = c->ts.next)
+        n += c->ts.fast_syscalls;
+    return n;
+}
+
 uint64_t translator_indirect_hits(uint64_t *inline_hits)
 {
     uint64_t hits = exited_indirect_hits;
@@ -170,6 +179,7 @@ static void put_on_free_list(struct guest_context *ctx)
 {
     exited_indirect_hits += ctx->ind_hits;
     exited_inline_hits += ctx->ts.inline_hits;
+    exited_fast_syscalls += ctx->ts.fast_syscalls;
     optimizer_thread_exit(ctx);
     ctx->ts.ibl_epoch = ibl_epoch;
     ctx->ts.next = free_contexts;
@@ -203,6 +213,9 @@ struct guest_context *context_create(bool use_fsgsbase)
     }
     ctx->self = (uint64_t)ctx;
     ctx->exit_entry = (uint64_t)dbo_exit_entry;
+    ctx->ts.syscall_entry = (uint64_t)dbo_syscall_fast;
+    ctx->ts.syscall_check =
+        __builtin_cpu_supports("bmi2") ? (uint64_t)dbo_syscall_check : (uint64_t)dbo_syscall_full;
     ctx->host_fs = read_fs_base();
     ctx->xsave_mask = xcr0();
     ctx->use_fsgsbase = use_fsgsbase;
@@ -396,6 +409,10 @@ void *dispatch(struct guest_context *ctx)
     case EXIT_TRACE_HEAD:
         ctx->rip = exit->target;
         optimizer_head_hot(ctx, exit->from);
+        break;
+    case EXIT_SYSCALL_DONE:
+        ctx->rip = exit->target;
+        syscall_fast_finish(ctx); /* (counted by the fast path) */
         break;
     case EXIT_SYSCALL:
         ctx->rip = exit->target;

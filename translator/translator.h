@@ -30,7 +30,14 @@
 #define CTX_GUEST_GS (CTX_THREAD_STATE + 8)     /* the guest's virtual %gs base */
 #define CTX_SIGMASK (CTX_THREAD_STATE + 16)     /* the guest's signal mask */
 #define CTX_INLINE_HITS (CTX_THREAD_STATE + 24) /* inline target hits (--stats) */
-#define CTX_IBL_TABLE 0x5000
+/* The syscall gate's fast path (syscall/fast_gate.S): its address, where it
+ * returns to in the cache, the call's number, and how many it made. */
+#define CTX_SYSCALL_ENTRY (CTX_THREAD_STATE + 32)
+#define CTX_SYSCALL_RETURN (CTX_THREAD_STATE + 40)
+#define CTX_SYSCALL_NR (CTX_THREAD_STATE + 48)
+#define CTX_FAST_SYSCALLS (CTX_THREAD_STATE + 56)
+#define CTX_SYSCALL_CHECK (CTX_THREAD_STATE + 64) /* the same, number not known */
+#define CTX_IBL_TABLE 0x5100
 #define IBL_ENTRIES 65536           /* indexed by ibl_index() of the guest target */
 #define IBL_SLOTS (IBL_ENTRIES + 4) /* the last slot's second way, then padding */
 #define CTX_TRACE_COUNTS (CTX_IBL_TABLE + IBL_SLOTS * 16)
@@ -84,11 +91,16 @@ static inline uint32_t ibl_index(uint64_t guest_pc)
 
 /* Per-thread state only C code touches. */
 struct thread_state {
-    uint64_t signal_fs;   /* first: the host signal entry uses it */
-    uint64_t guest_gs;    /* the guest's virtual %gs base */
-    uint64_t sigmask;     /* the guest's signal mask (also the host's) */
-    uint64_t inline_hits; /* counted with --stats */
-    uint64_t altstack_sp; /* the guest's sigaltstack, virtual */
+    uint64_t signal_fs;      /* first: the host signal entry uses it */
+    uint64_t guest_gs;       /* the guest's virtual %gs base */
+    uint64_t sigmask;        /* the guest's signal mask (also the host's) */
+    uint64_t inline_hits;    /* counted with --stats */
+    uint64_t syscall_entry;  /* the fast gate, for `jmp *%gs:` */
+    uint64_t syscall_return; /* the cache address it returns to */
+    uint64_t syscall_nr;     /* the call it made */
+    uint64_t fast_syscalls;  /* how many it made */
+    uint64_t syscall_check;  /* its entry for numbers known only at run time */
+    uint64_t altstack_sp;    /* the guest's sigaltstack, virtual */
     uint64_t altstack_size;
     int32_t altstack_flags;
     int32_t tid;
@@ -149,6 +161,12 @@ _Static_assert(offsetof(struct guest_context, ts) == CTX_THREAD_STATE, "ctx layo
 _Static_assert(offsetof(struct guest_context, ts.guest_gs) == CTX_GUEST_GS, "ctx layout");
 _Static_assert(offsetof(struct guest_context, ts.sigmask) == CTX_SIGMASK, "ctx layout");
 _Static_assert(offsetof(struct guest_context, ts.inline_hits) == CTX_INLINE_HITS, "ctx layout");
+_Static_assert(offsetof(struct guest_context, ts.syscall_entry) == CTX_SYSCALL_ENTRY, "ctx layout");
+_Static_assert(offsetof(struct guest_context, ts.syscall_return) == CTX_SYSCALL_RETURN,
+               "ctx layout");
+_Static_assert(offsetof(struct guest_context, ts.syscall_nr) == CTX_SYSCALL_NR, "ctx layout");
+_Static_assert(offsetof(struct guest_context, ts.fast_syscalls) == CTX_FAST_SYSCALLS, "ctx layout");
+_Static_assert(offsetof(struct guest_context, ts.syscall_check) == CTX_SYSCALL_CHECK, "ctx layout");
 _Static_assert(offsetof(struct guest_context, ibl) == CTX_IBL_TABLE, "ctx layout");
 _Static_assert(offsetof(struct guest_context, trace_counts) == CTX_TRACE_COUNTS, "ctx layout");
 _Static_assert(sizeof(struct guest_context) == CTX_SIZE, "ctx layout");
@@ -156,12 +174,14 @@ _Static_assert(sizeof(struct guest_context) == CTX_SIZE, "ctx layout");
 /* Why a fragment left the cache; the dispatcher reads it from the record
  * that the exit stub passed in %rdx. */
 enum __attribute__((packed)) exit_kind {
-    EXIT_DIRECT,     /* direct branch to `target`, linkable */
-    EXIT_CALL,       /* the same for a direct call (a callee is no loop head) */
-    EXIT_INDIRECT,   /* indirect branch missed the table; target in ind_target */
-    EXIT_SYSCALL,    /* `syscall`; resume at `target` */
-    EXIT_STALE,      /* a self-checking fragment found its guest code changed */
-    EXIT_TRACE_HEAD, /* a trace head's counter reached zero: record a trace */
+    EXIT_DIRECT,       /* direct branch to `target`, linkable */
+    EXIT_CALL,         /* the same for a direct call (a callee is no loop head) */
+    EXIT_INDIRECT,     /* indirect branch missed the table; target in ind_target */
+    EXIT_SYSCALL,      /* `syscall`; resume at `target` */
+    EXIT_SYSCALL_DONE, /* the fast gate made the call, whose outcome needs
+                          the runtime (a signal, EINTR, EFAULT); resume at `target` */
+    EXIT_STALE,        /* a self-checking fragment found its guest code changed */
+    EXIT_TRACE_HEAD,   /* a trace head's counter reached zero: record a trace */
 };
 
 struct fragment;
@@ -270,6 +290,9 @@ void translator_note_call_site(struct fragment *frag);
 /* In-cache indirect-branch hits of all threads (counted with --stats): in
  * the table (returned) and by inline target checks (*inline_hits). */
 uint64_t translator_indirect_hits(uint64_t *inline_hits);
+
+/* System calls made by the gate's fast path, all threads. */
+uint64_t translator_fast_syscalls(void);
 
 /* Invalidates the fragments translated from [start, start+len) and the
  * indirect-table entries that reach them. Needs the lock. */

@@ -5,12 +5,15 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "runtime/runtime.h"
 #include "syscall/syscall.h"
+#include "translator/translator.h"
 
 static void test_record_and_split(void **state)
 {
@@ -61,6 +64,50 @@ static void test_raw_and_names(void **state)
     assert_string_equal(syscall_name(99999), "syscall_99999");
 }
 
+/* The fast path takes only what the gate would pass on unchanged. */
+static void test_fast_allowed(void **state)
+{
+    (void)state;
+    static const long emulated[] = {
+        SYS_brk,        SYS_mmap,           SYS_munmap,         SYS_mprotect,     SYS_mremap,
+        SYS_madvise,    SYS_arch_prctl,     SYS_rseq,           SYS_openat,       SYS_readlinkat,
+        SYS_statx,      SYS_rt_sigaction,   SYS_rt_sigprocmask, SYS_rt_sigreturn, SYS_sigaltstack,
+        SYS_clone,      SYS_clone3,         SYS_vfork,          SYS_execve,       SYS_exit,
+        SYS_exit_group, SYS_set_tid_address};
+    for (size_t i = 0; i < sizeof emulated / sizeof *emulated; i++)
+        assert_false(syscall_fast_allowed(emulated[i]));
+    assert_true(syscall_fast_allowed(SYS_getppid));
+    assert_true(syscall_fast_allowed(SYS_read));
+    assert_true(syscall_fast_allowed(SYS_futex));
+    assert_false(syscall_fast_allowed(-1));
+    assert_false(syscall_fast_allowed(512));
+    dbo_opts.verbose = true; /* it logs every call */
+    assert_false(syscall_fast_allowed(SYS_getppid));
+    dbo_opts.verbose = false;
+}
+
+/* The gate reads the number as the kernel does, from eax: junk in the
+ * upper half changes nothing, and x32 numbers are refused. */
+static void test_gate_number(void **state)
+{
+    (void)state;
+    struct guest_context *ctx = context_create(true);
+    translator_lock();
+    ctx->gpr[GPR_RAX] = (1ull << 32) | SYS_getppid;
+    syscall_gate(ctx);
+    assert_int_equal(ctx->gpr[GPR_RAX], getppid());
+    /* rseq is answered by the gate (ENOSYS), not the kernel (EINVAL here) */
+    ctx->gpr[GPR_RAX] = (1ull << 32) | SYS_rseq;
+    ctx->gpr[GPR_RDI] = ctx->gpr[GPR_RSI] = ctx->gpr[GPR_RDX] = ctx->gpr[GPR_R10] = 0;
+    syscall_gate(ctx);
+    assert_int_equal((long)ctx->gpr[GPR_RAX], -ENOSYS);
+    ctx->gpr[GPR_RAX] = 0x40000000 | SYS_getppid;
+    syscall_gate(ctx);
+    assert_int_equal((long)ctx->gpr[GPR_RAX], -ENOSYS);
+    translator_unlock();
+    context_release(ctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -68,6 +115,8 @@ int main(void)
         cmocka_unit_test(test_extent_spans_adjacent_regions),
         cmocka_unit_test(test_host_prot),
         cmocka_unit_test(test_raw_and_names),
+        cmocka_unit_test(test_fast_allowed),
+        cmocka_unit_test(test_gate_number),
     };
     return cmocka_run_group_tests_name("syscall", tests, NULL, NULL);
 }

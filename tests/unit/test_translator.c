@@ -18,7 +18,7 @@
 #include "translator/translator.h"
 
 extern uint8_t guest_code_start[], guest_code_end[], guest_exit42[], guest_riprel[], guest_flags[],
-    guest_fib[], guest_branches[], guest_branches_end[], guest_slot_pair[];
+    guest_fib[], guest_branches[], guest_branches_end[], guest_slot_pair[], guest_fast_syscalls[];
 
 static int setup(void **state)
 {
@@ -143,13 +143,45 @@ static void test_slot_pair(void **state)
     while (fgets(line, sizeof line, f)) {
         char *p = strstr(line, "indirect branches");
         if (p)
-            sscanf(strchr(p, '(') + 1, "%*d hit an inline target or trace guard, %ld the table, %ld missed",
-                   &table, &missed);
+            sscanf(strchr(p, '(') + 1,
+                   "%*d hit an inline target or trace guard, %ld the table, %ld missed", &table,
+                   &missed);
     }
     fclose(f);
     unlink(path);
     assert_true(table >= 990);
     assert_in_range(missed, 1, 8);
+}
+
+/* System calls with a number known when translated and one known only
+ * at run time both take the gate's fast path and agree. */
+static void test_fast_syscalls(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/dbo-unit-stats-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    dbo_opts.stats = true;
+    dbo_opts.stats_file = path;
+    syscall_fast_init();
+    int status = run_guest(guest_fast_syscalls, true);
+    dbo_opts.stats = false;
+    dbo_opts.stats_file = NULL;
+    assert_int_equal(status, 0);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char line[256];
+    long all = -1, fast = -1;
+    while (fgets(line, sizeof line, f)) {
+        char *p = strstr(line, "syscalls");
+        if (p)
+            sscanf(p, "syscalls %ld (%ld through the gate's fast path)", &all, &fast);
+    }
+    fclose(f);
+    unlink(path);
+    assert_true(fast >= 200);
+    assert_true(all >= fast);
 }
 
 static void test_recursion(void **state)
@@ -169,6 +201,7 @@ int main(void)
         cmocka_unit_test(test_recursion),
         cmocka_unit_test(test_fragment_branches),
         cmocka_unit_test(test_slot_pair),
+        cmocka_unit_test(test_fast_syscalls),
     };
     return cmocka_run_group_tests_name("translator", tests, setup, NULL);
 }

@@ -1,0 +1,84 @@
+/* The syscall gate's fast path (DESIGN.md decision 8): a call that the
+ * gate would hand to the kernel unchanged, with its number known when it
+ * was translated (syscall_fast_allowed), is made here, from runtime code,
+ * without the full exit into C: no vector state to save, no lock.
+ *
+ * Entered by `jmp *%gs:CTX_SYSCALL_ENTRY` from the cache:
+ *   %rax              = the call's number
+ *   %rdi %rsi %rdx %r10 %r8 %r9 = its arguments (the guest's registers)
+ *   %gs:CTX_SYSCALL_RETURN = `cont`, the cache code to go back to, which
+ *                      sets the guest's %rcx and goes on after the call;
+ *                      15 bytes before it, `slow` does the same through
+ *                      the dispatcher (EXIT_SYSCALL_DONE); 33 bytes before
+ *                      it, `full` leaves for the C gate before the call
+ *                      (EXIT_SYSCALL)
+ *   %gs:SPILL_RCX, %gs:SPILL_RDX = the guest's rcx and rdx (for `full`, and
+ *                      for a signal that takes the thread out before the call)
+ *   %rcx              = free; %r11 the guest's
+ * Nothing is pushed: the guest's stack (and red zone) stays untouched, and
+ * no flag is changed (jrcxz and lea only): after the call %r11 holds the
+ * flags as the kernel gives them, like natively.
+ *
+ * A host signal that arrives while this runs takes the thread out before
+ * the call, or sends it the slow way after it (faults.c); one that arrived
+ * before is seen by the check after the call. */
+#include "translator/translator.h"
+
+#define EINTR 4
+#define EFAULT 14
+
+        .text
+
+/* dbo_syscall_check: the same entry, for a call whose number the
+ * translator did not know: the fast path if syscall_fast_table allows it,
+ * else the full gate. Needs BMI2 (shrx leaves the flags alone); without
+ * it, CTX_SYSCALL_CHECK points at dbo_syscall_full instead. */
+        .globl dbo_syscall_fast_start
+dbo_syscall_fast_start:
+        .globl dbo_syscall_check
+        .type dbo_syscall_check, @function
+dbo_syscall_check:
+        mov     $9, %ecx
+        shrx    %rcx, %rax, %rcx               /* rcx = nr / 512 */
+        jrcxz   1f
+        jmp     dbo_syscall_full
+1:      lea     syscall_fast_table(%rip), %rcx
+        movzbl  (%rcx,%rax), %ecx
+        jrcxz   dbo_syscall_full
+        jmp     dbo_syscall_fast
+        .size dbo_syscall_check, .-dbo_syscall_check
+
+        .globl dbo_syscall_full
+        .type dbo_syscall_full, @function
+dbo_syscall_full:
+        mov     %gs:CTX_SYSCALL_RETURN, %rcx
+        lea     -33(%rcx), %rcx
+        jmp     *%rcx
+        .size dbo_syscall_full, .-dbo_syscall_full
+
+        .globl dbo_syscall_fast
+        .type dbo_syscall_fast, @function
+dbo_syscall_fast:
+        mov     %rax, %gs:CTX_SYSCALL_NR
+        mov     %gs:CTX_FAST_SYSCALLS, %rcx    /* count it (for --stats) */
+        lea     1(%rcx), %rcx
+        mov     %rcx, %gs:CTX_FAST_SYSCALLS
+        syscall                                /* rax = result */
+        .globl dbo_syscall_fast_made
+dbo_syscall_fast_made:
+        mov     %gs:CTX_PENDING_SIGS, %rcx     /* a signal to deliver now? */
+        jrcxz   1f
+        jmp     2f
+1:      lea     EINTR(%rax), %rcx              /* interrupted: restart or not */
+        jrcxz   2f
+        lea     EFAULT(%rax), %rcx             /* perhaps a write-protected */
+        jrcxz   2f                             /* code page as its buffer */
+        jmp     *%gs:CTX_SYSCALL_RETURN
+2:      mov     %gs:CTX_SYSCALL_RETURN, %rcx   /* slow: the runtime decides */
+        lea     -15(%rcx), %rcx
+        jmp     *%rcx
+        .size dbo_syscall_fast, .-dbo_syscall_fast
+        .globl dbo_syscall_fast_end
+dbo_syscall_fast_end:
+
+        .section .note.GNU-stack,"",@progbits
