@@ -202,7 +202,10 @@ struct guest_context *context_create(bool use_fsgsbase)
             for (int i = 0; i < IBL_SLOTS; i++)
                 ctx->ibl[i].neg_guest_pc = 0;
         void *altstack = ctx->ts.host_altstack;
-        memset(ctx, 0, offsetof(struct guest_context, ibl));
+        /* Not siginfo (written before it is read) nor the xsave area
+         * (rewritten below): 20 KiB a thread. */
+        memset(ctx, 0, offsetof(struct guest_context, siginfo));
+        memset(&ctx->ts, 0, offsetof(struct guest_context, ibl) - CTX_THREAD_STATE);
         memset(ctx->trace_counts, 0, translator_counters_touched() * sizeof *ctx->trace_counts);
         ctx->ts.host_altstack = altstack;
     } else {
