@@ -104,6 +104,12 @@ void emit_call_push(struct builder *b, uint64_t guest_return);
 /* With --stats, adds one to the counter at %gs:slot (rcx must be free). */
 void emit_count(uint8_t **p, uint32_t slot);
 
+/* syscall_site.c */
+/* The number a `mov $imm32, %eax` or `mov $imm32, %rax` sets, else -1. */
+int64_t mov_imm_to_eax(const uint8_t *bytes, int length);
+/* A syscall through the gate's fast path (`known`: the number was seen). */
+void emit_fast_syscall(struct builder *b, uint64_t next, bool known);
+
 /* trace.c */
 /* A trace's guard that the indirect target in %rdx (or, for a return, the
  * one on the stack, popped on a hit) is `expected`; guest rcx/rdx spilled,
