@@ -19,10 +19,11 @@ struct fragment;
 
 /* Default --trace-threshold: 0, no traces, chosen by measuring (the
  * `+traces` column of make bench, benchmarks/README.md): with dbo's
- * superblocks already straight-line along the fall-through path, traces
- * gained nowhere measurably and cost up to 1.5x on gcc (counting tens of
- * thousands of heads, recording and translating again). 50 is the
- * threshold of Dynamo and DynamoRIO. */
+ * superblocks already straight-line along the fall-through path, traces at
+ * 50 gained on perl (1.66x against 1.79x of native) but cost 1.6x on gcc
+ * (counting tens of thousands of heads, recording and translating again);
+ * geomean 1.76x against 1.67x. 50 is the threshold of Dynamo and
+ * DynamoRIO. */
 #define OPTIMIZER_DEFAULT_TRACE_THRESHOLD 0
 #define OPTIMIZER_CLASSIC_TRACE_THRESHOLD 50
 
