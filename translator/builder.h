@@ -7,6 +7,7 @@
 #define DBO_TRANSLATOR_BUILDER_H
 
 #include <stdint.h>
+#include <string.h>
 
 #include "cache/cache.h"
 #include "translator/emit.h"
@@ -92,6 +93,23 @@ static inline void emit_record(struct builder *b, int index)
     b->record_imm[b->n_record_refs] = b->p;
     b->record_index[b->n_record_refs++] = index;
     emit_u64(&b->p, 0);
+}
+
+/* Copies the builder's exits into frag->exits (allocated by the caller)
+ * and gives the code that hands them to the dispatcher their addresses. */
+static inline void place_exits(struct builder *b, struct fragment *frag)
+{
+    memcpy(frag->exits, b->exits, b->n_exits * sizeof *frag->exits);
+    for (int i = 0; i < b->n_exits; i++) {
+        frag->exits[i].from = frag;
+        if (b->inline_exit_of[i] >= 0)
+            frag->exits[i].inline_exit = &frag->exits[b->inline_exit_of[i]];
+    }
+    for (int i = 0; i < b->n_record_refs; i++) {
+        uint64_t record = (uint64_t)&frag->exits[b->record_index[i]];
+        memcpy(b->record_imm[i], &record, 8);
+    }
+    frag->n_exits = b->n_exits;
 }
 
 /* indirect.c */

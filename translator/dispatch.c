@@ -112,14 +112,21 @@ static void forget_indirect(struct fragment *frag, void *arg)
     }
 }
 
+/* Every thread's indirect table entry for guest_pc, if any, leads to
+ * cache_pc from now on. */
+static void retarget_indirect(uint64_t guest_pc, uint64_t cache_pc)
+{
+    for (struct guest_context *c = live_contexts; c; c = c->ts.next) {
+        struct ibl_entry *e = ibl_find(c, guest_pc);
+        if (e)
+            e->cache_pc = cache_pc;
+    }
+}
+
 void translator_note_call_site(struct fragment *frag)
 {
     cache_set_call_site(frag);
-    for (struct guest_context *c = live_contexts; c; c = c->ts.next) {
-        struct ibl_entry *e = ibl_find(c, frag->return_guest);
-        if (e)
-            e->cache_pc = (uint64_t)frag->return_pad;
-    }
+    retarget_indirect(frag->return_guest, (uint64_t)frag->return_pad);
 }
 
 void translator_install_trace(struct fragment *trace)
@@ -128,11 +135,7 @@ void translator_install_trace(struct fragment *trace)
     cache_protect_code(trace);
     /* Indirect branches to the head go to the trace from now on (the old
      * head stays valid code until a flush, for a thread just looking it up). */
-    for (struct guest_context *c = live_contexts; c; c = c->ts.next) {
-        struct ibl_entry *e = ibl_find(c, trace->guest_pc);
-        if (e)
-            e->cache_pc = (uint64_t)trace->cache_pc - INDIRECT_ENTRY_SIZE;
-    }
+    retarget_indirect(trace->guest_pc, (uint64_t)trace->cache_pc - INDIRECT_ENTRY_SIZE);
 }
 
 void translator_invalidate(uint64_t start, uint64_t len)

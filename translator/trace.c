@@ -132,14 +132,7 @@ struct fragment *translate_head_counter(struct fragment *head, uint32_t threshol
 
     struct fragment *frag = calloc(1, sizeof *frag + b.n_exits * sizeof(struct exit_record));
     frag->exits = (struct exit_record *)(frag + 1);
-    memcpy(frag->exits, b.exits, b.n_exits * sizeof *frag->exits);
-    for (int i = 0; i < b.n_exits; i++)
-        frag->exits[i].from = frag;
-    for (int i = 0; i < b.n_record_refs; i++) {
-        uint64_t record = (uint64_t)&frag->exits[b.record_index[i]];
-        memcpy(b.record_imm[i], &record, 8);
-    }
-    frag->n_exits = b.n_exits;
+    place_exits(&b, frag);
     frag->guest_pc = frag->guest_end = head->guest_pc;
     frag->cache_pc = b.start;
     frag->cache_size = (uint32_t)(b.p - b.start);

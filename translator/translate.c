@@ -753,18 +753,8 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
     }
     frag->pc_map =
         (struct pc_map_entry *)((uint8_t *)frag->exits + exits_size + pcs_size + ranges_size);
-    memcpy(frag->exits, b.exits, exits_size);
-    for (int i = 0; i < b.n_exits; i++) {
-        frag->exits[i].from = frag;
-        if (b.inline_exit_of[i] >= 0)
-            frag->exits[i].inline_exit = &frag->exits[b.inline_exit_of[i]];
-    }
-    for (int i = 0; i < b.n_record_refs; i++) {
-        uint64_t record = (uint64_t)&frag->exits[b.record_index[i]];
-        memcpy(b.record_imm[i], &record, 8);
-    }
+    place_exits(&b, frag);
     memcpy(frag->pc_map, b.map, b.n_insns * sizeof *frag->pc_map);
-    frag->n_exits = b.n_exits;
     frag->n_insns = b.n_insns;
     frag->guest_pc = guest_pc;
     frag->guest_end = t ? b.ranges[0].end : pc;
