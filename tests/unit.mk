@@ -5,7 +5,7 @@ $(BUILD)/tests/unit/guest_code.o: tests/unit/guest_code.S
 	@mkdir -p $(dir $@)
 	$(CC) -c $< -o $@
 
-$(BUILD)/tests/unit/%: tests/unit/%.c $(BUILD)/libdbo.a $(BUILD)/tests/unit/guest_code.o
+$(BUILD)/tests/unit/%: tests/unit/%.c tests/unit/run_guest.h $(BUILD)/libdbo.a $(BUILD)/tests/unit/guest_code.o
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/tests/unit/guest_code.o $(BUILD)/libdbo.a $(LDLIBS) -lcmocka
 

@@ -17,6 +17,7 @@
 #include "runtime/runtime.h"
 #include "syscall/syscall.h"
 #include "translator/translator.h"
+#include "tests/unit/run_guest.h"
 
 extern uint8_t guest_code_start[], guest_code_end[], guest_trace_loop[], guest_trace_top[],
     guest_trace_even[], guest_trace_odd[], guest_trace_next[], guest_trace_leaf[],
@@ -28,41 +29,6 @@ static int setup(void **state)
     guest_vm_record((uint64_t)guest_code_start, guest_code_end - guest_code_start,
                     PROT_READ | PROT_EXEC);
     return 0;
-}
-
-/* Runs `code` under the translator in a child with --stats to a file;
- * returns its exit status and the stats line starting with `what`. */
-static int run_guest(uint8_t *code, const char *what, char *line, size_t size)
-{
-    char path[] = "/tmp/dbo-unit-stats-XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    close(fd);
-    pid_t pid = fork();
-    if (pid == 0) {
-        dbo_opts.stats = true;
-        dbo_opts.stats_file = path;
-        memset(&dbo_stats, 0, sizeof dbo_stats); /* the parent's tests built traces too */
-        struct guest_context *ctx = context_create(true);
-        context_set_gs(ctx);
-        uint64_t *stack = malloc(1 << 16);
-        ctx->gpr[GPR_RSP] = (uint64_t)(stack + (1 << 13) - 2);
-        ctx->guest_fs = ctx->host_fs;
-        ctx->rip = (uint64_t)code;
-        translator_run(ctx);
-    }
-    int status;
-    waitpid(pid, &status, 0);
-    FILE *f = fopen(path, "r");
-    assert_non_null(f);
-    line[0] = 0;
-    char buf[256];
-    while (fgets(buf, sizeof buf, f))
-        if (strstr(buf, what))
-            snprintf(line, size, "%s", strstr(buf, what));
-    fclose(f);
-    unlink(path);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 1000 + WTERMSIG(status);
 }
 
 /* The recorded block at pc, as the recorder would see it. */
@@ -147,14 +113,14 @@ static void test_traces_run(void **state)
     (void)state;
     char line[256];
     dbo_opts.trace_threshold = 2;
-    assert_int_equal(run_guest(guest_trace_loop, "traces", line, sizeof line), 144);
+    assert_int_equal(run_guest_stats(guest_trace_loop, "traces", line, sizeof line), 144);
     long built = -1, heads = -1;
     sscanf(line, "traces %ld built from %ld heads", &built, &heads);
     assert_true(built >= 1);
     assert_true(heads >= built);
     /* and no trace at all without a threshold */
     dbo_opts.trace_threshold = 0;
-    assert_int_equal(run_guest(guest_trace_loop, "traces", line, sizeof line), 144);
+    assert_int_equal(run_guest_stats(guest_trace_loop, "traces", line, sizeof line), 144);
     sscanf(line, "traces %ld built from %ld heads", &built, &heads);
     assert_int_equal(built, 0);
     assert_int_equal(heads, 0);
@@ -168,13 +134,14 @@ static void test_trace_guard_misses(void **state)
     char line[256];
     dbo_opts.trace_threshold = 2;
     dbo_opts.trace_indirect = true;
-    assert_int_equal(run_guest(guest_trace_alternate, "indirect branches", line, sizeof line), 44);
+    assert_int_equal(run_guest_stats(guest_trace_alternate, "indirect branches", line, sizeof line),
+                     44);
     long guarded = -1, table = -1;
     sscanf(line, "indirect branches %*d (%ld hit an inline target or trace guard, %ld the table",
            &guarded, &table);
     assert_true(guarded >= 40); /* about half of the 100 */
     assert_true(table >= 40);
-    assert_int_equal(run_guest(guest_flags, "traces", line, sizeof line), 5);
+    assert_int_equal(run_guest_stats(guest_flags, "traces", line, sizeof line), 5);
     dbo_opts.trace_threshold = 0;
     dbo_opts.trace_indirect = false;
 }

@@ -16,6 +16,7 @@
 #include "runtime/runtime.h"
 #include "syscall/syscall.h"
 #include "translator/translator.h"
+#include "tests/unit/run_guest.h"
 
 extern uint8_t guest_code_start[], guest_code_end[], guest_exit42[], guest_riprel[], guest_flags[],
     guest_fib[], guest_branches[], guest_branches_end[], guest_slot_pair[], guest_fast_syscalls[];
@@ -26,24 +27,6 @@ static int setup(void **state)
     guest_vm_record((uint64_t)guest_code_start, guest_code_end - guest_code_start,
                     PROT_READ | PROT_EXEC);
     return 0;
-}
-
-/* Runs `code` under the translator in a child; returns its exit status. */
-static int run_guest(uint8_t *code, bool fsgsbase)
-{
-    pid_t pid = fork();
-    if (pid == 0) {
-        struct guest_context *ctx = context_create(fsgsbase);
-        context_set_gs(ctx);
-        uint64_t *stack = malloc(1 << 16);
-        ctx->gpr[GPR_RSP] = (uint64_t)(stack + (1 << 13) - 2);
-        ctx->guest_fs = ctx->host_fs;
-        ctx->rip = (uint64_t)code;
-        translator_run(ctx);
-    }
-    int status;
-    waitpid(pid, &status, 0);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 1000 + WTERMSIG(status);
 }
 
 static void test_fragment_shape(void **state)
@@ -126,29 +109,13 @@ static void test_fragment_branches(void **state)
 static void test_slot_pair(void **state)
 {
     (void)state;
-    char path[] = "/tmp/dbo-unit-stats-XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    close(fd);
-    dbo_opts.stats = true;
-    dbo_opts.stats_file = path;
-    int status = run_guest(guest_slot_pair, true);
-    dbo_opts.stats = false;
-    dbo_opts.stats_file = NULL;
-    assert_int_equal(status, 0);
-    FILE *f = fopen(path, "r");
-    assert_non_null(f);
     char line[256];
+    assert_int_equal(run_guest_stats(guest_slot_pair, "indirect branches", line, sizeof line), 0);
     long missed = -1, table = -1;
-    while (fgets(line, sizeof line, f)) {
-        char *p = strstr(line, "indirect branches");
-        if (p)
-            sscanf(strchr(p, '(') + 1,
-                   "%*d hit an inline target or trace guard, %ld the table, %ld missed", &table,
-                   &missed);
-    }
-    fclose(f);
-    unlink(path);
+    sscanf(line,
+           "indirect branches %*d (%*d hit an inline target or trace guard, %ld the table, %ld "
+           "missed",
+           &table, &missed);
     assert_true(table >= 990);
     assert_in_range(missed, 1, 8);
 }
@@ -158,28 +125,11 @@ static void test_slot_pair(void **state)
 static void test_fast_syscalls(void **state)
 {
     (void)state;
-    char path[] = "/tmp/dbo-unit-stats-XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    close(fd);
-    dbo_opts.stats = true;
-    dbo_opts.stats_file = path;
-    syscall_fast_init();
-    int status = run_guest(guest_fast_syscalls, true);
-    dbo_opts.stats = false;
-    dbo_opts.stats_file = NULL;
-    assert_int_equal(status, 0);
-    FILE *f = fopen(path, "r");
-    assert_non_null(f);
     char line[256];
+    syscall_fast_init();
+    assert_int_equal(run_guest_stats(guest_fast_syscalls, "syscalls", line, sizeof line), 0);
     long all = -1, fast = -1;
-    while (fgets(line, sizeof line, f)) {
-        char *p = strstr(line, "syscalls");
-        if (p)
-            sscanf(p, "syscalls %ld (%ld through the gate's fast path)", &all, &fast);
-    }
-    fclose(f);
-    unlink(path);
+    sscanf(line, "syscalls %ld (%ld through the gate's fast path)", &all, &fast);
     assert_true(fast >= 200);
     assert_true(all >= fast);
 }
