@@ -144,12 +144,14 @@ static void retire_fragment(struct fragment *f)
     f->dead = true;
 }
 
-/* Collects the branches linked to f (before unlinking it). */
-static size_t incoming_of(struct fragment *f, struct exit_record ***list, size_t n, size_t *cap)
+/* Collects the branches linked to f (before unlinking it) into *list. */
+static size_t incoming_of(struct fragment *f, struct exit_record ***list)
 {
+    size_t n = 0, cap = 0;
+    *list = NULL;
     for (struct exit_record *e = f ? f->incoming : NULL; e; e = e->next_incoming) {
-        if (n == *cap)
-            *list = realloc(*list, (*cap = *cap ? 2 * *cap : 16) * sizeof **list);
+        if (n == cap)
+            *list = realloc(*list, (cap = cap ? 2 * cap : 16) * sizeof **list);
         (*list)[n++] = e;
     }
     return n;
@@ -177,8 +179,8 @@ static void relink(struct exit_record **in, size_t n, struct fragment *to)
 
 void cache_drop_counter(struct fragment *counter, struct fragment *to)
 {
-    struct exit_record **in = NULL;
-    size_t cap = 0, n = incoming_of(counter, &in, 0, &cap);
+    struct exit_record **in;
+    size_t n = incoming_of(counter, &in);
     unlink_fragment(counter);
     counter->dead = true; /* it is on the dead list already */
     if (cache_counter(counter->guest_pc) == counter)
@@ -190,8 +192,8 @@ void cache_install_trace(struct fragment *trace)
 {
     struct fragment *old = cache_lookup(trace->guest_pc);
     struct fragment *counter = cache_counter(trace->guest_pc);
-    struct exit_record **in = NULL;
-    size_t cap = 0, n = incoming_of(old, &in, 0, &cap);
+    struct exit_record **in;
+    size_t n = incoming_of(old, &in);
     if (old) {
         retire_fragment(old);
         add_dead(old); /* its code stays until a flush: a thread may be inside */
