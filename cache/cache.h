@@ -28,6 +28,7 @@ struct fragment {
     uint64_t guest_end; /* one past the last guest byte translated (of its first range) */
     uint8_t *cache_pc;  /* entry point in the cache */
     uint32_t cache_size;
+    uint32_t stub_bytes; /* its exit stubs, apart from the code (see chunks.c) */
     uint32_t n_exits;
     struct exit_record *exits; /* owned by the fragment */
     uint32_t n_insns;
@@ -70,15 +71,20 @@ static inline struct guest_range fragment_range(const struct fragment *f, uint32
     return f->ranges ? f->ranges[i] : (struct guest_range){f->guest_pc, f->guest_end};
 }
 
-/* A contiguous region of cache memory; fragments are bump-allocated in it. */
+/* A contiguous region of cache memory: fragments are bump-allocated
+ * upwards from its start (the cursor), their cold code (exit stubs)
+ * downwards from its end. */
 struct cache_chunk;
 
 /* Returns a chunk whose whole extent lies within +-1.5 GiB of guest_pc and
- * has at least `bytes` free, mapping a new one if needed (NULL if none can
- * be placed near enough). */
+ * has at least `bytes` free between cursor and cold code, mapping a new one if needed (NULL if none
+ * can be placed near enough). */
 struct cache_chunk *cache_chunk_near(uint64_t guest_pc, size_t bytes);
 uint8_t *cache_chunk_cursor(struct cache_chunk *chunk);
-void cache_chunk_commit(struct cache_chunk *chunk, uint8_t *new_cursor);
+/* The start of the cold code so far: new cold code goes just below it. */
+uint8_t *cache_chunk_cold(struct cache_chunk *chunk);
+/* Keeps a fragment: hot code up to new_cursor, cold_bytes below the cold start. */
+void cache_chunk_commit(struct cache_chunk *chunk, uint8_t *new_cursor, size_t cold_bytes);
 /* True if addr lies in any cache chunk (runtime memory the guest must not touch). */
 bool cache_owns(uint64_t addr, uint64_t len);
 size_t cache_bytes_used(void);

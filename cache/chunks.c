@@ -1,6 +1,9 @@
 /* Code-cache memory. Chunks are placed within +-1.5 GiB of the guest code
  * they serve, so that a copied rip-relative operand only needs its disp32
- * rebased (DESIGN.md decision 4). Fragments are bump-allocated; a full chunk,
+ * rebased (DESIGN.md decision 4). Fragments are bump-allocated upwards from
+ * a chunk's base; their exit stubs, which run only until the exit is linked,
+ * downwards from its end, so that hot code is not spread out by cold stubs
+ * (half of cc1's cache was stubs, between the bodies). A full chunk,
  * or a cache that reached --cache-size, makes the translator flush the whole
  * cache (a flush is simple and, unlike evicting single fragments, needs no
  * per-fragment bookkeeping of who links to whom across threads). After a flush with other
@@ -18,6 +21,7 @@
 
 struct cache_chunk {
     uint8_t *base, *cursor, *end;
+    uint8_t *cold;           /* stubs live in [cold, end) */
     struct fragment **frags; /* in address order: bump allocation keeps it sorted */
     size_t n_frags, cap_frags;
 };
@@ -62,7 +66,8 @@ static bool map_chunk_near(uint64_t pc, struct cache_chunk *out)
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
             if (m == MAP_FAILED)
                 continue;
-            *out = (struct cache_chunk){.base = m, .cursor = m, .end = (uint8_t *)m + size};
+            uint8_t *end = (uint8_t *)m + size;
+            *out = (struct cache_chunk){.base = m, .cursor = m, .end = end, .cold = end};
             if (within_reach(out, pc))
                 return true;
             munmap(m, size);
@@ -80,7 +85,7 @@ struct cache_chunk *cache_chunk_near(uint64_t guest_pc, size_t bytes)
         if (!within_reach(&chunks[i], guest_pc))
             continue;
         any_near = true;
-        if ((size_t)(chunks[i].end - chunks[i].cursor) >= bytes)
+        if ((size_t)(chunks[i].cold - chunks[i].cursor) >= bytes)
             return &chunks[i];
     }
     if (any_near || n_chunks == MAX_CHUNKS)
@@ -95,10 +100,16 @@ uint8_t *cache_chunk_cursor(struct cache_chunk *chunk)
     return chunk->cursor;
 }
 
-void cache_chunk_commit(struct cache_chunk *chunk, uint8_t *new_cursor)
+uint8_t *cache_chunk_cold(struct cache_chunk *chunk)
+{
+    return chunk->cold;
+}
+
+void cache_chunk_commit(struct cache_chunk *chunk, uint8_t *new_cursor, size_t cold_bytes)
 {
     /* Keep fragments 16-byte aligned: entries are branch targets. */
     chunk->cursor = (uint8_t *)(((uintptr_t)new_cursor + 15) & ~(uintptr_t)15);
+    chunk->cold -= cold_bytes;
 }
 
 static bool overlaps(const struct cache_chunk *c, uint64_t addr, uint64_t len)
@@ -121,7 +132,7 @@ size_t cache_bytes_used(void)
 {
     size_t used = 0;
     for (int i = 0; i < n_chunks; i++)
-        used += chunks[i].cursor - chunks[i].base;
+        used += (chunks[i].cursor - chunks[i].base) + (chunks[i].end - chunks[i].cold);
     return used;
 }
 
@@ -177,8 +188,10 @@ void cache_chunks_reset(bool retire)
         memset(chunks, 0, sizeof chunks);
         n_chunks = 0;
     } else {
-        for (int i = 0; i < n_chunks; i++)
+        for (int i = 0; i < n_chunks; i++) {
             chunks[i].cursor = chunks[i].base;
+            chunks[i].cold = chunks[i].end;
+        }
     }
 }
 

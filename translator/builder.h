@@ -113,6 +113,7 @@ static inline void place_exits(struct builder *b, struct fragment *frag)
 }
 
 /* indirect.c */
+#define EXIT_STUB_SIZE 36 /* what emit_exit_stub emits */
 void emit_exit_stub(struct builder *b, int exit);
 void emit_push_u64(struct builder *b, uint64_t v);
 void emit_literals(struct builder *b);

@@ -40,13 +40,16 @@ void emit_literals(struct builder *b)
 }
 
 /* The exit stub: hand the record to the dispatcher with rcx/rdx spilled.
- * Its 36 bytes also leave room for a far jump when linking. */
+ * Its EXIT_STUB_SIZE bytes also leave room for a far jump when linking. */
 void emit_exit_stub(struct builder *b, int exit)
 {
+    uint8_t *start = b->p;
     emit_store_gs(&b->p, GPR_RCX, CTX_SPILL_RCX);
     emit_store_gs(&b->p, GPR_RDX, CTX_SPILL_RDX);
     emit_record(b, exit);
     emit_jmp_gs(&b->p, CTX_EXIT_ENTRY);
+    if (b->p - start != EXIT_STUB_SIZE)
+        dbo_fatal("exit stub of %d bytes", (int)(b->p - start));
 }
 
 /* rcx = 2 * ibl_index(rdx): the target's slot, for an 8-scaled operand. */

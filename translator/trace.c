@@ -137,7 +137,7 @@ struct fragment *translate_head_counter(struct fragment *head, uint32_t threshol
     frag->cache_pc = b.start;
     frag->cache_size = (uint32_t)(b.p - b.start);
     frag->is_counter = true;
-    cache_chunk_commit(chunk, b.p);
+    cache_chunk_commit(chunk, b.p, 0);
     cache_insert_helper(frag);
     cache_link(&frag->exits[go_on], head);
     return frag;

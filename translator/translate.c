@@ -371,7 +371,7 @@ static struct fragment *translate(struct guest_context *ctx, uint64_t guest_pc,
         free(frag);
         frag = build_fragment(ctx, guest_pc, chunk, true, mode, path);
     }
-    cache_chunk_commit(chunk, frag->cache_pc + frag->cache_size);
+    cache_chunk_commit(chunk, frag->cache_pc + frag->cache_size, frag->stub_bytes);
     switch (mode) {
     case BUILD_FRAGMENT:
         cache_insert(frag);
@@ -390,7 +390,7 @@ static struct fragment *translate(struct guest_context *ctx, uint64_t guest_pc,
         break;
     case BUILD_TRACE: /* installed by the caller */ dbo_stats.traces_built++; break;
     }
-    dbo_stats.cache_bytes += frag->cache_size;
+    dbo_stats.cache_bytes += frag->cache_size + frag->stub_bytes;
     if (dbo_opts.stats)
         dbo_stats.translate_ns += dbo_now_ns() - t0;
     if (dbo_opts.verbose)
@@ -719,7 +719,13 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
     if (!ended)
         new_exit(&b, EXIT_DIRECT, pc, emit_jmp_rel32(&b.p));
 
-    /* Stubs for the exits that branch. */
+    /* Stubs for the exits that branch, in the chunk's cold code. */
+    uint8_t *hot_end = b.p;
+    uint32_t stub_bytes = 0;
+    for (int i = 0; i < b.n_exits; i++)
+        if (b.exits[i].branch_rel32)
+            stub_bytes += EXIT_STUB_SIZE;
+    b.p = cache_chunk_cold(chunk) - stub_bytes;
     for (int i = 0; i < b.n_exits; i++) {
         struct exit_record *e = &b.exits[i];
         if (!e->branch_rel32)
@@ -728,6 +734,7 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
         patch_rel32(e->branch_rel32, e->stub);
         emit_exit_stub(&b, i);
     }
+    b.p = hot_end;
     emit_trace_guard_misses(&b);
     emit_literals(&b);
     if (self_check) {
@@ -760,6 +767,7 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
     frag->guest_end = t ? b.ranges[0].end : pc;
     frag->cache_pc = b.start;
     frag->cache_size = (uint32_t)(b.p - b.start);
+    frag->stub_bytes = stub_bytes;
     frag->self_check = self_check;
     frag->ends_with = b.ends_with;
     frag->call_code = b.call_code;

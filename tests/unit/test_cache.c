@@ -20,7 +20,7 @@ static struct fragment *fake_fragment(uint64_t pc, uint64_t len)
     f->guest_end = pc + len;
     f->cache_pc = cache_chunk_cursor(c);
     f->cache_size = 16;
-    cache_chunk_commit(c, f->cache_pc + 16);
+    cache_chunk_commit(c, f->cache_pc + 16, 0);
     f->exits = (struct exit_record *)(f + 1);
     return f;
 }
@@ -37,9 +37,37 @@ static void test_chunk_is_near(void **state)
     assert_true(cache_owns(at, 1));
     assert_false(cache_owns(pc, 1));
     /* Commit keeps fragments 16-byte aligned. */
-    cache_chunk_commit(c, cache_chunk_cursor(c) + 3);
+    cache_chunk_commit(c, cache_chunk_cursor(c) + 3, 0);
     assert_int_equal((uint64_t)cache_chunk_cursor(c) % 16, 0);
     assert_ptr_equal(cache_chunk_near(pc, 4096), c);
+}
+
+/* Cold code (exit stubs) grows down from the chunk's end, apart from the
+ * fragments; both count as used, and a chunk whose free middle is too
+ * small for a fragment is not offered for one. */
+static void test_chunk_cold_code(void **state)
+{
+    (void)state;
+    uint64_t pc = (uint64_t)&test_chunk_cold_code;
+    struct cache_chunk *c = cache_chunk_near(pc, 4096);
+    uint8_t *cursor = cache_chunk_cursor(c), *cold = cache_chunk_cold(c);
+    assert_true(cold - cursor > (1 << 20));
+    assert_true(cache_owns((uint64_t)cold - 1, 1));
+    size_t used = cache_bytes_used();
+    cache_chunk_commit(c, cursor + 32, 72);
+    assert_ptr_equal(cache_chunk_cold(c), cold - 72);
+    assert_ptr_equal(cache_chunk_cursor(c), cursor + 32);
+    assert_int_equal(cache_bytes_used(), used + 32 + 72);
+    /* Fill the middle up to 100 bytes short of the cold code: another
+     * fragment of 4096 bytes does not fit there any more. */
+    size_t left = (size_t)(cache_chunk_cold(c) - cache_chunk_cursor(c));
+    cache_chunk_commit(c, cache_chunk_cursor(c), left - 100);
+    assert_ptr_not_equal(cache_chunk_near(pc, 4096), c);
+    /* A flush gives the chunk back whole. */
+    cache_flush_all(false);
+    assert_ptr_equal(cache_chunk_near(pc, 4096), c);
+    assert_ptr_equal(cache_chunk_cold(c), cold);
+    assert_int_equal(cache_bytes_used(), 0);
 }
 
 static void test_table_many(void **state)
@@ -75,7 +103,7 @@ static void test_link_near(void **state)
     /* jmp rel32 at `code` pointing at a stub; link it to a fragment. */
     code[0] = 0xe9;
     memset(code + 1, 0, 4);
-    cache_chunk_commit(c, code + 64);
+    cache_chunk_commit(c, code + 64, 0);
     struct fragment *to = fake_fragment(0x1000, 1);
     to->cache_pc = code + 48;
     struct exit_record e = {.kind = EXIT_DIRECT, .branch_rel32 = code + 1, .stub = code + 8};
@@ -91,6 +119,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_chunk_is_near),
+        cmocka_unit_test(test_chunk_cold_code),
         cmocka_unit_test(test_table_many),
         cmocka_unit_test(test_link_near),
     };
