@@ -28,7 +28,7 @@ struct fragment {
     uint64_t guest_end; /* one past the last guest byte translated (of its first range) */
     uint8_t *cache_pc;  /* entry point in the cache */
     uint32_t cache_size;
-    uint32_t stub_bytes; /* its exit stubs, apart from the code (see chunks.c) */
+    uint32_t cold_bytes; /* its cold code (exit stubs, lookup misses), apart (see chunks.c) */
     uint32_t n_exits;
     struct exit_record *exits; /* owned by the fragment */
     uint32_t n_insns;

@@ -15,6 +15,9 @@
 
 #define MAX_FRAGMENT_INSNS 64
 #define MAX_FRAGMENT_BYTES 4096 /* worst case for 64 copies plus exits */
+/* A piece of cold code is written this far below the cold code so far,
+ * then moved up to meet it (see cold_begin): room the chunk must have too. */
+#define MAX_COLD_PIECE 256
 /* A trace: up to TRACE_MAX_BLOCKS blocks of up to 64 instructions, cut
  * short where its code reaches TRACE_BODY_BYTES (its stubs and the lookups
  * behind its guards come after the body). */
@@ -48,6 +51,12 @@ struct builder {
     enum build_mode mode;
     uint8_t *start; /* the fragment's entry */
     uint8_t *p;     /* emission cursor */
+    /* Cold code (stubs, lookup misses) grows down from the chunk's cold
+     * start: `cold` is the lowest byte of it so far. While a cold piece is
+     * emitted, p is in it and hot_p keeps the hot cursor. */
+    uint8_t *cold;
+    uint8_t *cold_piece, *hot_p;
+    int cold_piece_refs;
     struct pc_map_entry map[MAX_TRACE_INSNS];
     uint64_t insn_pcs[MAX_TRACE_INSNS]; /* traces: the guest pc of each */
     int n_insns;
@@ -84,6 +93,20 @@ static inline int new_exit(struct builder *b, enum exit_kind kind, uint64_t targ
     b->inline_exit_of[i] = -1;
     return i;
 }
+
+/* Starts a piece of cold code: what is emitted until cold_end() goes
+ * below the cold code so far. Only rel8 jumps within the piece and
+ * record immediates may refer into it (it is moved once complete). */
+static inline void cold_begin(struct builder *b)
+{
+    b->hot_p = b->p;
+    b->cold_piece = b->p = b->cold - MAX_COLD_PIECE;
+    b->cold_piece_refs = b->n_record_refs;
+}
+
+/* Ends the piece, moved up to meet the cold code before it; returns its
+ * start and goes back to the hot cursor. */
+uint8_t *cold_end(struct builder *b);
 
 /* mov $<address of exit `index`>, %rdx */
 static inline void emit_record(struct builder *b, int index)

@@ -52,6 +52,20 @@ void emit_exit_stub(struct builder *b, int exit)
         dbo_fatal("exit stub of %d bytes", (int)(b->p - start));
 }
 
+uint8_t *cold_end(struct builder *b)
+{
+    size_t n = (size_t)(b->p - b->cold_piece);
+    if (n > MAX_COLD_PIECE)
+        dbo_fatal("cold code piece of %zu bytes", n);
+    uint8_t *dst = b->cold - n;
+    memmove(dst, b->cold_piece, n);
+    for (int i = b->cold_piece_refs; i < b->n_record_refs; i++)
+        b->record_imm[i] += dst - b->cold_piece;
+    b->cold = dst;
+    b->p = b->hot_p;
+    return dst;
+}
+
 /* rcx = 2 * ibl_index(rdx): the target's slot, for an 8-scaled operand. */
 static void emit_table_index(uint8_t **p)
 {
@@ -111,28 +125,37 @@ static void emit_indirect_miss(struct builder *b, int exit)
     emit_jmp_gs(&b->p, CTX_EXIT_ENTRY);
 }
 
-/* The whole lookup of the target in %rdx: both probes, the miss exit
- * (after `on_miss`, if any, is copied), then per way the hit path with
- * `tail` emitted after the entry is loaded into rcx. */
+/* Points a jrcxz (its rel8 at `rel8`) at the cursor. */
+static void land_jrcxz(uint8_t *rel8, uint8_t *at)
+{
+    int64_t d = at - (rel8 + 1);
+    if (d > 127)
+        dbo_fatal("indirect lookup too long for jrcxz (%" PRId64 " bytes)", d);
+    *rel8 = (uint8_t)d;
+}
+
+/* The whole lookup of the target in %rdx: both probes in line, each
+ * followed by its hit path, with `tail` emitted after the entry is loaded
+ * into rcx; the miss exit (after `on_miss`, if any, is copied) in cold
+ * code, out of the hot code's way. */
 static void emit_lookup(struct builder *b, int exit, const uint8_t *on_miss, size_t on_miss_len,
                         void (*tail)(uint8_t **p, uint16_t arg), uint16_t tail_arg)
 {
     uint8_t **p = &b->p;
     uint8_t *jrcxz0 = emit_table_probe(p, 0);
-    uint8_t *after0 = *p;
     uint8_t *jrcxz1 = emit_table_probe(p, 1);
-    uint8_t *after1 = *p;
-    emit_bytes(p, on_miss, on_miss_len);
-    emit_indirect_miss(b, exit);
+    emit_u8(p, 0xe9); /* jmp <the miss exit, in cold code> */
+    uint8_t *to_miss = *p;
+    emit_u32(p, 0);
     for (int way = 0; way < 2; way++) {
-        uint8_t *rel8 = way ? jrcxz1 : jrcxz0;
-        int64_t d = *p - (way ? after1 : after0);
-        if (d > 127)
-            dbo_fatal("indirect lookup too long for jrcxz (%" PRId64 " bytes)", d);
-        *rel8 = (uint8_t)d;
+        land_jrcxz(way ? jrcxz1 : jrcxz0, *p);
         emit_table_hit(p, way);
         tail(p, tail_arg);
     }
+    cold_begin(b);
+    emit_bytes(p, on_miss, on_miss_len);
+    emit_indirect_miss(b, exit);
+    patch_rel32(to_miss, cold_end(b));
 }
 
 static void jump_tail(uint8_t **p, uint16_t unused)

@@ -355,7 +355,7 @@ static struct fragment *translate(struct guest_context *ctx, uint64_t guest_pc,
     }
     if (!guest_vm_executable(guest_pc))
         return NULL;
-    size_t bytes = mode == BUILD_TRACE ? MAX_TRACE_BYTES : MAX_FRAGMENT_BYTES;
+    size_t bytes = (mode == BUILD_TRACE ? MAX_TRACE_BYTES : MAX_FRAGMENT_BYTES) + MAX_COLD_PIECE;
     struct cache_chunk *chunk = cache_chunk_near(guest_pc, bytes);
     if (!chunk) { /* full: start over */
         translator_flush(ctx);
@@ -371,7 +371,7 @@ static struct fragment *translate(struct guest_context *ctx, uint64_t guest_pc,
         free(frag);
         frag = build_fragment(ctx, guest_pc, chunk, true, mode, path);
     }
-    cache_chunk_commit(chunk, frag->cache_pc + frag->cache_size, frag->stub_bytes);
+    cache_chunk_commit(chunk, frag->cache_pc + frag->cache_size, frag->cold_bytes);
     switch (mode) {
     case BUILD_FRAGMENT:
         cache_insert(frag);
@@ -390,7 +390,7 @@ static struct fragment *translate(struct guest_context *ctx, uint64_t guest_pc,
         break;
     case BUILD_TRACE: /* installed by the caller */ dbo_stats.traces_built++; break;
     }
-    dbo_stats.cache_bytes += frag->cache_size + frag->stub_bytes;
+    dbo_stats.cache_bytes += frag->cache_size + frag->cold_bytes;
     if (dbo_opts.stats)
         dbo_stats.translate_ns += dbo_now_ns() - t0;
     if (dbo_opts.verbose)
@@ -427,7 +427,8 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
                                        struct cache_chunk *chunk, bool self_check,
                                        enum build_mode mode, struct trace_path *t)
 {
-    struct builder b = {.ctx = ctx, .mode = mode, .p = cache_chunk_cursor(chunk)};
+    struct builder b = {
+        .ctx = ctx, .mode = mode, .p = cache_chunk_cursor(chunk), .cold = cache_chunk_cold(chunk)};
     int max_insns = mode == BUILD_TRACE    ? MAX_TRACE_INSNS
                     : mode == BUILD_SINGLE ? 1
                                            : MAX_FRAGMENT_INSNS;
@@ -719,13 +720,12 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
     if (!ended)
         new_exit(&b, EXIT_DIRECT, pc, emit_jmp_rel32(&b.p));
 
-    /* Stubs for the exits that branch, in the chunk's cold code. */
+    /* Stubs for the exits that branch, in cold code. */
     uint8_t *hot_end = b.p;
-    uint32_t stub_bytes = 0;
     for (int i = 0; i < b.n_exits; i++)
         if (b.exits[i].branch_rel32)
-            stub_bytes += EXIT_STUB_SIZE;
-    b.p = cache_chunk_cold(chunk) - stub_bytes;
+            b.cold -= EXIT_STUB_SIZE;
+    b.p = b.cold;
     for (int i = 0; i < b.n_exits; i++) {
         struct exit_record *e = &b.exits[i];
         if (!e->branch_rel32)
@@ -767,7 +767,7 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
     frag->guest_end = t ? b.ranges[0].end : pc;
     frag->cache_pc = b.start;
     frag->cache_size = (uint32_t)(b.p - b.start);
-    frag->stub_bytes = stub_bytes;
+    frag->cold_bytes = (uint32_t)(cache_chunk_cold(chunk) - b.cold);
     frag->self_check = self_check;
     frag->ends_with = b.ends_with;
     frag->call_code = b.call_code;
