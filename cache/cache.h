@@ -37,12 +37,6 @@ struct fragment {
     bool dead;                    /* invalidated; code kept until a flush */
     bool self_check;              /* checks its guest bytes on entry */
     struct page_node *page_nodes; /* its entries in the page index */
-    /* Its final call, with return pads on: the code of the call (where
-     * other fragments reaching the same call jump) and the pad its return
-     * lands on (see translator/translate.c) */
-    uint8_t *call_code;
-    uint8_t *return_pad;
-    uint64_t return_guest; /* that call's guest return address */
     /* A trace (optimizer/) follows a path through several blocks: each
      * pc_map entry's guest pc is in insn_pcs, the blocks in ranges. NULL
      * for a fragment of one contiguous range [guest_pc, guest_end). */
@@ -112,8 +106,6 @@ void cache_drop_counter(struct fragment *counter, struct fragment *to);
 /* Call sites, by guest return address: the live fragment whose translation
  * of that call (and its return pad) every other fragment reaching the same
  * call jumps to, so that each return address has a single pad. */
-void cache_set_call_site(struct fragment *frag);
-struct fragment *cache_call_site(uint64_t guest_return); /* NULL if none */
 
 /* Points the exit's branch (or its stub) straight at `to`. */
 void cache_link(struct exit_record *exit, struct fragment *to);

@@ -9,8 +9,7 @@
 
 struct u64map fragment_table;
 struct u64map code_pages;
-static struct u64map call_sites; /* guest return address -> fragment with that call */
-static struct u64map counters;   /* trace head guest pc -> its counter */
+static struct u64map counters; /* trace head guest pc -> its counter */
 
 /* Invalidated fragments: unreachable, but their code and exit records may
  * still be in use by a thread that was inside; freed at the next flush. */
@@ -139,8 +138,6 @@ static void retire_fragment(struct fragment *f)
         u64map_remove(&fragment_table, f->guest_pc);
     unindex_pages(f);
     unlink_fragment(f);
-    if (f->return_pad && cache_call_site(f->return_guest) == f)
-        u64map_remove(&call_sites, f->return_guest);
     f->dead = true;
 }
 
@@ -302,17 +299,6 @@ void cache_fragments_retired_free(void)
     n_retired_frags = 0;
 }
 
-void cache_set_call_site(struct fragment *frag)
-{
-    u64map_put(&call_sites, frag->return_guest, (uint64_t)frag);
-}
-
-struct fragment *cache_call_site(uint64_t guest_return)
-{
-    uint64_t frag;
-    return u64map_get(&call_sites, guest_return, &frag) ? (struct fragment *)frag : NULL;
-}
-
 void cache_flush_all(bool retire)
 {
     void (*drop)(struct fragment *) = retire ? keep_retired : free_fragment;
@@ -320,7 +306,6 @@ void cache_flush_all(bool retire)
         if (fragment_table.slots[i].key)
             drop((struct fragment *)fragment_table.slots[i].val);
     u64map_clear(&fragment_table);
-    u64map_clear(&call_sites);
     u64map_clear(&counters);
     for (size_t i = 0; i < n_dead; i++)
         drop(dead[i]);

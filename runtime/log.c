@@ -83,6 +83,7 @@ void dbo_print_stats(void)
     uint64_t lookups = inline_hits + hits + s->indirect_misses;
     double ms = s->translate_ns / 1e6;
     uint64_t fast_syscalls = translator_fast_syscalls();
+    uint64_t return_misses, return_hits = translator_return_stack_counts(&return_misses);
     dprintf(fd,
             "dbo: stats for pid %d\n"
             "  fragments built        %" PRIu64 "\n"
@@ -94,6 +95,7 @@ void dbo_print_stats(void)
             " hit an inline target or trace guard, %" PRIu64 " the table, %" PRIu64
             " missed: %.1f%% in cache)\n"
             "  inline targets set     %" PRIu64 "\n"
+            "  return stack           %" PRIu64 " returns reached their call, %" PRIu64 " did not\n"
             "  traces                 %" PRIu64 " built from %" PRIu64 " heads (%" PRIu64
             " recordings dropped, %" PRIu64 " blocks recorded)\n"
             "  syscalls               %" PRIu64 " (%" PRIu64 " through the gate's fast path)\n"
@@ -102,10 +104,10 @@ void dbo_print_stats(void)
             "  translation time       %.3f ms (%.0f fragments/ms)\n",
             getpid(), s->fragments_built, s->guest_instructions, s->cache_bytes, cache_bytes_used(),
             s->dispatcher_entries, s->direct_links, lookups, inline_hits, hits, s->indirect_misses,
-            lookups ? 100.0 * (inline_hits + hits) / lookups : 0.0, s->inline_targets,
-            s->traces_built, s->trace_heads, s->traces_abandoned, s->trace_blocks_recorded,
-            s->syscalls + fast_syscalls, fast_syscalls, s->flushes, s->invalidations,
-            s->code_write_faults, ms, ms > 0 ? s->fragments_built / ms : 0.0);
+            lookups ? 100.0 * (inline_hits + hits) / lookups : 0.0, s->inline_targets, return_hits,
+            return_misses, s->traces_built, s->trace_heads, s->traces_abandoned,
+            s->trace_blocks_recorded, s->syscalls + fast_syscalls, fast_syscalls, s->flushes,
+            s->invalidations, s->code_write_faults, ms, ms > 0 ? s->fragments_built / ms : 0.0);
     if (dbo_opts.stats_file)
         close(fd);
 }

@@ -11,7 +11,7 @@ struct dbo_options {
     const char *stats_file;   /* --stats=FILE, NULL for stderr */
     bool no_fsgsbase;         /* --no-fsgsbase: switch fs/gs with arch_prctl */
     bool verbose;             /* --verbose: log translation events */
-    bool return_pads;         /* --return-pads: returns through the host's return stack */
+    bool return_stack;        /* calls and returns on a return stack of the runtime's */
     bool inline_targets;      /* --inline-targets: per-site predicted target */
     int fragment_branches;    /* --fragment-branches=N: continue past N branches */
     uint64_t cache_size;      /* --cache-size=SIZE: bytes of translated code, 0 = no bound */

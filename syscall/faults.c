@@ -216,6 +216,13 @@ void dbo_handle_signal(int sig, siginfo_t *info, ucontext_t *uc)
         return;
     }
 
+    if (fault && sig == SIGSEGV && in_cache &&
+        translator_return_stack_overflow(ctx, (uint64_t)info->si_addr)) {
+        /* A call found the return stack full: empty it, make the call
+         * again. The returns past it go through the table. */
+        uc->uc_mcontext.gregs[REG_RSP] = (greg_t)ctx->ts.return_sp_empty;
+        return;
+    }
     if (fault && sig == SIGSEGV && info->si_code == SEGV_ACCERR &&
         handle_code_write(ctx, uc, (uint64_t)info->si_addr, pc, in_cache))
         return;

@@ -79,9 +79,6 @@ struct builder {
     uint64_t literal[MAX_LITERALS];
     int n_literals;
     uint8_t *inline_hit_rel32; /* the inline check's jump to its hit block */
-    uint8_t *call_code;        /* this fragment's call, with a return pad */
-    uint8_t *return_pad;       /* where that call returns to */
-    uint64_t return_guest;
 };
 
 static inline int new_exit(struct builder *b, enum exit_kind kind, uint64_t target,

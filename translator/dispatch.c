@@ -49,6 +49,7 @@ static uint64_t ibl_epoch;
 static int live_threads;
 /* from threads that are gone */
 static uint64_t exited_indirect_hits, exited_inline_hits, exited_fast_syscalls;
+static uint64_t exited_return_hits, exited_return_misses;
 static uint64_t flush_epoch;
 
 static __thread bool holding_lock;
@@ -123,12 +124,6 @@ static void retarget_indirect(uint64_t guest_pc, uint64_t cache_pc)
     }
 }
 
-void translator_note_call_site(struct fragment *frag)
-{
-    cache_set_call_site(frag);
-    retarget_indirect(frag->return_guest, (uint64_t)frag->return_pad);
-}
-
 void translator_install_trace(struct fragment *trace)
 {
     cache_install_trace(trace);
@@ -176,6 +171,17 @@ uint64_t translator_indirect_hits(uint64_t *inline_hits)
     return hits;
 }
 
+uint64_t translator_return_stack_counts(uint64_t *misses)
+{
+    uint64_t hits = exited_return_hits;
+    *misses = exited_return_misses;
+    for (struct guest_context *c = live_contexts; c; c = c->ts.next) {
+        hits += c->ts.return_hits;
+        *misses += c->ts.return_misses;
+    }
+    return hits;
+}
+
 /* A context whose thread is gone: keep its counts, and note when its
  * indirect table was last right (context_create may keep it). */
 static void put_on_free_list(struct guest_context *ctx)
@@ -183,10 +189,32 @@ static void put_on_free_list(struct guest_context *ctx)
     exited_indirect_hits += ctx->ind_hits;
     exited_inline_hits += ctx->ts.inline_hits;
     exited_fast_syscalls += ctx->ts.fast_syscalls;
+    exited_return_hits += ctx->ts.return_hits;
+    exited_return_misses += ctx->ts.return_misses;
     optimizer_thread_exit(ctx);
     ctx->ts.ibl_epoch = ibl_epoch;
     ctx->ts.next = free_contexts;
     free_contexts = ctx;
+}
+
+/* What dbo_return_lookup hands the dispatcher on a miss. */
+struct exit_record dbo_return_miss_record = {.kind = EXIT_INDIRECT};
+
+/* The return stack's memory (see return_stack.S), a guard page below. */
+static uint8_t *map_return_stack(void)
+{
+    uint8_t *m = mmap(NULL, RETURN_STACK_GUARD + RETURN_STACK_SIZE, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (m == MAP_FAILED)
+        dbo_fatal("cannot allocate a return stack: %m");
+    mprotect(m, RETURN_STACK_GUARD, PROT_NONE);
+    return m;
+}
+
+bool translator_return_stack_overflow(struct guest_context *ctx, uint64_t addr)
+{
+    uint64_t base = (uint64_t)ctx->ts.return_stack;
+    return base && addr >= base && addr < base + RETURN_STACK_GUARD;
 }
 
 struct guest_context *context_create(bool use_fsgsbase)
@@ -205,18 +233,28 @@ struct guest_context *context_create(bool use_fsgsbase)
             for (int i = 0; i < IBL_SLOTS; i++)
                 ctx->ibl[i].neg_guest_pc = 0;
         void *altstack = ctx->ts.host_altstack;
+        uint8_t *return_stack = ctx->ts.return_stack;
         /* Not siginfo (written before it is read) nor the xsave area
          * (rewritten below): 20 KiB a thread. */
         memset(ctx, 0, offsetof(struct guest_context, siginfo));
         memset(&ctx->ts, 0, offsetof(struct guest_context, ibl) - CTX_THREAD_STATE);
         memset(ctx->trace_counts, 0, translator_counters_touched() * sizeof *ctx->trace_counts);
         ctx->ts.host_altstack = altstack;
+        ctx->ts.return_stack = return_stack;
     } else {
         ctx = mmap(NULL, sizeof *ctx, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
         if (ctx == MAP_FAILED)
             dbo_fatal("cannot allocate a thread context: %m");
+        ctx->ts.return_stack = map_return_stack();
     }
+    /* An empty return stack: %rsp at its bottom entry, which sends a
+     * return that pops it to the table lookup. */
+    uint8_t *top = ctx->ts.return_stack + RETURN_STACK_GUARD + RETURN_STACK_SIZE;
+    uint64_t empty = (uint64_t)dbo_return_empty;
+    memcpy(top - 8, &empty, 8);
+    ctx->ts.return_sp = ctx->ts.return_sp_empty = (uint64_t)(top - 8);
+    ctx->ts.return_lookup = (uint64_t)dbo_return_lookup;
     ctx->self = (uint64_t)ctx;
     ctx->exit_entry = (uint64_t)dbo_exit_entry;
     ctx->ts.syscall_entry = (uint64_t)dbo_syscall_fast;
@@ -270,6 +308,22 @@ void context_release(struct guest_context *ctx)
     put_on_free_list(ctx);
 }
 
+/* The return stack's pads are cache code: after a flush, a thread empties
+ * its stack before it runs cache code again (the flushing thread at once:
+ * its memory may be reused right away), so that no return goes to memory
+ * that was retired or reused. */
+static void empty_return_stack(struct guest_context *ctx)
+{
+    ctx->ts.return_sp = ctx->ts.return_sp_empty;
+}
+
+static void catch_up_with_flush(struct guest_context *ctx)
+{
+    if (ctx->ts.flush_epoch != flush_epoch)
+        empty_return_stack(ctx);
+    ctx->ts.flush_epoch = flush_epoch;
+}
+
 void translator_flush(struct guest_context *ctx)
 {
     bool others_in_cache = false;
@@ -282,6 +336,7 @@ void translator_flush(struct guest_context *ctx)
     flush_epoch++;
     ibl_epoch++;
     ctx->ts.flush_epoch = flush_epoch;
+    empty_return_stack(ctx);
     /* Only the tags: a thread that matched a tag just before may still
      * load the old cache address, which stays valid until it returns. */
     for (struct guest_context *c = live_contexts; c; c = c->ts.next)
@@ -354,6 +409,7 @@ static void *leave_dispatch(struct guest_context *ctx, struct fragment *frag)
         frag = fragment_for(ctx, ctx->rip);
     }
     ctx->ts.single_step_pc = 0;
+    catch_up_with_flush(ctx); /* another thread's, while this one was in a call */
     /* Only now: the exit this thread came through may be retired code. */
     if (cache_has_retired())
         maybe_free_retired();
@@ -367,7 +423,7 @@ void *dispatch(struct guest_context *ctx)
     translator_lock();
     ctx->ts.in_cache = false;
     ctx->ts.stepping = 0;
-    ctx->ts.flush_epoch = flush_epoch;
+    catch_up_with_flush(ctx);
     struct exit_record *exit = (struct exit_record *)ctx->exit_record;
     dbo_stats.dispatcher_entries++;
     if (ctx->ts.recording)
@@ -401,10 +457,7 @@ void *dispatch(struct guest_context *ctx)
             dbo_stats.inline_targets++;
         }
         frag = fragment_for(ctx, ctx->rip);
-        struct fragment *call_site = cache_call_site(ctx->rip);
-        ibl_insert(ctx, ctx->rip,
-                   call_site ? (uint64_t)call_site->return_pad
-                             : (uint64_t)frag->cache_pc - INDIRECT_ENTRY_SIZE);
+        ibl_insert(ctx, ctx->rip, (uint64_t)frag->cache_pc - INDIRECT_ENTRY_SIZE);
         break;
     }
     case EXIT_STALE:
@@ -434,7 +487,7 @@ void *dispatch_signal(struct guest_context *ctx)
     translator_lock();
     ctx->ts.in_cache = false;
     ctx->ts.stepping = 0;
-    ctx->ts.flush_epoch = flush_epoch;
+    catch_up_with_flush(ctx);
     return leave_dispatch(ctx, NULL);
 }
 
@@ -443,7 +496,7 @@ void translator_run(struct guest_context *ctx)
     translator_lock();
     struct fragment *frag = fragment_for(ctx, ctx->rip);
     ctx->ts.in_cache = true;
-    ctx->ts.flush_epoch = flush_epoch;
+    catch_up_with_flush(ctx);
     translator_unlock();
     dbo_enter_guest(ctx, frag->cache_pc);
 }

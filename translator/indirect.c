@@ -1,8 +1,8 @@
 /* Calls, returns and indirect branches: the flag-free in-cache lookup of
  * an indirect target in the per-thread table (two ways, reached through
- * %gs), returns, the optional inline target check (--inline-targets) and
- * return pads (--return-pads), and the exit stubs that hand a record to the
- * dispatcher. Emitted into the fragment that translate.c is building. */
+ * %gs), returns, calls on the return stack (--return-stack), the optional
+ * inline target check (--inline-targets), and the exit stubs that hand a
+ * record to the dispatcher. Emitted into the fragment that translate.c is building. */
 #include <inttypes.h>
 #include <string.h>
 
@@ -135,11 +135,9 @@ static void land_jrcxz(uint8_t *rel8, uint8_t *at)
 }
 
 /* The whole lookup of the target in %rdx: both probes in line, each
- * followed by its hit path, with `tail` emitted after the entry is loaded
- * into rcx; the miss exit (after `on_miss`, if any, is copied) in cold
- * code, out of the hot code's way. */
-static void emit_lookup(struct builder *b, int exit, const uint8_t *on_miss, size_t on_miss_len,
-                        void (*tail)(uint8_t **p, uint16_t arg), uint16_t tail_arg)
+ * followed by its hit path (load the entry, restore rdx, jump: the entry
+ * restores rcx); the miss exit in cold code, out of the hot code's way. */
+static void emit_lookup(struct builder *b, int exit)
 {
     uint8_t **p = &b->p;
     uint8_t *jrcxz0 = emit_table_probe(p, 0);
@@ -150,20 +148,13 @@ static void emit_lookup(struct builder *b, int exit, const uint8_t *on_miss, siz
     for (int way = 0; way < 2; way++) {
         land_jrcxz(way ? jrcxz1 : jrcxz0, *p);
         emit_table_hit(p, way);
-        tail(p, tail_arg);
+        emit_load_gs(p, GPR_RDX, CTX_SPILL_RDX);
+        static const uint8_t jmp_rcx[] = {0xff, 0xe1}; /* jmp *%rcx */
+        emit_bytes(p, jmp_rcx, sizeof jmp_rcx);
     }
     cold_begin(b);
-    emit_bytes(p, on_miss, on_miss_len);
     emit_indirect_miss(b, exit);
     patch_rel32(to_miss, cold_end(b));
-}
-
-static void jump_tail(uint8_t **p, uint16_t unused)
-{
-    (void)unused;
-    emit_load_gs(p, GPR_RDX, CTX_SPILL_RDX);
-    static const uint8_t jmp_rcx[] = {0xff, 0xe1}; /* jmp *%rcx: its prefix restores rcx */
-    emit_bytes(p, jmp_rcx, sizeof jmp_rcx);
 }
 
 /* The inline target check in front of an indirect branch's table lookup
@@ -211,20 +202,6 @@ static void emit_inline_hit(struct builder *b, int exit)
     b->inline_exit_of[exit] = new_exit(b, EXIT_DIRECT, 0, emit_jmp_rel32(&b->p));
 }
 
-static void return_tail(uint8_t **p, uint16_t pop_extra)
-{
-    static const uint8_t store_ret[] = {0x48, 0x89, 0x0c, 0x24}; /* mov %rcx, (%rsp) */
-    emit_bytes(p, store_ret, sizeof store_ret);
-    emit_load_gs(p, GPR_RDX, CTX_SPILL_RDX);
-    if (pop_extra) {
-        emit_u8(p, 0xc2); /* ret $pop_extra */
-        emit_u8(p, (uint8_t)pop_extra);
-        emit_u8(p, (uint8_t)(pop_extra >> 8));
-    } else {
-        emit_u8(p, 0xc3);
-    }
-}
-
 /* In-cache lookup of the guest target in %rdx, the guest's rcx/rdx in
  * their spill slots (after the inline target check, if on). Hit: restore
  * both, jump to the target's indirect entry. Miss: exit to the dispatcher
@@ -236,17 +213,37 @@ void emit_indirect_branch(struct builder *b, int exit)
         return;
     }
     emit_inline_check(b, exit);
-    emit_lookup(b, exit, NULL, 0, jump_tail, 0);
+    emit_lookup(b, exit);
     emit_inline_hit(b, exit);
 }
 
+/* Parks the guest's %rsp and switches to the return stack, or back. */
+static void emit_to_return_stack(uint8_t **p)
+{
+    emit_store_gs(p, GPR_RSP, CTX_PARKED_SP);
+    emit_load_gs(p, GPR_RSP, CTX_RETURN_SP);
+}
+
+static void emit_from_return_stack(uint8_t **p)
+{
+    emit_store_gs(p, GPR_RSP, CTX_RETURN_SP);
+    emit_load_gs(p, GPR_RSP, CTX_PARKED_SP);
+}
+
+static bool uses_return_stack(const struct builder *b)
+{
+    /* Not in traces (their calls and returns follow the path) nor in
+     * one-off blocks: a return there leaves a stale entry, a return of
+     * theirs pops the wrong one. Either is a mismatch a pad catches. */
+    return dbo_opts.return_stack && b->mode == BUILD_FRAGMENT;
+}
+
 /* A return, guest rcx/rdx spilled; `ret $pop_extra` pops that much more.
- * Without pads: pop the guest return address into %rdx and branch to it
- * like any indirect branch. With pads: on a table hit the return address
- * on the stack is overwritten with the target's cache entry and a real
- * `ret` goes there: when the target is the pad of the call that pushed it,
- * the host's return-stack predictor has it right. On a miss the return
- * address is popped and the dispatcher finds the target. */
+ * The guest's return address is popped into %rdx. With the return stack
+ * (see return_stack.S): park the guest's %rsp and `ret` on the return
+ * stack, to the pad of the matching call, which checks %rdx. Without: look
+ * %rdx up like any indirect branch's target, missing through `exit` (-1:
+ * a new one). */
 void emit_return(struct builder *b, int exit, uint16_t pop_extra)
 {
     static const uint8_t load_ret[] = {0x48, 0x8b, 0x14, 0x24}; /* mov (%rsp), %rdx */
@@ -254,44 +251,64 @@ void emit_return(struct builder *b, int exit, uint16_t pop_extra)
     uint32_t pop = 8u + pop_extra;
     memcpy(pop_ret + 4, &pop, 4);
     emit_bytes(&b->p, load_ret, sizeof load_ret);
-    if (dbo_opts.return_pads && b->mode != BUILD_RECORD) {
-        emit_lookup(b, exit, pop_ret, sizeof pop_ret, return_tail, pop_extra);
+    emit_bytes(&b->p, pop_ret, sizeof pop_ret);
+    if (uses_return_stack(b)) {
+        emit_to_return_stack(&b->p);
+        emit_u8(&b->p, 0xc3);
         return;
     }
-    emit_bytes(&b->p, pop_ret, sizeof pop_ret);
-    emit_indirect_branch(b, exit);
+    emit_indirect_branch(b, exit >= 0 ? exit : new_exit(b, EXIT_INDIRECT, 0, NULL));
 }
 
-/* The push of a call's guest return address. With return pads:
- *       call 1f            real call: the host's return-stack predictor
- *   pad: mov %gs:spill_rcx, %rcx      now expects a return to `pad`
+/* The push of a call's guest return address. With the return stack:
+ *       mov %rsp, %gs:parked_sp; mov %gs:return_sp, %rsp
+ *       call 1f                 a real call, on the return stack
+ *   pad: mov %rsp, %gs:return_sp; mov %gs:parked_sp, %rsp
+ *       lea -<return address>(%rdx), %rcx ... jrcxz 2f   (rdx: popped by
+ *       jmp <cold: empty the return stack, look %rdx up>  the return)
+ *   2:  mov %gs:spill_rcx, %rcx; mov %gs:spill_rdx, %rdx
  *       jmp <fragment at the return address>
- *   1:  lea 8(%rsp), %rsp  drop the cache address the call pushed and
- *       push <return address>   push the guest's in its place
+ *   1:  mov %rsp, %gs:return_sp; mov %gs:parked_sp, %rsp
+ *       push <return address>
  *   (the branch to the callee follows)
- * The pad is also an indirect entry for the return address: the return
- * lookup finds it in the table and returns to it with a real `ret`.
- * DESIGN.md keeps guest-only addresses on the guest stack. Pads bend that
- * for two instructions (after the call, before the ret): no signal is
- * delivered there (delivery waits for an instruction boundary), but
- * another thread reading this stack could see a cache address. One reason
- * more, besides the measurements, for pads being off by default.
- */
+ * Flags untouched throughout; the guest's stack sees only its own
+ * addresses (DESIGN.md decision 6). */
 void emit_call_push(struct builder *b, uint64_t guest_return)
 {
-    if (!dbo_opts.return_pads || b->mode != BUILD_FRAGMENT) {
+    if (!uses_return_stack(b)) {
         emit_push_u64(b, guest_return);
         return;
     }
-    emit_u8(&b->p, 0xe8);
-    uint8_t *call_rel32 = b->p;
-    emit_u32(&b->p, 0);
-    b->return_pad = b->p;
-    b->return_guest = guest_return;
-    emit_load_gs(&b->p, GPR_RCX, CTX_SPILL_RCX);
-    new_exit(b, EXIT_DIRECT, guest_return, emit_jmp_rel32(&b->p));
-    patch_rel32(call_rel32, b->p);
-    static const uint8_t drop[] = {0x48, 0x8d, 0x64, 0x24, 0x08}; /* lea 8(%rsp), %rsp */
-    emit_bytes(&b->p, drop, sizeof drop);
+    uint8_t **p = &b->p;
+    emit_to_return_stack(p);
+    emit_u8(p, 0xe8); /* call 1f */
+    uint8_t *call_rel32 = *p;
+    emit_u32(p, 0);
+    emit_from_return_stack(p);
+    emit_u8(p, 0x48); /* movabs $-return, %rcx */
+    emit_u8(p, 0xb9);
+    emit_u64(p, -guest_return);
+    static const uint8_t compare[] = {
+        0x48, 0x8d, 0x0c, 0x11, /* lea (%rcx,%rdx), %rcx  zero iff it is ours */
+        0xe3, 0x05,             /* jrcxz 2f */
+    };
+    emit_bytes(p, compare, sizeof compare);
+    emit_u8(p, 0xe9); /* jmp <mismatch, in cold code> */
+    uint8_t *to_mismatch = *p;
+    emit_u32(p, 0);
+    if (dbo_opts.stats) {
+        emit_count(p, CTX_RETURN_HITS);
+    }
+    emit_load_gs(p, GPR_RCX, CTX_SPILL_RCX);
+    emit_load_gs(p, GPR_RDX, CTX_SPILL_RDX);
+    new_exit(b, EXIT_DIRECT, guest_return, emit_jmp_rel32(p));
+    patch_rel32(call_rel32, *p);
+    emit_from_return_stack(p);
     emit_push_u64(b, guest_return);
+
+    cold_begin(b); /* not ours: empty the return stack, look the target up */
+    emit_load_gs(p, GPR_RCX, CTX_RETURN_SP_EMPTY);
+    emit_store_gs(p, GPR_RCX, CTX_RETURN_SP);
+    emit_jmp_gs(p, CTX_RETURN_LOOKUP);
+    patch_rel32(to_mismatch, cold_end(b));
 }

@@ -376,8 +376,6 @@ static struct fragment *translate(struct guest_context *ctx, uint64_t guest_pc,
     case BUILD_FRAGMENT:
         cache_insert(frag);
         cache_protect_code(frag);
-        if (frag->return_pad)
-            translator_note_call_site(frag);
         dbo_stats.fragments_built++;
         break;
     case BUILD_SINGLE:
@@ -516,21 +514,6 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
             if (insn.meta.branch_type == ZYDIS_BRANCH_TYPE_FAR)
                 untranslatable(pc, bytes, insn.length, "far control transfer");
             bool indirect = ops[0].type != ZYDIS_OPERAND_TYPE_IMMEDIATE;
-            if (insn.mnemonic == ZYDIS_MNEMONIC_CALL && dbo_opts.return_pads &&
-                mode == BUILD_FRAGMENT) {
-                /* One pad per return address: if a live fragment already
-                 * translates this call, go there. */
-                struct fragment *site = cache_call_site(next);
-                if (site && !site->dead && fits_rel32(b.p + 5, site->call_code)) {
-                    b.map[b.n_insns - 1].spilled = false;
-                    emit_u8(&b.p, 0xe9);
-                    patch_rel32(b.p, site->call_code);
-                    b.p += 4;
-                    ended = true;
-                    break;
-                }
-                b.call_code = b.p;
-            }
             if (indirect) {
                 emit_store_gs(&b.p, GPR_RCX, CTX_SPILL_RCX);
                 emit_store_gs(&b.p, GPR_RDX, CTX_SPILL_RDX);
@@ -596,7 +579,7 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
                 }
                 new_exit(&b, EXIT_DIRECT, to, emit_jmp_rel32(&b.p));
             } else {
-                emit_return(&b, new_exit(&b, EXIT_INDIRECT, 0, NULL), pop_extra);
+                emit_return(&b, -1, pop_extra);
             }
             ended = true;
             break;
@@ -770,8 +753,5 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
     frag->cold_bytes = (uint32_t)(cache_chunk_cold(chunk) - b.cold);
     frag->self_check = self_check;
     frag->ends_with = b.ends_with;
-    frag->call_code = b.call_code;
-    frag->return_pad = b.return_pad;
-    frag->return_guest = b.return_guest;
     return frag;
 }

@@ -37,6 +37,17 @@
 #define CTX_SYSCALL_NR (CTX_THREAD_STATE + 48)
 #define CTX_FAST_SYSCALLS (CTX_THREAD_STATE + 56)
 #define CTX_SYSCALL_CHECK (CTX_THREAD_STATE + 64) /* the same, number not known */
+/* The return stack (translator/return_stack.S): real call/ret on a stack
+ * of the runtime's, so the host's return predictor sees the guest's calls.
+ * Its %rsp while the guest's is parked, the guest's %rsp meanwhile, the
+ * empty stack's %rsp, and the routine that finds a return's target when
+ * the return stack has no (right) entry for it. */
+#define CTX_RETURN_SP (CTX_THREAD_STATE + 72)
+#define CTX_PARKED_SP (CTX_THREAD_STATE + 80)
+#define CTX_RETURN_SP_EMPTY (CTX_THREAD_STATE + 88)
+#define CTX_RETURN_LOOKUP (CTX_THREAD_STATE + 96)
+#define CTX_RETURN_MISSES (CTX_THREAD_STATE + 104) /* returns it had no entry for */
+#define CTX_RETURN_HITS (CTX_THREAD_STATE + 112)   /* returns to their call's pad (--stats) */
 #define CTX_IBL_TABLE 0x5100
 #define IBL_ENTRIES 65536           /* indexed by ibl_index() of the guest target */
 #define IBL_SLOTS (IBL_ENTRIES + 4) /* the last slot's second way, then padding */
@@ -100,7 +111,13 @@ struct thread_state {
     uint64_t syscall_nr;     /* the call it made */
     uint64_t fast_syscalls;  /* how many it made */
     uint64_t syscall_check;  /* its entry for numbers known only at run time */
-    uint64_t altstack_sp;    /* the guest's sigaltstack, virtual */
+    uint64_t return_sp;      /* the return stack (see CTX_RETURN_SP) */
+    uint64_t parked_sp;
+    uint64_t return_sp_empty;
+    uint64_t return_lookup;
+    uint64_t return_misses;
+    uint64_t return_hits;
+    uint64_t altstack_sp; /* the guest's sigaltstack, virtual */
     uint64_t altstack_size;
     int32_t altstack_flags;
     int32_t tid;
@@ -117,8 +134,9 @@ struct thread_state {
     uint64_t suspend_mask;     /* the mask sigsuspend restores */
     uint8_t pending_count[64]; /* host deliveries not yet given to the guest */
     uint64_t fault_err, fault_trapno, fault_cr2; /* for the guest's ucontext */
-    void *host_altstack; /* the runtime's signal stack; kept when the context is reused */
-    uint64_t ibl_epoch;  /* on the free list: the table was right at this epoch */
+    void *host_altstack;   /* the runtime's signal stack; kept when the context is reused */
+    uint8_t *return_stack; /* the return stack's memory (guard page first); kept likewise */
+    uint64_t ibl_epoch;    /* on the free list: the table was right at this epoch */
     struct trace_recording *recording; /* optimizer/: the trace being recorded */
 };
 
@@ -169,6 +187,13 @@ _Static_assert(offsetof(struct guest_context, ts.syscall_return) == CTX_SYSCALL_
 _Static_assert(offsetof(struct guest_context, ts.syscall_nr) == CTX_SYSCALL_NR, "ctx layout");
 _Static_assert(offsetof(struct guest_context, ts.fast_syscalls) == CTX_FAST_SYSCALLS, "ctx layout");
 _Static_assert(offsetof(struct guest_context, ts.syscall_check) == CTX_SYSCALL_CHECK, "ctx layout");
+_Static_assert(offsetof(struct guest_context, ts.return_sp) == CTX_RETURN_SP, "ctx layout");
+_Static_assert(offsetof(struct guest_context, ts.parked_sp) == CTX_PARKED_SP, "ctx layout");
+_Static_assert(offsetof(struct guest_context, ts.return_sp_empty) == CTX_RETURN_SP_EMPTY,
+               "ctx layout");
+_Static_assert(offsetof(struct guest_context, ts.return_lookup) == CTX_RETURN_LOOKUP, "ctx layout");
+_Static_assert(offsetof(struct guest_context, ts.return_misses) == CTX_RETURN_MISSES, "ctx layout");
+_Static_assert(offsetof(struct guest_context, ts.return_hits) == CTX_RETURN_HITS, "ctx layout");
 _Static_assert(offsetof(struct guest_context, ibl) == CTX_IBL_TABLE, "ctx layout");
 _Static_assert(offsetof(struct guest_context, trace_counts) == CTX_TRACE_COUNTS, "ctx layout");
 _Static_assert(sizeof(struct guest_context) == CTX_SIZE, "ctx layout");
@@ -283,15 +308,22 @@ bool translator_guest_pc(uint64_t cache_pc, uint64_t *guest_pc, bool *spilled, b
  * returns the cache address to resume at. */
 void *dispatch(struct guest_context *ctx);
 
-/* A fragment ending in a call with a return pad was built: other
- * translations of that call jump to it, and indirect tables map its return
- * address to the pad from now on. Needs the lock. */
-struct fragment;
-void translator_note_call_site(struct fragment *frag);
+/* The return stack (return_stack.S): RETURN_STACK_SIZE bytes of it, a
+ * guard page below. True if addr is in ctx's guard page: a call found the
+ * stack full (faults.c then empties it). */
+#define RETURN_STACK_SIZE (1ul << 20)
+#define RETURN_STACK_GUARD 4096ul
+bool translator_return_stack_overflow(struct guest_context *ctx, uint64_t addr);
+extern struct exit_record dbo_return_miss_record; /* its lookup's miss, EXIT_INDIRECT */
 
 /* In-cache indirect-branch hits of all threads (counted with --stats): in
  * the table (returned) and by inline target checks (*inline_hits). */
 uint64_t translator_indirect_hits(uint64_t *inline_hits);
+
+/* Returns on the return stack, all threads: those that reached their
+ * call's pad (returned; counted with --stats), and those that did not
+ * (*misses: a mismatch, or the stack was empty). */
+uint64_t translator_return_stack_counts(uint64_t *misses);
 
 /* System calls made by the gate's fast path, all threads. */
 uint64_t translator_fast_syscalls(void);
@@ -321,6 +353,7 @@ void dbo_exit_entry(void);
 void dbo_signal_reenter(void);
 void dbo_resume_guest_start(void), dbo_resume_guest_end(void); /* code range labels */
 void dbo_signal_entry(int sig, void *info, void *uc);
+void dbo_return_empty(void), dbo_return_lookup(void); /* return_stack.S */
 __attribute__((noreturn)) void dbo_enter_guest(struct guest_context *ctx, void *cache_pc);
 
 #endif

@@ -176,7 +176,60 @@ guest_fast_syscalls:
         mov     $231, %eax
         syscall
 
+/* Calls and returns that do not pair, for the return stack: a callee
+ * that drops its return address, a return without a call (which then
+ * finds that stale entry), a recursion deeper than the return stack holds
+ * (RETURN_STACK_SIZE / 8 frames), then plain calls again. exit_group(42)
+ * if every step came out right. Runs on a 2 MiB stack of its own. */
+        .globl guest_return_stack
+guest_return_stack:
+        lea     deep_stack_end(%rip), %rsp
+        xor     %ebx, %ebx                     /* steps done */
+        call    drop_return                    /* comes back at 1f, not here */
+        jmp     rs_fail
+1:      inc     %ebx                           /* 1 */
+        lea     2f(%rip), %rax
+        push    %rax
+        ret                                    /* a return without a call */
+        jmp     rs_fail
+2:      inc     %ebx                           /* 2 */
+        mov     $150000, %ecx
+        xor     %r12d, %r12d
+        call    deep
+        cmp     $149999, %r12d
+        jne     rs_fail
+        inc     %ebx                           /* 3 */
+        mov     $1000, %r13d
+3:      call    plain
+        dec     %r13d
+        jnz     3b
+        cmp     $1003, %ebx                    /* 3 + 1000 */
+        jne     rs_fail
+        mov     $42, %edi
+        mov     $231, %eax
+        syscall
+rs_fail:
+        mov     $1, %edi
+        mov     $231, %eax
+        syscall
+drop_return:
+        add     $8, %rsp
+        jmp     1b
+deep:   dec     %ecx
+        jz      4f
+        call    deep
+        inc     %r12d
+4:      ret
+plain:  inc     %ebx
+        ret
+
         .globl guest_code_end
 guest_code_end:
         .balign 4096
+
+        .bss
+        .balign 16
+deep_stack:
+        .skip   2 << 20
+deep_stack_end:
         .section .note.GNU-stack,"",@progbits

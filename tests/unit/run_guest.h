@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "runtime/runtime.h"
+#include "syscall/syscall.h"
 #include "translator/translator.h"
 
 /* Runs `code` in a child; returns its exit status (1000 + signal if killed). */
@@ -22,6 +23,7 @@ static inline int run_guest(uint8_t *code, bool fsgsbase)
     if (pid == 0) {
         struct guest_context *ctx = context_create(fsgsbase);
         context_set_gs(ctx);
+        signals_init(); /* faults in the cache are the runtime's to handle */
         uint64_t *stack = malloc(1 << 16);
         ctx->gpr[GPR_RSP] = (uint64_t)(stack + (1 << 13) - 2);
         ctx->guest_fs = ctx->host_fs;
