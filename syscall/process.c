@@ -189,6 +189,9 @@ static long emulate_vfork(struct guest_context *ctx, uint64_t flags, uint64_t ne
     ctx->ts.next = next;
     ctx->pending_signals = pending;
     ctx->ts.flush_epoch = epoch;
+    /* The child's calls rewrote the return stack, and a flush of its may
+     * have taken the parent's pads away: start it empty. */
+    ctx->ts.return_sp = ctx->ts.return_sp_empty;
     memcpy(ctx->ts.pending_count, counts, sizeof counts);
     free(saved);
     munmap(stack, stack_size);
