@@ -39,6 +39,8 @@ static const char usage[] =
     "  --trace-indirect traces follow indirect jumps and calls behind a guard\n"
     "  --inline-targets each indirect branch first checks the target it took\n"
     "                   the first time (off: measured slower on lua)\n"
+    "  --no-return-prefetch  calls do not prefetch the table slot their return\n"
+    "                   will read (on: cc1 5%% faster, others unchanged)\n"
     "  --return-stack   calls and returns as real call/ret on a stack of dbo's,\n"
     "                   each return checked at its call's pad, so the host's\n"
     "                   return predictor sees them (off: gcc 9%% faster,\n"
@@ -80,6 +82,7 @@ static uint64_t parse_size(const char *s)
 static int parse_options(int argc, char **argv)
 {
     dbo_opts.fragment_branches = 8;
+    dbo_opts.return_prefetch = true;
     dbo_opts.trace_threshold = OPTIMIZER_DEFAULT_TRACE_THRESHOLD;
     int i = 1;
     for (; i < argc; i++) {
@@ -133,6 +136,10 @@ static int parse_options(int argc, char **argv)
             dbo_opts.trace_indirect = false;
         } else if (!strcmp(a, "--inline-targets")) {
             dbo_opts.inline_targets = true;
+        } else if (!strcmp(a, "--no-return-prefetch")) {
+            dbo_opts.return_prefetch = false;
+        } else if (!strcmp(a, "--return-prefetch")) {
+            dbo_opts.return_prefetch = true;
         } else if (!strcmp(a, "--return-stack")) {
             dbo_opts.return_stack = true;
         } else if (!strcmp(a, "--no-return-stack")) {

@@ -12,6 +12,7 @@ struct dbo_options {
     bool no_fsgsbase;         /* --no-fsgsbase: switch fs/gs with arch_prctl */
     bool verbose;             /* --verbose: log translation events */
     bool return_stack;        /* calls and returns on a return stack of the runtime's */
+    bool return_prefetch;     /* a call prefetches its return's table slot */
     bool inline_targets;      /* --inline-targets: per-site predicted target */
     int fragment_branches;    /* --fragment-branches=N: continue past N branches */
     uint64_t cache_size;      /* --cache-size=SIZE: bytes of translated code, 0 = no bound */

@@ -276,6 +276,15 @@ void emit_return(struct builder *b, int exit, uint16_t pop_extra)
 void emit_call_push(struct builder *b, uint64_t guest_return)
 {
     if (!uses_return_stack(b)) {
+        if (dbo_opts.return_prefetch) {
+            /* The return will look its target up in the table: ask for
+             * that line now, while the callee runs. The table is 1 MiB a
+             * thread; the lookup of a return waited on this load for
+             * 62% of its samples in cc1 (of 22% of all). */
+            static const uint8_t prefetch[] = {GS_PREFIX, 0x0f, 0x18, 0x0c, 0x25};
+            emit_bytes(&b->p, prefetch, sizeof prefetch); /* prefetcht0 %gs:slot */
+            emit_u32(&b->p, CTX_IBL_TABLE + 16 * ibl_index(guest_return));
+        }
         emit_push_u64(b, guest_return);
         return;
     }
