@@ -197,6 +197,30 @@ static void put_on_free_list(struct guest_context *ctx)
     free_contexts = ctx;
 }
 
+/* A context 2 MiB-aligned, the first one in a huge page where the kernel
+ * gives one (THP, when asked for): its indirect table is 1 MiB written at
+ * random, which in 4 KiB pages cost /bin/true 315 of its 700 page faults
+ * and 10% of its time. Only the first: a huge page is 2 MiB of memory
+ * for each thread, where 4 KiB pages hold what a thread touches. */
+#define HUGE_PAGE (2ul << 20)
+_Static_assert(sizeof(struct guest_context) <= HUGE_PAGE, "a context fits a huge page");
+static struct guest_context *map_context(void)
+{
+    uint8_t *m = mmap(NULL, 2 * HUGE_PAGE, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (m == MAP_FAILED)
+        dbo_fatal("cannot allocate a thread context: %m");
+    uint8_t *aligned = (uint8_t *)(((uintptr_t)m + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1));
+    if (aligned > m)
+        munmap(m, aligned - m);
+    munmap(aligned + HUGE_PAGE, m + 2 * HUGE_PAGE - (aligned + HUGE_PAGE));
+    static bool first = true;
+    if (first)
+        madvise(aligned, HUGE_PAGE, MADV_HUGEPAGE);
+    first = false;
+    return (struct guest_context *)aligned;
+}
+
 /* What dbo_return_lookup hands the dispatcher on a miss. */
 struct exit_record dbo_return_miss_record = {.kind = EXIT_INDIRECT};
 
@@ -242,10 +266,7 @@ struct guest_context *context_create(bool use_fsgsbase)
         ctx->ts.host_altstack = altstack;
         ctx->ts.return_stack = return_stack;
     } else {
-        ctx = mmap(NULL, sizeof *ctx, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-        if (ctx == MAP_FAILED)
-            dbo_fatal("cannot allocate a thread context: %m");
+        ctx = map_context();
         ctx->ts.return_stack = map_return_stack();
     }
     /* An empty return stack: %rsp at its bottom entry, which sends a
