@@ -6,7 +6,9 @@
 #ifndef DBO_TRANSLATOR_BUILDER_H
 #define DBO_TRANSLATOR_BUILDER_H
 
+#include <stddef.h>
 #include <stdint.h>
+#include <Zydis/Zydis.h>
 #include <string.h>
 
 #include "cache/cache.h"
@@ -142,6 +144,12 @@ void emit_return(struct builder *b, int exit, uint16_t pop_extra);
 void emit_call_push(struct builder *b, uint64_t guest_return);
 /* With --stats, adds one to the counter at %gs:slot (rcx must be free). */
 void emit_count(uint8_t **p, uint32_t slot);
+
+/* quick_decode.c: the length, ModRM and displacement of an instruction
+ * the translator copies as it is, if it is one of the common ones this
+ * knows (else false: ask Zydis). Fills only what a copy reads: length,
+ * attributes, raw.modrm, raw.disp; mnemonic and category are INVALID. */
+bool quick_decode(const uint8_t *bytes, size_t avail, ZydisDecodedInstruction *insn);
 
 /* syscall_site.c */
 /* The number a `mov $imm32, %eax` or `mov $imm32, %rax` sets, else -1. */

@@ -470,7 +470,8 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
         ZydisDecodedInstruction insn;
         ZydisDecodedOperand ops[ZYDIS_MAX_OPERAND_COUNT];
         ZydisDecoderContext dctx;
-        if (ZYAN_FAILED(ZydisDecoderDecodeInstruction(&decoder, &dctx, bytes,
+        if (!(!self_check && quick_decode(bytes, avail, &insn)) &&
+            ZYAN_FAILED(ZydisDecoderDecodeInstruction(&decoder, &dctx, bytes,
                                                       avail < 15 ? avail : 15, &insn))) {
             if (n > 0)
                 break; /* let the next fragment report it, at its own address */

@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <elf.h>
+#include <link.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +19,7 @@
 #include "syscall/syscall.h"
 #include "translator/translator.h"
 #include "tests/unit/run_guest.h"
+#include "translator/builder.h"
 
 extern uint8_t guest_code_start[], guest_code_end[], guest_exit42[], guest_riprel[], guest_flags[],
     guest_fib[], guest_branches[], guest_branches_end[], guest_slot_pair[], guest_fast_syscalls[],
@@ -168,6 +171,95 @@ static void test_return_stack(void **state)
     assert_int_equal(misses, 0);
 }
 
+/* quick_decode agrees with Zydis wherever it answers: same length, ModRM
+ * and displacement, and never for an instruction the translator rewrites
+ * (a branch, call, return, system call or interrupt, a %gs operand). */
+static void expect_agrees(const ZydisDecoder *zydis, const uint8_t *bytes, int *claimed)
+{
+    ZydisDecodedInstruction quick, full;
+    if (!quick_decode(bytes, 15, &quick))
+        return;
+    (*claimed)++;
+    if (ZYAN_FAILED(ZydisDecoderDecodeInstruction(zydis, NULL, bytes, 15, &full))) {
+        fprintf(stderr, "quick_decode took invalid bytes %02x %02x %02x %02x\n", bytes[0], bytes[1],
+                bytes[2], bytes[3]);
+        fail();
+    }
+    if (quick.length != full.length)
+        fprintf(stderr, "length %d, Zydis %d: %02x %02x %02x %02x\n", quick.length, full.length,
+                bytes[0], bytes[1], bytes[2], bytes[3]);
+    assert_int_equal(quick.length, full.length);
+    assert_int_equal(quick.attributes & ZYDIS_ATTRIB_HAS_MODRM,
+                     full.attributes & ZYDIS_ATTRIB_HAS_MODRM);
+    assert_false(full.attributes & ZYDIS_ATTRIB_HAS_SEGMENT_GS);
+    if (full.attributes & ZYDIS_ATTRIB_IS_RELATIVE) /* only a rip-relative operand */
+        assert_true(full.raw.modrm.mod == 0 && full.raw.modrm.rm == 5);
+    assert_false(full.meta.category == ZYDIS_CATEGORY_COND_BR ||
+                 full.meta.category == ZYDIS_CATEGORY_UNCOND_BR ||
+                 full.meta.category == ZYDIS_CATEGORY_CALL ||
+                 full.meta.category == ZYDIS_CATEGORY_RET ||
+                 full.meta.category == ZYDIS_CATEGORY_INTERRUPT ||
+                 full.meta.category == ZYDIS_CATEGORY_SYSCALL ||
+                 full.meta.category == ZYDIS_CATEGORY_SYSTEM);
+    if (full.attributes & ZYDIS_ATTRIB_HAS_MODRM) {
+        assert_int_equal(quick.raw.modrm.offset, full.raw.modrm.offset);
+        assert_int_equal(quick.raw.modrm.mod, full.raw.modrm.mod);
+        assert_int_equal(quick.raw.modrm.rm, full.raw.modrm.rm);
+    }
+    assert_int_equal(quick.raw.disp.size, full.raw.disp.size);
+    if (full.raw.disp.size) {
+        assert_int_equal(quick.raw.disp.offset, full.raw.disp.offset);
+        assert_int_equal(quick.raw.disp.value, full.raw.disp.value);
+    }
+}
+
+static int check_loaded_code(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    const ZydisDecoder *zydis = ((const ZydisDecoder **)data)[0];
+    int *claimed = ((int **)data)[1];
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X))
+            continue;
+        const uint8_t *code = (const uint8_t *)(info->dlpi_addr + ph->p_vaddr);
+        size_t len = ph->p_memsz;
+        ZydisDecodedInstruction insn;
+        for (size_t off = 0; off + 15 <= len;) { /* a linear sweep, as compiled */
+            expect_agrees(zydis, code + off, claimed);
+            if (ZYAN_FAILED(ZydisDecoderDecodeInstruction(zydis, NULL, code + off, 15, &insn)))
+                off++;
+            else
+                off += insn.length;
+        }
+    }
+    return 0;
+}
+
+static void test_quick_decode(void **state)
+{
+    (void)state;
+    ZydisDecoder zydis;
+    ZydisDecoderInit(&zydis, ZYDIS_MACHINE_MODE_LONG_64, ZYDIS_STACK_WIDTH_64);
+    /* the code loaded in this process: libc, Zydis, cmocka, this test */
+    int claimed = 0;
+    const void *data[2] = {&zydis, &claimed};
+    dl_iterate_phdr(check_loaded_code, data);
+    assert_true(claimed > 100000); /* and it answers for most of it */
+    /* random bytes, half of them after a REX prefix */
+    srandom(1);
+    int random_claimed = 0;
+    for (int n = 0; n < 2000000; n++) {
+        uint8_t bytes[16];
+        for (int k = 0; k < 16; k++)
+            bytes[k] = (uint8_t)random();
+        if (n & 1)
+            bytes[0] = 0x40 | (bytes[0] & 15);
+        expect_agrees(&zydis, bytes, &random_claimed);
+    }
+    assert_true(random_claimed > 100000);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -181,6 +273,7 @@ int main(void)
         cmocka_unit_test(test_slot_pair),
         cmocka_unit_test(test_fast_syscalls),
         cmocka_unit_test(test_return_stack),
+        cmocka_unit_test(test_quick_decode),
     };
     return cmocka_run_group_tests_name("translator", tests, setup, NULL);
 }
