@@ -30,120 +30,38 @@ enum shape {
 /* One-byte opcodes. Group ff (calls and jumps among them), 8f, fe and
  * everything with implicit stack or control effects beyond push/pop/leave
  * are NONE. */
-/* clang-format off: a table reads best as one */
+/* clang-format off */
 static const uint8_t one_byte[256] = {
     /* add, or, adc, sbb, and, sub, xor, cmp: r/m forms, al/eax imm forms */
-    [0x00] = RM,
-    [0x01] = RM,
-    [0x02] = RM,
-    [0x03] = RM,
-    [0x04] = IMM8,
-    [0x05] = IMM32,
-    [0x08] = RM,
-    [0x09] = RM,
-    [0x0a] = RM,
-    [0x0b] = RM,
-    [0x0c] = IMM8,
-    [0x0d] = IMM32,
-    [0x10] = RM,
-    [0x11] = RM,
-    [0x12] = RM,
-    [0x13] = RM,
-    [0x14] = IMM8,
-    [0x15] = IMM32,
-    [0x18] = RM,
-    [0x19] = RM,
-    [0x1a] = RM,
-    [0x1b] = RM,
-    [0x1c] = IMM8,
-    [0x1d] = IMM32,
-    [0x20] = RM,
-    [0x21] = RM,
-    [0x22] = RM,
-    [0x23] = RM,
-    [0x24] = IMM8,
-    [0x25] = IMM32,
-    [0x28] = RM,
-    [0x29] = RM,
-    [0x2a] = RM,
-    [0x2b] = RM,
-    [0x2c] = IMM8,
-    [0x2d] = IMM32,
-    [0x30] = RM,
-    [0x31] = RM,
-    [0x32] = RM,
-    [0x33] = RM,
-    [0x34] = IMM8,
-    [0x35] = IMM32,
-    [0x38] = RM,
-    [0x39] = RM,
-    [0x3a] = RM,
-    [0x3b] = RM,
-    [0x3c] = IMM8,
-    [0x3d] = IMM32,
+    [0x00] = RM, [0x01] = RM, [0x02] = RM, [0x03] = RM, [0x04] = IMM8, [0x05] = IMM32,
+    [0x08] = RM, [0x09] = RM, [0x0a] = RM, [0x0b] = RM, [0x0c] = IMM8, [0x0d] = IMM32,
+    [0x10] = RM, [0x11] = RM, [0x12] = RM, [0x13] = RM, [0x14] = IMM8, [0x15] = IMM32,
+    [0x18] = RM, [0x19] = RM, [0x1a] = RM, [0x1b] = RM, [0x1c] = IMM8, [0x1d] = IMM32,
+    [0x20] = RM, [0x21] = RM, [0x22] = RM, [0x23] = RM, [0x24] = IMM8, [0x25] = IMM32,
+    [0x28] = RM, [0x29] = RM, [0x2a] = RM, [0x2b] = RM, [0x2c] = IMM8, [0x2d] = IMM32,
+    [0x30] = RM, [0x31] = RM, [0x32] = RM, [0x33] = RM, [0x34] = IMM8, [0x35] = IMM32,
+    [0x38] = RM, [0x39] = RM, [0x3a] = RM, [0x3b] = RM, [0x3c] = IMM8, [0x3d] = IMM32,
     /* push, pop */
-    [0x50] = PLAIN,
-    [0x51] = PLAIN,
-    [0x52] = PLAIN,
-    [0x53] = PLAIN,
-    [0x54] = PLAIN,
-    [0x55] = PLAIN,
-    [0x56] = PLAIN,
-    [0x57] = PLAIN,
-    [0x58] = PLAIN,
-    [0x59] = PLAIN,
-    [0x5a] = PLAIN,
-    [0x5b] = PLAIN,
-    [0x5c] = PLAIN,
-    [0x5d] = PLAIN,
-    [0x5e] = PLAIN,
-    [0x5f] = PLAIN,
-    [0x63] = RM, /* movsxd */
-    [0x69] = RM_IMM32,
-    [0x6b] = RM_IMM8, /* imul */
-    [0x80] = RM_IMM8,
-    [0x81] = RM_IMM32,
-    [0x83] = RM_IMM8, /* group 1 */
-    [0x84] = RM,
-    [0x85] = RM,
-    [0x86] = RM,
-    [0x87] = RM, /* test, xchg */
-    [0x88] = RM,
-    [0x89] = RM,
-    [0x8a] = RM,
-    [0x8b] = RM, /* mov (8d, lea: below) */
-    [0x90] = PLAIN,
-    [0x98] = PLAIN,
-    [0x99] = PLAIN, /* nop, cdqe, cqo */
-    [0xa8] = IMM8,
-    [0xa9] = IMM32, /* test al/eax */
-    [0xb0] = IMM8,
-    [0xb1] = IMM8,
-    [0xb2] = IMM8,
-    [0xb3] = IMM8,
-    [0xb4] = IMM8,
-    [0xb5] = IMM8,
-    [0xb6] = IMM8,
-    [0xb7] = IMM8,
-    [0xb8] = MOV_IMM,
-    [0xb9] = MOV_IMM,
-    [0xba] = MOV_IMM,
-    [0xbb] = MOV_IMM,
-    [0xbc] = MOV_IMM,
-    [0xbd] = MOV_IMM,
-    [0xbe] = MOV_IMM,
-    [0xbf] = MOV_IMM,
-    [0xc0] = RM_IMM8,
-    [0xc1] = RM_IMM8, /* shifts */
-    [0xc6] = RM_REG0_8,
-    [0xc7] = RM_REG0_Z, /* mov imm */
-    [0xc9] = PLAIN,     /* leave */
-    [0xd0] = RM,
-    [0xd1] = RM,
-    [0xd2] = RM,
-    [0xd3] = RM, /* shifts */
-    [0xf6] = GROUP3_8,
-    [0xf7] = GROUP3_Z,
+    [0x50] = PLAIN, [0x51] = PLAIN, [0x52] = PLAIN, [0x53] = PLAIN,
+    [0x54] = PLAIN, [0x55] = PLAIN, [0x56] = PLAIN, [0x57] = PLAIN,
+    [0x58] = PLAIN, [0x59] = PLAIN, [0x5a] = PLAIN, [0x5b] = PLAIN,
+    [0x5c] = PLAIN, [0x5d] = PLAIN, [0x5e] = PLAIN, [0x5f] = PLAIN,
+    [0x63] = RM,                                           /* movsxd */
+    [0x69] = RM_IMM32, [0x6b] = RM_IMM8,                   /* imul */
+    [0x80] = RM_IMM8, [0x81] = RM_IMM32, [0x83] = RM_IMM8, /* group 1 */
+    [0x84] = RM, [0x85] = RM, [0x86] = RM, [0x87] = RM,    /* test, xchg */
+    [0x88] = RM, [0x89] = RM, [0x8a] = RM, [0x8b] = RM,    /* mov (8d, lea: below) */
+    [0x90] = PLAIN, [0x98] = PLAIN, [0x99] = PLAIN,        /* nop, cdqe, cqo */
+    [0xa8] = IMM8, [0xa9] = IMM32,                         /* test al/eax */
+    [0xb0] = IMM8, [0xb1] = IMM8, [0xb2] = IMM8, [0xb3] = IMM8,
+    [0xb4] = IMM8, [0xb5] = IMM8, [0xb6] = IMM8, [0xb7] = IMM8,
+    [0xb8] = MOV_IMM, [0xb9] = MOV_IMM, [0xba] = MOV_IMM, [0xbb] = MOV_IMM,
+    [0xbc] = MOV_IMM, [0xbd] = MOV_IMM, [0xbe] = MOV_IMM, [0xbf] = MOV_IMM,
+    [0xc0] = RM_IMM8, [0xc1] = RM_IMM8,                    /* shifts */
+    [0xc6] = RM_REG0_8, [0xc7] = RM_REG0_Z,                /* mov imm */
+    [0xc9] = PLAIN,                                        /* leave */
+    [0xd0] = RM, [0xd1] = RM, [0xd2] = RM, [0xd3] = RM,    /* shifts */
+    [0xf6] = GROUP3_8, [0xf7] = GROUP3_Z,
 };
 /* clang-format on */
 
