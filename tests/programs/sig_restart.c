@@ -83,7 +83,8 @@ static void restart_read(void)
     alarms = 0, wake_after = 3, drain_after = -1;
     arm(5000, 5000);
     n = read(fds[0], &c, 1);
-    printf("SA_RESTART read: %zd '%c' after %d alarms (%s)\n", n, c, alarms, code_name(last_code));
+    printf("SA_RESTART read: %zd '%c' after %s alarms (%s)\n", n, c,
+           alarms >= 3 ? "at least 3" : "fewer than 3", code_name(last_code));
 
     /* no SA_RESTART: the first alarm ends the read with EINTR */
     handle(SIGALRM, on_alarm, 0);
@@ -121,8 +122,10 @@ static void restart_write(void)
     alarms = 0, wake_after = -1, drain_after = 2;
     arm(5000, 5000);
     ssize_t w = write(fds[1], block, 100);
-    printf("SA_RESTART write into a full pipe (%ld bytes): %zd after %d alarms\n", filled, w,
-           alarms);
+    /* a third alarm may come while the second's handler stops the timer
+     * (on a loaded machine, natively too): only "at least 2" is certain */
+    printf("SA_RESTART write into a full pipe (%ld bytes): %zd after %s alarms\n", filled, w,
+           alarms >= 2 ? "at least 2" : "fewer than 2");
 
     /* without SA_RESTART it fails with EINTR and writes nothing */
     handle(SIGALRM, on_alarm, 0);
