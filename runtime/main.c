@@ -219,6 +219,7 @@ int main(int argc, char **argv)
     struct guest_context *ctx = context_create(fsgsbase);
     context_set_gs(ctx); /* before any handler that reads %gs can run */
     signals_init();
+    process_init();
     syscall_fast_init();
     ctx->ts.tid = gettid();
     {

@@ -4,6 +4,7 @@
  * as the kernel would. Fork-like clones stay under dbo (the child is a copy
  * of this runtime), execve re-executes dbo with the same options, exit
  * prints --stats first. */
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/futex.h>
@@ -48,8 +49,26 @@ static int vfork_pipe(int fds[2])
 struct thread_start {
     struct guest_context *ctx;
     uint64_t flags, ptid, ctid;
+    bool parent_waits; /* for the tid: then `started` is posted, else `start` is the child's */
     sem_t started;
 };
+
+/* Where glibc keeps a pthread's kernel tid, which its clone
+ * (CLONE_PARENT_SETTID) has written by the time pthread_create returns:
+ * the offset that libthread_db reads from libc itself, checked on this
+ * thread. 0 if unknown: then the parent waits for the new thread to say. */
+static uint32_t pthread_tid_offset;
+
+void process_init(void)
+{
+    const uint32_t *field = dlsym(RTLD_DEFAULT, "_thread_db_pthread_tid");
+    if (!field || field[0] != 32 || field[1] != 1 || field[2] > 4096)
+        return;
+    int tid;
+    memcpy(&tid, (const uint8_t *)pthread_self() + field[2], sizeof tid);
+    if (tid == (int)syscall_raw(SYS_gettid, 0, 0, 0, 0, 0, 0))
+        pthread_tid_offset = field[2];
+}
 
 static void *thread_main(void *arg)
 {
@@ -59,13 +78,17 @@ static void *thread_main(void *arg)
     context_set_gs(ctx);
     signals_init_thread(ctx);
     ctx->ts.tid = (int)syscall_raw(SYS_gettid, 0, 0, 0, 0, 0, 0);
-    if (start->flags & CLONE_PARENT_SETTID)
-        *(int *)start->ptid = ctx->ts.tid;
     if (start->flags & CLONE_CHILD_SETTID)
         *(int *)start->ctid = ctx->ts.tid;
     if (start->flags & CLONE_CHILD_CLEARTID)
         ctx->ts.clear_tid = start->ctid;
-    sem_post(&start->started); /* `start` belongs to the parent from here */
+    if (start->parent_waits) {
+        if (start->flags & CLONE_PARENT_SETTID)
+            *(int *)start->ptid = ctx->ts.tid;
+        sem_post(&start->started); /* `start` belongs to the parent from here */
+    } else {
+        free(start);
+    }
     translator_run(ctx);
 }
 
@@ -86,30 +109,45 @@ static long create_thread(struct guest_context *parent, uint64_t flags, uint64_t
     ctx->ts.guest_gs = parent->ts.guest_gs;
     ctx->ts.sigmask = parent->ts.sigmask;
 
-    struct thread_start start = {.ctx = ctx, .flags = flags, .ptid = ptid, .ctid = ctid};
-    sem_init(&start.started, 0, 0);
+    struct thread_start *start = malloc(sizeof *start);
+    *start = (struct thread_start){.ctx = ctx, .flags = flags, .ptid = ptid, .ctid = ctid};
+    bool parent_waits = start->parent_waits = pthread_tid_offset == 0;
+    if (parent_waits)
+        sem_init(&start->started, 0, 0);
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     pthread_attr_setstacksize(&attr, 256 * 1024);
-    pthread_t thread;
     /* The new thread starts with every signal blocked: until it has set its
      * %gs, the runtime's handler could not find its context. */
-    sigset_t all, old;
+    sigset_t all;
     sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    int err = pthread_create(&thread, &attr, thread_main, &start);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_setsigmask_np(&attr, &all);
+    pthread_t thread;
+    int err = pthread_create(&thread, &attr, thread_main, start);
     pthread_attr_destroy(&attr);
     if (err) {
+        free(start);
         context_release(ctx);
         return -err;
     }
+    if (!parent_waits) { /* (`start` may be freed already) */
+        /* The tid is known now, and the new thread cannot run guest code
+         * (nor exit, which clears that field) before this one lets go of
+         * the lock: no waiting for it to start. */
+        int tid;
+        memcpy(&tid, (const uint8_t *)thread + pthread_tid_offset, sizeof tid);
+        ctx->ts.tid = tid;
+        if (flags & CLONE_PARENT_SETTID)
+            *(int *)ptid = tid;
+        return tid;
+    }
     translator_unlock(); /* the new thread needs it to start */
-    while (sem_wait(&start.started) < 0)
+    while (sem_wait(&start->started) < 0)
         ;
     translator_lock();
-    sem_destroy(&start.started);
+    sem_destroy(&start->started);
+    free(start);
     return ctx->ts.tid;
 }
 

@@ -47,6 +47,8 @@ int guest_vm_host_prot(int guest_prot);
 
 /* Signals: installs host handlers, delivers pending guest signals. */
 void signals_init(void);
+/* Threads: finds where glibc keeps a pthread's tid (process.c). */
+void process_init(void);
 /* Builds a guest signal frame if a signal is pending and unblocked. */
 void signals_deliver_pending(struct guest_context *ctx);
 /* After delivery: a sigsuspend mask that no handler consumed goes away. */
