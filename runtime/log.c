@@ -1,5 +1,6 @@
 /* Logging, fatal errors and --stats. */
 #include <errno.h>
+#include <malloc.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -84,11 +85,13 @@ void dbo_print_stats(void)
     double ms = s->translate_ns / 1e6;
     uint64_t fast_syscalls = translator_fast_syscalls();
     uint64_t return_misses, return_hits = translator_return_stack_counts(&return_misses);
+    struct mallinfo2 heap = mallinfo2(); /* the runtime's own: the guest's is its brk and mmaps */
     dprintf(fd,
             "dbo: stats for pid %d\n"
             "  fragments built        %" PRIu64 "\n"
             "  guest instructions     %" PRIu64 " translated\n"
             "  cache bytes            %" PRIu64 " emitted, %zu in use\n"
+            "  runtime heap           %zu bytes in use (fragment records, tables)\n"
             "  dispatcher entries     %" PRIu64 "\n"
             "  direct links           %" PRIu64 "\n"
             "  indirect branches      %" PRIu64 " (%" PRIu64
@@ -103,7 +106,8 @@ void dbo_print_stats(void)
             "  invalidated fragments  %" PRIu64 " (%" PRIu64 " writes to code pages)\n"
             "  translation time       %.3f ms (%.0f fragments/ms)\n",
             getpid(), s->fragments_built, s->guest_instructions, s->cache_bytes, cache_bytes_used(),
-            s->dispatcher_entries, s->direct_links, lookups, inline_hits, hits, s->indirect_misses,
+            heap.uordblks + heap.hblkhd, s->dispatcher_entries, s->direct_links, lookups,
+            inline_hits, hits, s->indirect_misses,
             lookups ? 100.0 * (inline_hits + hits) / lookups : 0.0, s->inline_targets, return_hits,
             return_misses, s->traces_built, s->trace_heads, s->traces_abandoned,
             s->trace_blocks_recorded, s->syscalls + fast_syscalls, fast_syscalls, s->flushes,
