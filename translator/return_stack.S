@@ -21,6 +21,8 @@
 #include "translator/translator.h"
 
         .text
+        .globl dbo_return_stack_start
+dbo_return_stack_start:
 
 /* dbo_return_empty: a `ret` popped the bottom entry of the return stack.
  *   %rsp            = just above that entry (%gs:CTX_RETURN_SP_EMPTY + 8)
@@ -68,5 +70,7 @@ dbo_return_lookup:
         mov     %gs:CTX_IBL_TABLE+24(,%rcx,8), %rcx
         mov     %gs:CTX_SPILL_RDX, %rdx
         jmp     *%rcx
+        .globl dbo_return_stack_end
+dbo_return_stack_end:
 
         .section .note.GNU-stack, "", @progbits

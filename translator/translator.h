@@ -353,7 +353,8 @@ void dbo_exit_entry(void);
 void dbo_signal_reenter(void);
 void dbo_resume_guest_start(void), dbo_resume_guest_end(void); /* code range labels */
 void dbo_signal_entry(int sig, void *info, void *uc);
-void dbo_return_empty(void), dbo_return_lookup(void); /* return_stack.S */
+void dbo_return_empty(void), dbo_return_lookup(void);          /* return_stack.S */
+void dbo_return_stack_start(void), dbo_return_stack_end(void); /* its code range */
 __attribute__((noreturn)) void dbo_enter_guest(struct guest_context *ctx, void *cache_pc);
 
 #endif
