@@ -50,6 +50,7 @@ struct thread_start {
     struct guest_context *ctx;
     uint64_t flags, ptid, ctid;
     bool parent_waits; /* for the tid: then `started` is posted, else `start` is the child's */
+    void *entry;       /* else: where it enters the cache, looked up by the parent */
     sem_t started;
 };
 
@@ -86,10 +87,11 @@ static void *thread_main(void *arg)
         if (start->flags & CLONE_PARENT_SETTID)
             *(int *)start->ptid = ctx->ts.tid;
         sem_post(&start->started); /* `start` belongs to the parent from here */
-    } else {
-        free(start);
+        translator_run(ctx);
     }
-    translator_run(ctx);
+    void *entry = start->entry;
+    free(start);
+    translator_enter(ctx, entry); /* no lock: the parent has done the lookup */
 }
 
 static long create_thread(struct guest_context *parent, uint64_t flags, uint64_t newsp,
@@ -114,6 +116,8 @@ static long create_thread(struct guest_context *parent, uint64_t flags, uint64_t
     bool parent_waits = start->parent_waits = pthread_tid_offset == 0;
     if (parent_waits)
         sem_init(&start->started, 0, 0);
+    else
+        start->entry = translator_thread_entry(ctx);
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
@@ -132,9 +136,9 @@ static long create_thread(struct guest_context *parent, uint64_t flags, uint64_t
         return -err;
     }
     if (!parent_waits) { /* (`start` may be freed already) */
-        /* The tid is known now, and the new thread cannot run guest code
-         * (nor exit, which clears that field) before this one lets go of
-         * the lock: no waiting for it to start. */
+        /* The tid is known now (the new thread may run guest code
+         * already, but not exit, which clears that field, before this one
+         * lets go of the lock): no waiting for it to start. */
         int tid;
         memcpy(&tid, (const uint8_t *)thread + pthread_tid_offset, sizeof tid);
         ctx->ts.tid = tid;
@@ -159,13 +163,17 @@ void emulate_exit_thread(struct guest_context *ctx, int status)
      * once it is back on the free list. */
     uint64_t all = ~0ull;
     syscall_raw(SYS_rt_sigprocmask, SIG_SETMASK, (long)&all, 0, 8, 0, 0);
-    if (ctx->ts.clear_tid) {
-        __atomic_store_n((int *)ctx->ts.clear_tid, 0, __ATOMIC_SEQ_CST);
-        syscall_raw(SYS_futex, ctx->ts.clear_tid, FUTEX_WAKE, 1, 0, 0, 0);
-    }
+    uint64_t clear_tid = ctx->ts.clear_tid;
     bool is_main = ctx->ts.is_main;
     context_release(ctx);
     translator_unlock();
+    /* Only now wake a joiner (CLONE_CHILD_CLEARTID), as the kernel would
+     * once the thread is gone: woken before, it found the lock still taken
+     * (three futex calls more a thread). */
+    if (clear_tid) {
+        __atomic_store_n((int *)clear_tid, 0, __ATOMIC_SEQ_CST);
+        syscall_raw(SYS_futex, clear_tid, FUTEX_WAKE, 1, 0, 0, 0);
+    }
     if (is_main) /* glibc would exit the process from its first thread */
         for (;;)
             syscall_raw(SYS_exit, status, 0, 0, 0, 0, 0);

@@ -512,6 +512,19 @@ void *dispatch_signal(struct guest_context *ctx)
     return leave_dispatch(ctx, NULL);
 }
 
+void *translator_thread_entry(struct guest_context *ctx)
+{
+    struct fragment *frag = fragment_for(ctx, ctx->rip);
+    ctx->ts.in_cache = true; /* from now on, as far as flushes go */
+    catch_up_with_flush(ctx);
+    return frag->cache_pc;
+}
+
+void translator_enter(struct guest_context *ctx, void *cache_pc)
+{
+    dbo_enter_guest(ctx, cache_pc);
+}
+
 void translator_run(struct guest_context *ctx)
 {
     translator_lock();
