@@ -45,6 +45,23 @@ dbo_syscall_check:
 1:      lea     syscall_fast_table(%rip), %rcx
         movzbl  (%rcx,%rax), %ecx
         jrcxz   dbo_syscall_full
+        lea     -1(%rcx), %rcx                 /* 1: fast */
+        jrcxz   dbo_syscall_fast
+        lea     -1(%rcx), %rcx                 /* 2: the path in rdi */
+        jrcxz   2f
+        mov     %rsi, %rcx                     /* 3: the path in rsi */
+        jmp     3f
+2:      mov     %rdi, %rcx
+        /* rcx = the path. One that starts with "/pro" may be one of the
+         * links to /proc/.../exe or cmdline that the C gate answers for
+         * the guest's program. Reading it may fault (a bad pointer, or a
+         * short string at a page's end): faults.c then sends the thread
+         * to dbo_syscall_full, and the C gate answers. */
+3:      .globl dbo_syscall_path_load
+dbo_syscall_path_load:
+        mov     (%rcx), %ecx
+        lea     -0x6f72702f(%rcx), %rcx        /* "/pro", little-endian */
+        jrcxz   dbo_syscall_full
         jmp     dbo_syscall_fast
         .size dbo_syscall_check, .-dbo_syscall_check
 

@@ -224,6 +224,12 @@ void dbo_handle_signal(int sig, siginfo_t *info, ucontext_t *uc)
         return;
     }
 
+    if (fault && (sig == SIGSEGV || sig == SIGBUS) && pc == (uint64_t)dbo_syscall_path_load) {
+        /* The fast path could not read a call's path: the C gate will
+         * (and answers EFAULT if the guest's pointer is bad). */
+        uc->uc_mcontext.gregs[REG_RIP] = (greg_t)dbo_syscall_full;
+        return;
+    }
     if (fault && sig == SIGSEGV && in_cache &&
         translator_return_stack_overflow(ctx, (uint64_t)info->si_addr)) {
         /* A call found the return stack full: empty it, make the call

@@ -167,13 +167,36 @@ bool syscall_fast_allowed(long nr)
     }
 }
 
-/* 1: the fast path may make this call (read by fast_gate.S). */
+int syscall_fast_path_arg(long nr)
+{
+    if (dbo_opts.verbose)
+        return 0;
+    switch (nr) {
+    case SYS_open:
+    case SYS_stat:
+    case SYS_access:
+    case SYS_readlink: return 1;
+    case SYS_openat:
+    case SYS_newfstatat:
+    case SYS_statx:
+    case SYS_faccessat:
+    case SYS_faccessat2:
+    case SYS_readlinkat: return 2;
+    default: return 0;
+    }
+}
+
+/* Read by fast_gate.S: 1, the fast path may make this call; 2 or 3, it
+ * may if the path in %rdi (2) or %rsi (3) does not start with "/pro"
+ * (see syscall_fast_path_arg); 0, the C gate makes it. */
 uint8_t syscall_fast_table[512];
 
 void syscall_fast_init(void)
 {
-    for (long nr = 0; nr < 512; nr++)
-        syscall_fast_table[nr] = syscall_fast_allowed(nr);
+    for (long nr = 0; nr < 512; nr++) {
+        int path_arg = syscall_fast_path_arg(nr);
+        syscall_fast_table[nr] = syscall_fast_allowed(nr) ? 1 : path_arg ? 1 + path_arg : 0;
+    }
 }
 
 void syscall_fast_finish(struct guest_context *ctx)

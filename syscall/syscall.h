@@ -16,12 +16,18 @@ void syscall_gate(struct guest_context *ctx);
 /* The gate's fast path (fast_gate.S): for calls the gate would hand to
  * the kernel unchanged, when the translator knows the number. */
 bool syscall_fast_allowed(long nr);
+/* Calls on a path that the gate passes on unchanged unless the path is
+ * one of /proc's links to the program (/proc/self/exe, .../cmdline): the
+ * fast path may make them when the path does not start with "/pro".
+ * Which argument is the path: 1 (%rdi), 2 (%rsi), 0 for other calls. */
+int syscall_fast_path_arg(long nr);
 /* Fills the table the fast path consults for numbers found at run time. */
 void syscall_fast_init(void);
 /* The fast path made a call whose outcome needs the runtime (EXIT_SYSCALL_DONE):
  * restart it, redo it, or just set rcx/r11; ctx->rip is after the call. */
 void syscall_fast_finish(struct guest_context *ctx);
 void dbo_syscall_fast(void), dbo_syscall_check(void), dbo_syscall_full(void);
+void dbo_syscall_path_load(void); /* its read of a path, which may fault */
 /* code range labels: all of it, and from just after its syscall instruction */
 void dbo_syscall_fast_start(void), dbo_syscall_fast_made(void), dbo_syscall_fast_end(void);
 

@@ -588,8 +588,10 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
         case ZYDIS_MNEMONIC_SYSCALL: {
             /* A recording block leaves through EXIT_SYSCALL: a trace ends
              * there. A number known not to pass goes to the C gate. */
-            if (mode != BUILD_RECORD && (rax_before < 0 || syscall_fast_allowed(rax_before))) {
-                emit_fast_syscall(&b, next, rax_before >= 0);
+            bool known_fast = rax_before >= 0 && syscall_fast_allowed(rax_before);
+            if (mode != BUILD_RECORD &&
+                (rax_before < 0 || known_fast || syscall_fast_path_arg(rax_before))) {
+                emit_fast_syscall(&b, next, known_fast); /* else the fast path checks */
             } else {
                 int e = new_exit(&b, EXIT_SYSCALL, next, NULL);
                 b.exits[e].stub = b.p;

@@ -81,8 +81,16 @@ static void test_fast_allowed(void **state)
     assert_true(syscall_fast_allowed(SYS_futex));
     assert_false(syscall_fast_allowed(-1));
     assert_false(syscall_fast_allowed(512));
+    /* calls on a path: fast unless the path may be one of /proc's links */
+    assert_int_equal(syscall_fast_path_arg(SYS_stat), 1);
+    assert_int_equal(syscall_fast_path_arg(SYS_readlink), 1);
+    assert_int_equal(syscall_fast_path_arg(SYS_statx), 2);
+    assert_int_equal(syscall_fast_path_arg(SYS_openat), 2);
+    assert_int_equal(syscall_fast_path_arg(SYS_read), 0);
+    assert_int_equal(syscall_fast_path_arg(SYS_execve), 0);
     dbo_opts.verbose = true; /* it logs every call */
     assert_false(syscall_fast_allowed(SYS_getppid));
+    assert_int_equal(syscall_fast_path_arg(SYS_stat), 0);
     dbo_opts.verbose = false;
 }
 
