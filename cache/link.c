@@ -6,7 +6,14 @@
 #include <string.h>
 
 #include "cache/cache_internal.h"
+#include "runtime/runtime.h"
 #include "translator/translator.h"
+
+/* The first 14 bytes of every exit stub (they spill rcx and rdx, the same
+ * in all): what a far link overwrites and its unlinking puts back. Taken
+ * from the first stub linked far. */
+static uint8_t stub_head[14];
+static bool have_stub_head;
 
 static bool fits_rel32(const uint8_t *from_end, const uint8_t *target)
 {
@@ -31,7 +38,12 @@ void cache_link(struct exit_record *exit, struct fragment *to)
         uint8_t far[14] = {0xff, 0x25, 0, 0, 0, 0};
         uint64_t target = (uint64_t)to->cache_pc;
         memcpy(far + 6, &target, 8);
-        memcpy(exit->saved_stub, exit->stub, sizeof far);
+        if (!have_stub_head) {
+            memcpy(stub_head, exit->stub, sizeof stub_head);
+            have_stub_head = true;
+        } else if (memcmp(stub_head, exit->stub, sizeof stub_head)) {
+            dbo_fatal("exit stub at %p is not like the others", (void *)exit->stub);
+        }
         memcpy(exit->stub, far, sizeof far);
     } else {
         return;
@@ -49,7 +61,7 @@ static void unlink_exit(struct exit_record *e)
     if (e->branch_rel32 && fits_rel32(e->branch_rel32 + 4, e->to->cache_pc))
         store_rel32(e->branch_rel32, e->stub);
     else
-        memcpy(e->stub, e->saved_stub, sizeof e->saved_stub);
+        memcpy(e->stub, stub_head, sizeof stub_head);
     e->linked = false;
     e->to = NULL;
 }

@@ -124,8 +124,7 @@ static inline void place_exits(struct builder *b, struct fragment *frag)
     memcpy(frag->exits, b->exits, b->n_exits * sizeof *frag->exits);
     for (int i = 0; i < b->n_exits; i++) {
         frag->exits[i].from = frag;
-        if (b->inline_exit_of[i] >= 0)
-            frag->exits[i].inline_exit = &frag->exits[b->inline_exit_of[i]];
+        frag->exits[i].inline_exit = (int8_t)b->inline_exit_of[i];
     }
     for (int i = 0; i < b->n_record_refs; i++) {
         uint64_t record = (uint64_t)&frag->exits[b->record_index[i]];

@@ -469,11 +469,13 @@ void *dispatch(struct guest_context *ctx)
     case EXIT_INDIRECT: {
         ctx->rip = ctx->ind_target;
         dbo_stats.indirect_misses++;
-        if (exit->inline_tag && !exit->inline_exit->target && ctx->rip) {
+        struct exit_record *inline_exit =
+            exit->inline_tag ? &exit->from->exits[exit->inline_exit] : NULL;
+        if (inline_exit && !inline_exit->target && ctx->rip) {
             /* This site's inline check predicts its first target from now on:
              * the exit's target first, then the tag that lets threads in.
              * (Before fragment_for(), which may flush the exit away.) */
-            exit->inline_exit->target = ctx->rip;
+            inline_exit->target = ctx->rip;
             __atomic_store_n(exit->inline_tag, -ctx->rip, __ATOMIC_RELEASE);
             dbo_stats.inline_targets++;
         }

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cache/cache.h"
+#include "cache/cache_internal.h"
 #include "translator/translator.h"
 
 /* A fragment record with 16 bytes of (unused) cache code of its own. */
@@ -94,6 +95,49 @@ static void test_table_many(void **state)
     assert_false(cache_range_has_code(0x400000, 1 << 20));
 }
 
+/* A target out of rel32 reach: the stub becomes an absolute jump, and
+ * unlinking (the target invalidated) puts the stub's bytes back. */
+static void test_link_far(void **state)
+{
+    (void)state;
+    uint64_t pc = (uint64_t)&test_link_far;
+    struct cache_chunk *c = cache_chunk_near(pc, 4096);
+    uint8_t *code = cache_chunk_cursor(c);
+    static const uint8_t stub[36] = {0x65, 0x48, 0x89, 0x0c, 0x25, 8,    0, 0, 0,
+                                     0x65, 0x48, 0x89, 0x14, 0x25, 0x10, 0, 0, 0};
+    code[0] = 0xe9; /* jmp rel32 to the stub at code + 8 */
+    int32_t to_stub = 3;
+    memcpy(code + 1, &to_stub, 4);
+    memcpy(code + 8, stub, sizeof stub);
+    cache_chunk_commit(c, code + 64, 0);
+    struct fragment *from = fake_fragment(0x2000, 1);
+    /* a target chunk near guest code 64 GiB away */
+    struct cache_chunk *far_chunk = cache_chunk_near(pc + (64ull << 30), 4096);
+    assert_non_null(far_chunk);
+    struct fragment *to = fake_fragment(0x3000, 1);
+    to->cache_pc = cache_chunk_cursor(far_chunk);
+    cache_chunk_commit(far_chunk, to->cache_pc + 16, 0);
+    struct exit_record *e = &from->exits[0];
+    from->n_exits = 1;
+    *e = (struct exit_record){
+        .kind = EXIT_DIRECT, .branch_rel32 = code + 1, .stub = code + 8, .from = from};
+    cache_link(e, to);
+    assert_true(e->linked);
+    assert_int_equal(code[8], 0xff); /* jmp *0(%rip); .quad target */
+    assert_int_equal(code[9], 0x25);
+    uint64_t target;
+    memcpy(&target, code + 14, 8);
+    assert_int_equal(target, (uint64_t)to->cache_pc);
+    int32_t rel;
+    memcpy(&rel, code + 1, 4);
+    assert_int_equal(rel, 3); /* the branch still goes to the stub */
+    unlink_fragment(to);
+    assert_false(e->linked);
+    assert_memory_equal(code + 8, stub, sizeof stub);
+    free(from);
+    free(to);
+}
+
 static void test_link_near(void **state)
 {
     (void)state;
@@ -118,10 +162,9 @@ static void test_link_near(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_chunk_is_near),
-        cmocka_unit_test(test_chunk_cold_code),
-        cmocka_unit_test(test_table_many),
-        cmocka_unit_test(test_link_near),
+        cmocka_unit_test(test_chunk_is_near), cmocka_unit_test(test_chunk_cold_code),
+        cmocka_unit_test(test_table_many),    cmocka_unit_test(test_link_near),
+        cmocka_unit_test(test_link_far),
     };
     return cmocka_run_group_tests_name("cache", tests, NULL, NULL);
 }
