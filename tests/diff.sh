@@ -287,7 +287,7 @@ checks() {
     done
 }
 checks 2>&1 >"$RUN_DIR/checks.txt" | cat
-xargs -L 1 -P "$JOBS" "$ROOT/tests/diff.sh" --check <"$RUN_DIR/checks.txt"
+xargs -r -L 1 -P "$JOBS" "$ROOT/tests/diff.sh" --check <"$RUN_DIR/checks.txt"
 
 passed=$(grep -lx pass "$RUN_DIR"/results/* 2>/dev/null | wc -l)
 failed=$(grep -lx fail "$RUN_DIR"/results/* 2>/dev/null | wc -l)
