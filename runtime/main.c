@@ -49,6 +49,18 @@ static const char usage[] =
 /* Options dbo hands to children that the guest execve's. */
 static char *kept_options[16];
 
+/* `--name` sets *flag, `--no-name` clears it; false if arg is neither. */
+static bool switch_option(const char *arg, const char *name, bool *flag)
+{
+    if (strncmp(arg, "--", 2))
+        return false;
+    bool on = strncmp(arg + 2, "no-", 3) != 0;
+    if (strcmp(arg + (on ? 2 : 5), name))
+        return false;
+    *flag = on;
+    return true;
+}
+
 /* "16M" -> 16 << 20; 0 if malformed. */
 static uint64_t parse_size(const char *s)
 {
@@ -130,20 +142,11 @@ static int parse_options(int argc, char **argv)
                           "1000000, not '%s'",
                           a + 18);
             dbo_opts.trace_threshold = (uint32_t)n;
-        } else if (!strcmp(a, "--trace-indirect")) {
-            dbo_opts.trace_indirect = true;
-        } else if (!strcmp(a, "--no-trace-indirect")) {
-            dbo_opts.trace_indirect = false;
+        } else if (switch_option(a, "trace-indirect", &dbo_opts.trace_indirect) ||
+                   switch_option(a, "return-prefetch", &dbo_opts.return_prefetch) ||
+                   switch_option(a, "return-stack", &dbo_opts.return_stack)) {
         } else if (!strcmp(a, "--inline-targets")) {
             dbo_opts.inline_targets = true;
-        } else if (!strcmp(a, "--no-return-prefetch")) {
-            dbo_opts.return_prefetch = false;
-        } else if (!strcmp(a, "--return-prefetch")) {
-            dbo_opts.return_prefetch = true;
-        } else if (!strcmp(a, "--return-stack")) {
-            dbo_opts.return_stack = true;
-        } else if (!strcmp(a, "--no-return-stack")) {
-            dbo_opts.return_stack = false;
         } else if (!strcmp(a, "--verbose")) {
             dbo_opts.verbose = true;
         } else if (!strcmp(a, "--argv0")) {

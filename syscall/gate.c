@@ -123,6 +123,26 @@ static long emulate_arch_prctl(struct guest_context *ctx, int code, uint64_t add
     }
 }
 
+/* The calls on a path that the gate's switch below watches for /proc's
+ * links to the program: which argument is the path, 1 (the first) or 2
+ * (the second, after a directory fd); 0 for other calls. */
+static int path_argument(long nr)
+{
+    switch (nr) {
+    case SYS_open:
+    case SYS_stat:
+    case SYS_access:
+    case SYS_readlink: return 1;
+    case SYS_openat:
+    case SYS_newfstatat:
+    case SYS_statx:
+    case SYS_faccessat:
+    case SYS_faccessat2:
+    case SYS_readlinkat: return 2;
+    default: return 0;
+    }
+}
+
 /* The calls the gate's switch below emulates or watches: the rest go to
  * the kernel as they are, and may take the fast path. Keep the two lists
  * in step. */
@@ -130,6 +150,8 @@ bool syscall_fast_allowed(long nr)
 {
     if (dbo_opts.verbose || nr < 0 || nr >= 512)
         return false; /* --verbose logs every call */
+    if (path_argument(nr))
+        return false; /* perhaps: see syscall_fast_path_arg */
     switch (nr) {
     case SYS_brk:
     case SYS_mmap:
@@ -139,16 +161,6 @@ bool syscall_fast_allowed(long nr)
     case SYS_madvise:
     case SYS_arch_prctl:
     case SYS_rseq:
-    case SYS_open:
-    case SYS_stat:
-    case SYS_access:
-    case SYS_openat:
-    case SYS_newfstatat:
-    case SYS_statx:
-    case SYS_faccessat:
-    case SYS_faccessat2:
-    case SYS_readlink:
-    case SYS_readlinkat:
     case SYS_rt_sigaction:
     case SYS_rt_sigprocmask:
     case SYS_rt_sigsuspend:
@@ -169,21 +181,7 @@ bool syscall_fast_allowed(long nr)
 
 int syscall_fast_path_arg(long nr)
 {
-    if (dbo_opts.verbose)
-        return 0;
-    switch (nr) {
-    case SYS_open:
-    case SYS_stat:
-    case SYS_access:
-    case SYS_readlink: return 1;
-    case SYS_openat:
-    case SYS_newfstatat:
-    case SYS_statx:
-    case SYS_faccessat:
-    case SYS_faccessat2:
-    case SYS_readlinkat: return 2;
-    default: return 0;
-    }
+    return dbo_opts.verbose ? 0 : path_argument(nr);
 }
 
 /* Read by fast_gate.S: 1, the fast path may make this call; 2 or 3, it
@@ -248,7 +246,7 @@ void syscall_gate(struct guest_context *ctx)
     case SYS_faccessat:
     case SYS_faccessat2: {
         long a[6] = {a1, a2, a3, a4, a5, a6};
-        bool at = nr != SYS_open && nr != SYS_stat && nr != SYS_access;
+        bool at = path_argument(nr) == 2;
         int follow = 1;
         if (nr == SYS_newfstatat || nr == SYS_statx)
             follow = !(a[nr == SYS_statx ? 2 : 3] & AT_SYMLINK_NOFOLLOW);

@@ -91,7 +91,7 @@ static void *thread_main(void *arg)
     }
     void *entry = start->entry;
     free(start);
-    translator_enter(ctx, entry); /* no lock: the parent has done the lookup */
+    dbo_enter_guest(ctx, entry); /* no lock: the parent has done the lookup */
 }
 
 static long create_thread(struct guest_context *parent, uint64_t flags, uint64_t newsp,

@@ -522,11 +522,6 @@ void *translator_thread_entry(struct guest_context *ctx)
     return frag->cache_pc;
 }
 
-void translator_enter(struct guest_context *ctx, void *cache_pc)
-{
-    dbo_enter_guest(ctx, cache_pc);
-}
-
 void translator_run(struct guest_context *ctx)
 {
     translator_lock();

@@ -305,9 +305,7 @@ void emit_call_push(struct builder *b, uint64_t guest_return)
     emit_u8(p, 0xe9); /* jmp <mismatch, in cold code> */
     uint8_t *to_mismatch = *p;
     emit_u32(p, 0);
-    if (dbo_opts.stats) {
-        emit_count(p, CTX_RETURN_HITS);
-    }
+    emit_count(p, CTX_RETURN_HITS); /* with --stats */
     emit_load_gs(p, GPR_RCX, CTX_SPILL_RCX);
     emit_load_gs(p, GPR_RDX, CTX_SPILL_RDX);
     new_exit(b, EXIT_DIRECT, guest_return, emit_jmp_rel32(p));

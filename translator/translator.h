@@ -255,12 +255,11 @@ void context_set_gs(struct guest_context *ctx);
 /* Runs the guest from ctx->rip with ctx's registers; never returns.
  * Called without the translator lock. */
 __attribute__((noreturn)) void translator_run(struct guest_context *ctx);
-/* The same in two halves, for a new thread that its creator starts: where
- * it enters the cache (looked up by the creator, under the lock; the new
- * thread counts as in the cache from then on), and the entry itself,
- * without the lock. */
+/* The first half of that for a new thread that its creator starts: where
+ * it enters the cache, looked up by the creator under the lock (the new
+ * thread counts as in the cache from then on). The new thread enters it
+ * with dbo_enter_guest, without the lock. */
 void *translator_thread_entry(struct guest_context *ctx);
-__attribute__((noreturn)) void translator_enter(struct guest_context *ctx, void *cache_pc);
 
 /* A fragment goes on along the fall-through path of up to
  * dbo_opts.fragment_branches conditional branches (at most this many). */
