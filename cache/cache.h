@@ -66,8 +66,8 @@ static inline struct guest_range fragment_range(const struct fragment *f, uint32
 }
 
 /* A contiguous region of cache memory: fragments are bump-allocated
- * upwards from its start (the cursor), their cold code (exit stubs)
- * downwards from its end. */
+ * upwards from its start (the cursor), their cold code (exit stubs,
+ * lookup misses) downwards from its end. */
 struct cache_chunk;
 
 /* Returns a chunk whose whole extent lies within +-1.5 GiB of guest_pc and
