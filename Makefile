@@ -8,7 +8,7 @@ VERSION  := 0.1.0
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -fno-strict-aliasing \
             -DDBO_VERSION='"$(VERSION)"' -I.
-LDLIBS   := -lZydis -lunwind -lpthread
+LDLIBS   := -lZydis -lpthread
 
 # Debian packages dbo needs to build and test; `make setup` installs the
 # missing ones when run as root, otherwise it prints the command to run.
