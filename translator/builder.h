@@ -147,8 +147,12 @@ void emit_count(uint8_t **p, uint32_t slot);
 /* quick_decode.c: the length, ModRM and displacement of an instruction
  * the translator copies as it is, if it is one of the common ones this
  * knows (else false: ask Zydis). Fills only what a copy reads: length,
- * attributes, raw.modrm, raw.disp; mnemonic and category are INVALID. */
-bool quick_decode(const uint8_t *bytes, size_t avail, ZydisDecodedInstruction *insn);
+ * attributes, raw.modrm, raw.disp; mnemonic and category are INVALID,
+ * ops[0..2] UNUSED. A direct branch, call or return without prefixes:
+ * also mnemonic, meta.category and branch_type, opcode, and ops[0], its
+ * immediate (relative, or ret's count), as Zydis would have them. */
+bool quick_decode(const uint8_t *bytes, size_t avail, ZydisDecodedInstruction *insn,
+                  ZydisDecodedOperand *ops);
 
 /* syscall_site.c */
 /* The number a `mov $imm32, %eax` or `mov $imm32, %rax` sets, else -1. */

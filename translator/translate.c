@@ -93,6 +93,18 @@ static void emit_copy(uint8_t **p, const ZydisDecodedInstruction *insn,
     }
 }
 
+/* Where a direct branch goes. What quick_decode filled in is only what it
+ * reads here; Zydis's own result goes through Zydis. */
+static uint64_t branch_target(const ZydisDecodedInstruction *insn, const ZydisDecodedOperand *op,
+                              uint64_t pc, bool quick)
+{
+    if (quick)
+        return pc + insn->length + op->imm.value.s;
+    uint64_t target = 0;
+    ZydisCalcAbsoluteAddress(insn, op, pc, &target);
+    return target;
+}
+
 static bool uses_gs(const ZydisDecodedInstruction *insn)
 {
     return insn->attributes & ZYDIS_ATTRIB_HAS_SEGMENT_GS;
@@ -470,19 +482,22 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
         ZydisDecodedInstruction insn;
         ZydisDecodedOperand ops[ZYDIS_MAX_OPERAND_COUNT];
         ZydisDecoderContext dctx;
-        if (!(!self_check && quick_decode(bytes, avail, &insn)) &&
-            ZYAN_FAILED(ZydisDecoderDecodeInstruction(&decoder, &dctx, bytes,
-                                                      avail < 15 ? avail : 15, &insn))) {
+        /* (quick_decode fills in the operands the cases below read) */
+        bool quick = !self_check && quick_decode(bytes, avail, &insn, ops);
+        if (!quick && ZYAN_FAILED(ZydisDecoderDecodeInstruction(&decoder, &dctx, bytes,
+                                                                avail < 15 ? avail : 15, &insn))) {
             if (n > 0)
                 break; /* let the next fragment report it, at its own address */
             untranslatable(pc, bytes, avail < 15 ? avail : 15, "not a valid x86-64 instruction");
         }
-        /* Operands cost as much again to decode: only where the rewrite
-         * needs them. Most instructions are copied knowing their length. */
-        /* the cases below look at these (clearing all ten is 800 bytes) */
-        ops[0].type = ops[1].type = ops[2].type = ZYDIS_OPERAND_TYPE_UNUSED;
-        if (needs_operands(&insn, self_check))
-            ZydisDecoderDecodeOperands(&decoder, &dctx, &insn, ops, insn.operand_count);
+        if (!quick) {
+            /* Operands cost as much again to decode: only where the rewrite
+             * needs them. Most instructions are copied knowing their length. */
+            /* the cases below look at these (clearing all ten is 800 bytes) */
+            ops[0].type = ops[1].type = ops[2].type = ZYDIS_OPERAND_TYPE_UNUSED;
+            if (needs_operands(&insn, self_check))
+                ZydisDecoderDecodeOperands(&decoder, &dctx, &insn, ops, insn.operand_count);
+        }
         uint64_t next = pc + insn.length;
         dbo_stats.guest_instructions++;
         int64_t rax_before = known_rax;
@@ -538,7 +553,7 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
                 if (indirect)
                     emit_trace_guard(&b, to, new_exit(&b, EXIT_INDIRECT, 0, NULL), false, 0);
                 else
-                    ZydisCalcAbsoluteAddress(&insn, &ops[0], pc, &target);
+                    target = branch_target(&insn, &ops[0], pc, quick);
                 if (target != to)
                     new_exit(&b, insn.mnemonic == ZYDIS_MNEMONIC_CALL ? EXIT_CALL : EXIT_DIRECT,
                              target, emit_jmp_rel32(&b.p));
@@ -554,7 +569,7 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
                 emit_indirect_branch(&b, new_exit(&b, EXIT_INDIRECT, 0, NULL));
             } else {
                 uint64_t target;
-                ZydisCalcAbsoluteAddress(&insn, &ops[0], pc, &target);
+                target = branch_target(&insn, &ops[0], pc, quick);
                 new_exit(&b, insn.mnemonic == ZYDIS_MNEMONIC_CALL ? EXIT_CALL : EXIT_DIRECT, target,
                          emit_jmp_rel32(&b.p));
             }
@@ -607,7 +622,7 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
         case ZYDIS_MNEMONIC_LOOPNE: {
             /* Only rel8 forms exist: branch over a fall-through jump. */
             uint64_t target;
-            ZydisCalcAbsoluteAddress(&insn, &ops[0], pc, &target);
+            target = branch_target(&insn, &ops[0], pc, quick);
             emit_bytes(&b.p, bytes, insn.length - 1);
             uint8_t *rel8 = b.p++;
             new_exit(&b, EXIT_DIRECT, next, emit_jmp_rel32(&b.p));
@@ -655,7 +670,7 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
         default:
             if (insn.meta.category == ZYDIS_CATEGORY_COND_BR) {
                 uint64_t target;
-                ZydisCalcAbsoluteAddress(&insn, &ops[0], pc, &target);
+                target = branch_target(&insn, &ops[0], pc, quick);
                 int cond = insn.opcode & 0x0f;
                 if (t) {
                     /* The way the trace went is the fall-through: the

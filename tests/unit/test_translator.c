@@ -172,15 +172,19 @@ static void test_return_stack(void **state)
 }
 
 /* quick_decode agrees with Zydis wherever it answers: same length, ModRM
- * and displacement, and never for an instruction the translator rewrites
- * (a branch, call, return, system call or interrupt, a %gs operand). */
-static void expect_agrees(const ZydisDecoder *zydis, const uint8_t *bytes, int *claimed)
+ * and displacement; for a direct branch, call or return the same
+ * mnemonic, category and target (or count); and never for an instruction
+ * the translator rewrites otherwise (an indirect branch, a system call or
+ * interrupt, a %gs operand). */
+static void expect_agrees(const ZydisDecoder *zydis, const uint8_t *bytes, int *claimed,
+                          int *branches)
 {
     ZydisDecodedInstruction quick, full;
-    if (!quick_decode(bytes, 15, &quick))
+    ZydisDecodedOperand quick_ops[ZYDIS_MAX_OPERAND_COUNT], full_ops[ZYDIS_MAX_OPERAND_COUNT];
+    if (!quick_decode(bytes, 15, &quick, quick_ops))
         return;
     (*claimed)++;
-    if (ZYAN_FAILED(ZydisDecoderDecodeInstruction(zydis, NULL, bytes, 15, &full))) {
+    if (ZYAN_FAILED(ZydisDecoderDecodeFull(zydis, bytes, 15, &full, full_ops))) {
         fprintf(stderr, "quick_decode took invalid bytes %02x %02x %02x %02x\n", bytes[0], bytes[1],
                 bytes[2], bytes[3]);
         fail();
@@ -189,16 +193,38 @@ static void expect_agrees(const ZydisDecoder *zydis, const uint8_t *bytes, int *
         fprintf(stderr, "length %d, Zydis %d: %02x %02x %02x %02x\n", quick.length, full.length,
                 bytes[0], bytes[1], bytes[2], bytes[3]);
     assert_int_equal(quick.length, full.length);
+    assert_false(full.attributes & ZYDIS_ATTRIB_HAS_SEGMENT_GS);
+    bool branch = full.meta.category == ZYDIS_CATEGORY_COND_BR ||
+                  full.meta.category == ZYDIS_CATEGORY_UNCOND_BR ||
+                  full.meta.category == ZYDIS_CATEGORY_CALL ||
+                  full.meta.category == ZYDIS_CATEGORY_RET;
+    if (branch) {
+        (*branches)++;
+        assert_int_equal(quick.mnemonic, full.mnemonic);
+        assert_int_equal(quick.meta.category, full.meta.category);
+        assert_int_not_equal(full.meta.branch_type, ZYDIS_BRANCH_TYPE_FAR);
+        assert_int_equal(quick.opcode, full.opcode);
+        if (full_ops[0].type == ZYDIS_OPERAND_TYPE_IMMEDIATE) {
+            assert_int_equal(quick_ops[0].type, ZYDIS_OPERAND_TYPE_IMMEDIATE);
+            assert_int_equal(quick_ops[0].imm.is_relative, full_ops[0].imm.is_relative);
+            assert_int_equal(quick_ops[0].imm.value.u, full_ops[0].imm.value.u);
+            if (full_ops[0].imm.is_relative) {
+                uint64_t target = 0, pc = 0x7f0000001000;
+                ZydisCalcAbsoluteAddress(&full, &full_ops[0], pc, &target);
+                assert_int_equal(pc + quick.length + quick_ops[0].imm.value.s, target);
+            }
+        } else {
+            assert_int_not_equal(quick_ops[0].type, ZYDIS_OPERAND_TYPE_IMMEDIATE);
+        }
+        return;
+    }
+    assert_int_equal(quick.mnemonic, ZYDIS_MNEMONIC_INVALID);
+    assert_int_equal(quick_ops[0].type, ZYDIS_OPERAND_TYPE_UNUSED);
     assert_int_equal(quick.attributes & ZYDIS_ATTRIB_HAS_MODRM,
                      full.attributes & ZYDIS_ATTRIB_HAS_MODRM);
-    assert_false(full.attributes & ZYDIS_ATTRIB_HAS_SEGMENT_GS);
     if (full.attributes & ZYDIS_ATTRIB_IS_RELATIVE) /* only a rip-relative operand */
         assert_true(full.raw.modrm.mod == 0 && full.raw.modrm.rm == 5);
-    assert_false(full.meta.category == ZYDIS_CATEGORY_COND_BR ||
-                 full.meta.category == ZYDIS_CATEGORY_UNCOND_BR ||
-                 full.meta.category == ZYDIS_CATEGORY_CALL ||
-                 full.meta.category == ZYDIS_CATEGORY_RET ||
-                 full.meta.category == ZYDIS_CATEGORY_INTERRUPT ||
+    assert_false(full.meta.category == ZYDIS_CATEGORY_INTERRUPT ||
                  full.meta.category == ZYDIS_CATEGORY_SYSCALL ||
                  full.meta.category == ZYDIS_CATEGORY_SYSTEM);
     if (full.attributes & ZYDIS_ATTRIB_HAS_MODRM) {
@@ -217,7 +243,7 @@ static int check_loaded_code(struct dl_phdr_info *info, size_t size, void *data)
 {
     (void)size;
     const ZydisDecoder *zydis = ((const ZydisDecoder **)data)[0];
-    int *claimed = ((int **)data)[1];
+    int *claimed = ((int **)data)[1], *branches = ((int **)data)[2];
     for (int i = 0; i < info->dlpi_phnum; i++) {
         const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
         if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X))
@@ -226,7 +252,7 @@ static int check_loaded_code(struct dl_phdr_info *info, size_t size, void *data)
         size_t len = ph->p_memsz;
         ZydisDecodedInstruction insn;
         for (size_t off = 0; off + 15 <= len;) { /* a linear sweep, as compiled */
-            expect_agrees(zydis, code + off, claimed);
+            expect_agrees(zydis, code + off, claimed, branches);
             if (ZYAN_FAILED(ZydisDecoderDecodeInstruction(zydis, NULL, code + off, 15, &insn)))
                 off++;
             else
@@ -242,22 +268,24 @@ static void test_quick_decode(void **state)
     ZydisDecoder zydis;
     ZydisDecoderInit(&zydis, ZYDIS_MACHINE_MODE_LONG_64, ZYDIS_STACK_WIDTH_64);
     /* the code loaded in this process: libc, Zydis, cmocka, this test */
-    int claimed = 0;
-    const void *data[2] = {&zydis, &claimed};
+    int claimed = 0, branches = 0;
+    const void *data[3] = {&zydis, &claimed, &branches};
     dl_iterate_phdr(check_loaded_code, data);
     assert_true(claimed > 100000); /* and it answers for most of it */
+    assert_true(branches > 20000);
     /* random bytes, half of them after a REX prefix */
     srandom(1);
-    int random_claimed = 0;
+    int random_claimed = 0, random_branches = 0;
     for (int n = 0; n < 2000000; n++) {
         uint8_t bytes[16];
         for (int k = 0; k < 16; k++)
             bytes[k] = (uint8_t)random();
         if (n & 1)
             bytes[0] = 0x40 | (bytes[0] & 15);
-        expect_agrees(&zydis, bytes, &random_claimed);
+        expect_agrees(&zydis, bytes, &random_claimed, &random_branches);
     }
     assert_true(random_claimed > 100000);
+    assert_true(random_branches > 20000);
 }
 
 int main(void)
