@@ -271,13 +271,7 @@ enum { UC_FP_XSTATE = 1, UC_SIGCONTEXT_SS = 2, UC_STRICT_RESTORE_SS = 4 };
 
 static uint32_t xstate_size(void)
 {
-    static uint32_t size;
-    if (!size) {
-        unsigned a, b, c, d;
-        __asm__("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(0xd), "c"(0));
-        size = b < CTX_XSAVE_SIZE ? b : CTX_XSAVE_SIZE;
-    }
-    return size;
+    return translator_xsave_size();
 }
 
 static void write_fpstate(uint8_t *fp, const struct guest_context *ctx, uint32_t size)

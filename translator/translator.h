@@ -236,6 +236,10 @@ struct exit_record {
  * took 5 MB off cc1's 45 MB of runtime heap. */
 _Static_assert(sizeof(struct exit_record) == 56, "exit records stay small");
 
+/* The size of this CPU's XSAVE area for the enabled features (asked of
+ * cpuid once; fatal if more than CTX_XSAVE_SIZE). */
+uint32_t translator_xsave_size(void);
+
 /* Creates a context (reusing one of an exited thread when possible) and
  * adds it to the live list; context_release() takes it off at thread exit. */
 struct guest_context *context_create(bool use_fsgsbase);
