@@ -103,10 +103,6 @@ void cache_install_trace(struct fragment *trace);
  * straight to `to` (the head's fragment) from now on. */
 void cache_drop_counter(struct fragment *counter, struct fragment *to);
 
-/* Call sites, by guest return address: the live fragment whose translation
- * of that call (and its return pad) every other fragment reaching the same
- * call jumps to, so that each return address has a single pad. */
-
 /* Points the exit's branch (or its stub) straight at `to`. */
 void cache_link(struct exit_record *exit, struct fragment *to);
 

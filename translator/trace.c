@@ -98,7 +98,8 @@ struct fragment *translate_head_counter(struct fragment *head, uint32_t threshol
     struct cache_chunk *chunk = cache_chunk_near(head->guest_pc, 256);
     if (!chunk)
         return NULL; /* no flush for a counter: link the head directly */
-    struct builder b = {.mode = BUILD_FRAGMENT, .p = cache_chunk_cursor(chunk)};
+    struct builder b;
+    builder_init(&b, NULL, BUILD_FRAGMENT, cache_chunk_cursor(chunk), cache_chunk_cold(chunk));
     uint32_t count = CTX_TRACE_COUNTS + 2 * counters_used++;
     if (counters_used > counters_touched)
         counters_touched = counters_used;

@@ -437,8 +437,8 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
                                        struct cache_chunk *chunk, bool self_check,
                                        enum build_mode mode, struct trace_path *t)
 {
-    struct builder b = {
-        .ctx = ctx, .mode = mode, .p = cache_chunk_cursor(chunk), .cold = cache_chunk_cold(chunk)};
+    struct builder b;
+    builder_init(&b, ctx, mode, cache_chunk_cursor(chunk), cache_chunk_cold(chunk));
     int max_insns = mode == BUILD_TRACE    ? MAX_TRACE_INSNS
                     : mode == BUILD_SINGLE ? 1
                                            : MAX_FRAGMENT_INSNS;
