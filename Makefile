@@ -23,7 +23,8 @@ RUNTIME_SRCS := $(wildcard runtime/*.c) $(wildcard loader/*.c) \
 RUNTIME_ASM  := $(wildcard translator/*.S) $(wildcard syscall/*.S)
 LIB_OBJS     := $(patsubst %.c,$(BUILD)/%.o,$(filter-out runtime/main.c,$(RUNTIME_SRCS))) \
                 $(patsubst %.S,$(BUILD)/%.o,$(RUNTIME_ASM))
-DEPFILES     := $(patsubst %.c,$(BUILD)/%.d,$(RUNTIME_SRCS))
+DEPFILES     := $(patsubst %.c,$(BUILD)/%.d,$(RUNTIME_SRCS)) \
+                $(patsubst %.S,$(BUILD)/%.d,$(RUNTIME_ASM)) # .S files read translator.h
 
 .PHONY: all setup demo test unit-test diff-test real-test bench install clean format
 
@@ -48,7 +49,7 @@ $(BUILD)/%.o: %.c
 
 $(BUILD)/%.o: %.S
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
 $(BUILD)/libdbo.a: $(LIB_OBJS)
 	rm -f $@ && ar rcs $@ $^

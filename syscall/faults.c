@@ -203,10 +203,11 @@ static void leave_cache_soon(struct guest_context *ctx, ucontext_t *uc, uint64_t
         leave_fast_gate(ctx, uc, pc);
         return;
     }
-    if (ctx->ts.in_cache && pc >= (uint64_t)dbo_return_stack_start &&
-        pc < (uint64_t)dbo_return_stack_end) {
-        /* The return stack's lookup, runtime code that goes on into the
-         * cache: step into it (or out to the dispatcher, which delivers). */
+    if (ctx->ts.in_cache &&
+        ((pc >= (uint64_t)dbo_return_stack_start && pc < (uint64_t)dbo_return_stack_end) ||
+         (pc >= (uint64_t)dbo_victim_lookup_start && pc < (uint64_t)dbo_victim_lookup_end))) {
+        /* The lookups' runtime code, which goes on into the cache: step
+         * into it (or out to the dispatcher, which delivers). */
         *efl |= EFLAGS_TF;
         ctx->ts.stepping = 1;
         return;

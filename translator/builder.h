@@ -121,14 +121,19 @@ static inline void cold_begin(struct builder *b)
  * start and goes back to the hot cursor. */
 uint8_t *cold_end(struct builder *b);
 
-/* mov $<address of exit `index`>, %rdx */
-static inline void emit_record(struct builder *b, int index)
+/* mov $<address of exit `index`>, %reg (rcx or rdx) */
+static inline void emit_record_in(struct builder *b, int index, int reg)
 {
     emit_u8(&b->p, 0x48);
-    emit_u8(&b->p, 0xba);
+    emit_u8(&b->p, (uint8_t)(0xb8 + reg));
     b->record_imm[b->n_record_refs] = b->p;
     b->record_index[b->n_record_refs++] = index;
     emit_u64(&b->p, 0);
+}
+
+static inline void emit_record(struct builder *b, int index)
+{
+    emit_record_in(b, index, GPR_RDX);
 }
 
 /* Copies the builder's exits into frag->exits (allocated by the caller)

@@ -80,10 +80,11 @@ bool translator_lock_held(void)
     return holding_lock;
 }
 
-/* The slot of ctx's indirect table that holds guest_pc, or NULL. */
-static struct ibl_entry *ibl_find(struct guest_context *ctx, uint64_t guest_pc)
+/* The slot of a two-way table (ctx->ibl or ctx->ibl_victim) that holds
+ * guest_pc, or NULL. */
+static struct ibl_entry *ibl_find(struct ibl_entry *table, uint64_t guest_pc)
 {
-    struct ibl_entry *e = &ctx->ibl[ibl_index(guest_pc)];
+    struct ibl_entry *e = &table[ibl_index(guest_pc)];
     if (e[0].neg_guest_pc == -guest_pc)
         return &e[0];
     if (e[1].neg_guest_pc == -guest_pc)
@@ -91,14 +92,40 @@ static struct ibl_entry *ibl_find(struct guest_context *ctx, uint64_t guest_pc)
     return NULL;
 }
 
-/* Puts guest_pc first in its slot pair; what was first moves second. */
+/* Puts an entry first in its slot pair; what was first moves second, and
+ * returns what was second (its tag 0 if nothing). */
+static struct ibl_entry ibl_push(struct ibl_entry *table, struct ibl_entry entry)
+{
+    struct ibl_entry *e = &table[ibl_index(-entry.neg_guest_pc)];
+    struct ibl_entry out = {0};
+    if (e[0].neg_guest_pc != entry.neg_guest_pc) { /* also drops a copy in e[1] */
+        if (e[1].neg_guest_pc != entry.neg_guest_pc)
+            out = e[1];
+        e[1] = e[0];
+    }
+    e[0] = entry;
+    return out;
+}
+
+/* Puts guest_pc first in its slot pair of the table; what that pushes out
+ * goes to the victim table (and what that pushes out is dropped). Only
+ * the thread itself adds entries, in the dispatcher; other threads only
+ * clear tags or retarget entries, under the lock. */
 static void ibl_insert(struct guest_context *ctx, uint64_t guest_pc, uint64_t cache_pc)
 {
-    struct ibl_entry *e = &ctx->ibl[ibl_index(guest_pc)];
-    if (e[0].neg_guest_pc != -guest_pc) /* also drops a copy in e[1] */
-        e[1] = e[0];
-    e[0].cache_pc = cache_pc;
-    e[0].neg_guest_pc = -guest_pc;
+    struct ibl_entry *in_victim = ibl_find(ctx->ibl_victim, guest_pc);
+    if (in_victim)
+        in_victim->neg_guest_pc = 0; /* it moves up */
+    struct ibl_entry out =
+        ibl_push(ctx->ibl, (struct ibl_entry){.neg_guest_pc = -guest_pc, .cache_pc = cache_pc});
+    if (out.neg_guest_pc)
+        ibl_push(ctx->ibl_victim, out);
+}
+
+static void ibl_clear(struct guest_context *ctx)
+{
+    for (int i = 0; i < IBL_SLOTS; i++)
+        ctx->ibl[i].neg_guest_pc = ctx->ibl_victim[i].neg_guest_pc = 0;
 }
 
 /* An invalidated fragment must not be reachable through any thread's
@@ -108,8 +135,10 @@ static void forget_indirect(struct fragment *frag, void *arg)
     (void)arg;
     ibl_epoch++; /* free contexts' tables may name it too */
     for (struct guest_context *c = live_contexts; c; c = c->ts.next) {
-        struct ibl_entry *e = ibl_find(c, frag->guest_pc);
+        struct ibl_entry *e = ibl_find(c->ibl, frag->guest_pc);
         if (e)
+            e->neg_guest_pc = 0;
+        if ((e = ibl_find(c->ibl_victim, frag->guest_pc)))
             e->neg_guest_pc = 0;
     }
 }
@@ -119,8 +148,10 @@ static void forget_indirect(struct fragment *frag, void *arg)
 static void retarget_indirect(uint64_t guest_pc, uint64_t cache_pc)
 {
     for (struct guest_context *c = live_contexts; c; c = c->ts.next) {
-        struct ibl_entry *e = ibl_find(c, guest_pc);
+        struct ibl_entry *e = ibl_find(c->ibl, guest_pc);
         if (e)
+            e->cache_pc = cache_pc;
+        if ((e = ibl_find(c->ibl_victim, guest_pc)))
             e->cache_pc = cache_pc;
     }
 }
@@ -198,23 +229,25 @@ static void put_on_free_list(struct guest_context *ctx)
     free_contexts = ctx;
 }
 
-/* A context 2 MiB-aligned, the first one in a huge page where the kernel
- * gives one (THP, when asked for): its indirect table is 1 MiB written at
- * random, which in 4 KiB pages cost /bin/true 315 of its 700 page faults
+/* A context 2 MiB-aligned, the first one's first 2 MiB in a huge page
+ * where the kernel gives one (THP, when asked for): its indirect table is
+ * 1 MiB written at random (the victim table after it much less), which in
+ * 4 KiB pages cost /bin/true 315 of its 700 page faults
  * and 10% of its time. Only the first: a huge page is 2 MiB of memory
  * for each thread, where 4 KiB pages hold what a thread touches. */
 #define HUGE_PAGE (2ul << 20)
-_Static_assert(sizeof(struct guest_context) <= HUGE_PAGE, "a context fits a huge page");
+#define CTX_MAPPED ((sizeof(struct guest_context) + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1))
+_Static_assert(CTX_IBL_VICTIM <= HUGE_PAGE, "the table fits the first huge page");
 static struct guest_context *map_context(void)
 {
-    uint8_t *m = mmap(NULL, 2 * HUGE_PAGE, PROT_READ | PROT_WRITE,
+    uint8_t *m = mmap(NULL, CTX_MAPPED + HUGE_PAGE, PROT_READ | PROT_WRITE,
                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (m == MAP_FAILED)
         dbo_fatal("cannot allocate a thread context: %m");
     uint8_t *aligned = (uint8_t *)(((uintptr_t)m + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1));
     if (aligned > m)
         munmap(m, aligned - m);
-    munmap(aligned + HUGE_PAGE, m + 2 * HUGE_PAGE - (aligned + HUGE_PAGE));
+    munmap(aligned + CTX_MAPPED, m + CTX_MAPPED + HUGE_PAGE - (aligned + CTX_MAPPED));
     static bool first = true;
     if (first)
         madvise(aligned, HUGE_PAGE, MADV_HUGEPAGE);
@@ -267,8 +300,7 @@ struct guest_context *context_create(bool use_fsgsbase)
          * since its last thread ended (clearing 1 MiB by hand cost more
          * than the rest of starting a thread). */
         if (ctx->ts.ibl_epoch != ibl_epoch)
-            for (int i = 0; i < IBL_SLOTS; i++)
-                ctx->ibl[i].neg_guest_pc = 0;
+            ibl_clear(ctx);
         void *altstack = ctx->ts.host_altstack;
         uint8_t *return_stack = ctx->ts.return_stack;
         /* Not siginfo (written before it is read) nor the xsave area
@@ -289,6 +321,8 @@ struct guest_context *context_create(bool use_fsgsbase)
     memcpy(top - 8, &empty, 8);
     ctx->ts.return_sp = ctx->ts.return_sp_empty = (uint64_t)(top - 8);
     ctx->ts.return_lookup = (uint64_t)dbo_return_lookup;
+    ctx->ts.victim_lookup = (uint64_t)dbo_victim_lookup;
+    ctx->ts.victim_countdown = VICTIM_PROMOTE_EVERY;
     ctx->self = (uint64_t)ctx;
     ctx->exit_entry = (uint64_t)dbo_exit_entry;
     ctx->ts.syscall_entry = (uint64_t)dbo_syscall_fast;
@@ -374,8 +408,7 @@ void translator_flush(struct guest_context *ctx)
     /* Only the tags: a thread that matched a tag just before may still
      * load the old cache address, which stays valid until it returns. */
     for (struct guest_context *c = live_contexts; c; c = c->ts.next)
-        for (int i = 0; i < IBL_SLOTS; i++)
-            c->ibl[i].neg_guest_pc = 0;
+        ibl_clear(c);
 }
 
 /* Retired cache memory is freed once no thread that was in the cache at

@@ -118,11 +118,21 @@ static void emit_table_hit(uint8_t **p, int way)
     emit_load_table(p, 16 * way + 8);
 }
 
+/* Straight to the dispatcher with the target in %rdx. */
 static void emit_indirect_miss(struct builder *b, int exit)
 {
     emit_store_gs(&b->p, GPR_RDX, CTX_IND_TARGET);
     emit_record(b, exit);
     emit_jmp_gs(&b->p, CTX_EXIT_ENTRY);
+}
+
+/* A miss in the table: on to the victim table (victim_lookup.S), which
+ * hands the dispatcher the exit's record if it misses too. */
+static void emit_table_miss(struct builder *b, int exit)
+{
+    emit_record_in(b, exit, GPR_RCX);
+    emit_store_gs(&b->p, GPR_RCX, CTX_IND_SITE);
+    emit_jmp_gs(&b->p, CTX_VICTIM_LOOKUP);
 }
 
 /* Points a jrcxz (its rel8 at `rel8`) at the cursor. */
@@ -153,7 +163,7 @@ static void emit_lookup(struct builder *b, int exit)
         emit_bytes(p, jmp_rcx, sizeof jmp_rcx);
     }
     cold_begin(b);
-    emit_indirect_miss(b, exit);
+    emit_table_miss(b, exit);
     patch_rel32(to_miss, cold_end(b));
 }
 

@@ -57,9 +57,9 @@ dbo_return_lookup:
         mov     %gs:CTX_IBL_TABLE+16(,%rcx,8), %rcx
         lea     (%rcx,%rdx), %rcx              /* the second way */
         jrcxz   2f
-        mov     %rdx, %gs:CTX_IND_TARGET       /* a miss: the dispatcher finds it */
-        lea     dbo_return_miss_record(%rip), %rdx
-        jmp     *%gs:CTX_EXIT_ENTRY
+        lea     dbo_return_miss_record(%rip), %rcx /* a miss here: the victim table */
+        mov     %rcx, %gs:CTX_IND_SITE
+        jmp     dbo_victim_lookup
 1:      movzwl  %dx, %ecx
         lea     (%rcx,%rcx), %rcx
         mov     %gs:CTX_IBL_TABLE+8(,%rcx,8), %rcx /* the target's indirect entry */

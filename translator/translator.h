@@ -48,10 +48,17 @@
 #define CTX_RETURN_LOOKUP (CTX_THREAD_STATE + 96)
 #define CTX_RETURN_MISSES (CTX_THREAD_STATE + 104) /* returns it had no entry for */
 #define CTX_RETURN_HITS (CTX_THREAD_STATE + 112)   /* returns to their call's pad (--stats) */
+/* The victim table's lookup (translator/victim_lookup.S): its address, and
+ * the exit record of the site whose lookup missed in the table. */
+#define CTX_VICTIM_LOOKUP (CTX_THREAD_STATE + 120)
+#define CTX_IND_SITE (CTX_THREAD_STATE + 128)
+#define CTX_VICTIM_COUNTDOWN (CTX_THREAD_STATE + 136)
+#define VICTIM_PROMOTE_EVERY 8
 #define CTX_IBL_TABLE 0x5100
 #define IBL_ENTRIES 65536           /* indexed by ibl_index() of the guest target */
 #define IBL_SLOTS (IBL_ENTRIES + 4) /* the last slot's second way, then padding */
-#define CTX_TRACE_COUNTS (CTX_IBL_TABLE + IBL_SLOTS * 16)
+#define CTX_IBL_VICTIM (CTX_IBL_TABLE + IBL_SLOTS * 16)
+#define CTX_TRACE_COUNTS (CTX_IBL_VICTIM + IBL_SLOTS * 16)
 #define TRACE_MAX_HEADS 32768 /* trace head counters per thread, 2 bytes each */
 #define CTX_SIZE (CTX_TRACE_COUNTS + TRACE_MAX_HEADS * 2)
 
@@ -117,6 +124,9 @@ struct thread_state {
     uint64_t return_lookup;
     uint64_t return_misses;
     uint64_t return_hits;
+    uint64_t victim_lookup; /* dbo_victim_lookup */
+    uint64_t ind_site;      /* the exit record a victim miss hands on */
+    uint64_t victim_countdown;
     uint64_t altstack_sp; /* the guest's sigaltstack, virtual */
     uint64_t altstack_size;
     int32_t altstack_flags;
@@ -164,6 +174,10 @@ struct guest_context {
     struct thread_state ts;
     uint8_t pad[CTX_IBL_TABLE - CTX_THREAD_STATE - sizeof(struct thread_state)];
     struct ibl_entry ibl[IBL_SLOTS];
+    /* What the dispatcher put out of ibl[] to make room: the same two
+     * ways, looked at (by dbo_victim_lookup) before a lookup that missed
+     * in ibl[] leaves for the dispatcher. */
+    struct ibl_entry ibl_victim[IBL_SLOTS];
     /* Runs of each trace head on this thread, reached through %gs by the
      * counters in the cache: data kept away from code (a store near code
      * the CPU has fetched can make it throw that code away) and in reach
@@ -194,7 +208,10 @@ _Static_assert(offsetof(struct guest_context, ts.return_sp_empty) == CTX_RETURN_
 _Static_assert(offsetof(struct guest_context, ts.return_lookup) == CTX_RETURN_LOOKUP, "ctx layout");
 _Static_assert(offsetof(struct guest_context, ts.return_misses) == CTX_RETURN_MISSES, "ctx layout");
 _Static_assert(offsetof(struct guest_context, ts.return_hits) == CTX_RETURN_HITS, "ctx layout");
+_Static_assert(offsetof(struct guest_context, ts.victim_lookup) == CTX_VICTIM_LOOKUP, "ctx layout");
+_Static_assert(offsetof(struct guest_context, ts.ind_site) == CTX_IND_SITE, "ctx layout");
 _Static_assert(offsetof(struct guest_context, ibl) == CTX_IBL_TABLE, "ctx layout");
+_Static_assert(offsetof(struct guest_context, ibl_victim) == CTX_IBL_VICTIM, "ctx layout");
 _Static_assert(offsetof(struct guest_context, trace_counts) == CTX_TRACE_COUNTS, "ctx layout");
 _Static_assert(sizeof(struct guest_context) == CTX_SIZE, "ctx layout");
 
@@ -368,6 +385,8 @@ void dbo_resume_guest_start(void), dbo_resume_guest_end(void); /* code range lab
 void dbo_signal_entry(int sig, void *info, void *uc);
 void dbo_return_empty(void), dbo_return_lookup(void);          /* return_stack.S */
 void dbo_return_stack_start(void), dbo_return_stack_end(void); /* its code range */
+void dbo_victim_lookup(void);                                  /* victim_lookup.S */
+void dbo_victim_lookup_start(void), dbo_victim_lookup_end(void);
 __attribute__((noreturn)) void dbo_enter_guest(struct guest_context *ctx, void *cache_pc);
 
 #endif

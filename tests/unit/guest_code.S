@@ -101,6 +101,34 @@ slot_a: dec     %esi
 slot_b: dec     %esi
         jnz     5b
         jmp     6b
+/* Three targets sharing one indirect-table slot (64 KiB apart), in turn,
+ * 1500 jumps: one more than the table's two ways, so one of them is
+ * always in the victim table. exit_group(0). */
+        .globl guest_slot_triple
+guest_slot_triple:
+        mov     $1500, %esi
+        lea     triple_a(%rip), %r8
+        lea     triple_b(%rip), %r9
+        lea     triple_c(%rip), %r10
+        jmp     *%r8
+7:      xor     %edi, %edi
+        mov     $231, %eax
+        syscall
+        .balign 65536
+triple_a:
+        dec     %esi
+        jz      7b
+        jmp     *%r9
+        .balign 65536
+triple_b:
+        dec     %esi
+        jz      7b
+        jmp     *%r10
+        .balign 65536
+triple_c:
+        dec     %esi
+        jz      7b
+        jmp     *%r8
 /* Traces (test_optimizer.c): 100 rounds, odd ones call a leaf (+5), even
  * ones add 3: exit_group(400 & 0xff = 144). The path from the loop head in
  * an odd round: top (jnz taken), odd (call), leaf (ret), next (jnz loop). */

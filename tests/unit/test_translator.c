@@ -22,8 +22,8 @@
 #include "translator/builder.h"
 
 extern uint8_t guest_code_start[], guest_code_end[], guest_exit42[], guest_riprel[], guest_flags[],
-    guest_fib[], guest_branches[], guest_branches_end[], guest_slot_pair[], guest_fast_syscalls[],
-    guest_return_stack[];
+    guest_fib[], guest_branches[], guest_branches_end[], guest_slot_pair[], guest_slot_triple[],
+    guest_fast_syscalls[], guest_return_stack[];
 
 static int setup(void **state)
 {
@@ -122,6 +122,24 @@ static void test_slot_pair(void **state)
            &table, &missed);
     assert_true(table >= 990);
     assert_in_range(missed, 1, 8);
+}
+
+/* Three hot targets that share a slot: the one the table's two ways have
+ * no room for is found in the victim table, and only every
+ * VICTIM_PROMOTE_EVERY-th of the victim hits goes through the dispatcher
+ * (which puts it back in the table), not each one. */
+static void test_victim_table(void **state)
+{
+    (void)state;
+    char line[256];
+    assert_int_equal(run_guest_stats(guest_slot_triple, "indirect branches", line, sizeof line), 0);
+    long missed = -1, table = -1;
+    sscanf(line,
+           "indirect branches %*d (%*d hit an inline target or trace guard, %ld the table, %ld "
+           "missed",
+           &table, &missed);
+    assert_true(table >= 1400);
+    assert_in_range(missed, 3, 100); /* a miss each time (no victim table): 500 */
 }
 
 /* System calls with a number known when translated and one known only
@@ -299,6 +317,7 @@ int main(void)
         cmocka_unit_test(test_recursion),
         cmocka_unit_test(test_fragment_branches),
         cmocka_unit_test(test_slot_pair),
+        cmocka_unit_test(test_victim_table),
         cmocka_unit_test(test_fast_syscalls),
         cmocka_unit_test(test_return_stack),
         cmocka_unit_test(test_quick_decode),
