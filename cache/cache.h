@@ -11,12 +11,14 @@ struct exit_record;
 struct page_node;
 
 /* Where each guest instruction's translation starts, so that a cache PC can
- * be mapped back to the guest PC (precise signals). */
+ * be mapped back to the guest PC (precise signals). Four bytes: there is
+ * one per guest instruction translated (a million for cc1). */
 struct pc_map_entry {
-    uint16_t cache_off;
+    uint16_t cache_off : 15; /* a fragment's code is under 32 KiB (builder.h) */
+    uint16_t spilled : 1;    /* %rcx/%rdx live in their %gs: spill slots here */
     uint16_t guest_off;
-    uint8_t spilled; /* %rcx/%rdx live in their %gs: spill slots here */
 };
+_Static_assert(sizeof(struct pc_map_entry) == 4, "pc map entries stay small");
 
 /* Guest bytes [start, end) that a fragment translates. */
 struct guest_range {

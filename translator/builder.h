@@ -26,6 +26,7 @@
 #define MAX_TRACE_INSNS 256
 #define TRACE_BODY_BYTES 10240
 #define MAX_TRACE_BYTES 16384
+_Static_assert(MAX_TRACE_BYTES < 32768, "pc_map_entry.cache_off has 15 bits");
 /* superblock: those branches, then taken, fall-through (or return pad),
  * inline target, stale self-check; trace: one side exit or guard per
  * block, the final exit */
