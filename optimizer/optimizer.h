@@ -45,6 +45,12 @@ void optimizer_exit_seen(struct guest_context *ctx, const struct exit_record *ex
  * instruction is single-stepped, and the recording is dropped. */
 struct fragment *optimizer_next_block(struct guest_context *ctx, bool interrupted);
 
+/* Flags liveness (flags.c): true if the guest's status flags are dead at
+ * guest_pc (written before they are read, on every way on that is known),
+ * so that code put there may clobber them. False if not, or not known, or
+ * with --no-flags-liveness. */
+bool optimizer_flags_dead_at(uint64_t guest_pc);
+
 /* The thread is gone: its recording with it. */
 void optimizer_thread_exit(struct guest_context *ctx);
 

@@ -32,7 +32,8 @@ struct fragment *optimizer_link_target(const struct exit_record *exit, struct fr
         return to;
     struct fragment *counter = cache_counter(to->guest_pc);
     if (!counter) {
-        counter = translate_head_counter(to, dbo_opts.trace_threshold);
+        counter = translate_head_counter(to, dbo_opts.trace_threshold,
+                                         optimizer_flags_dead_at(to->guest_pc));
         if (!counter)
             return to;
         cache_set_counter(to->guest_pc, counter);

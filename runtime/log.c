@@ -101,6 +101,8 @@ void dbo_print_stats(void)
             "  return stack           %" PRIu64 " returns reached their call, %" PRIu64 " did not\n"
             "  traces                 %" PRIu64 " built from %" PRIu64 " heads (%" PRIu64
             " recordings dropped, %" PRIu64 " blocks recorded)\n"
+            "  flags liveness         dead at %" PRIu64 " of %" PRIu64
+            " trace heads and return guards\n"
             "  syscalls               %" PRIu64 " (%" PRIu64 " through the gate's fast path)\n"
             "  cache flushes          %" PRIu64 "\n"
             "  invalidated fragments  %" PRIu64 " (%" PRIu64 " writes to code pages)\n"
@@ -110,8 +112,9 @@ void dbo_print_stats(void)
             inline_hits, hits, s->indirect_misses,
             lookups ? 100.0 * (inline_hits + hits) / lookups : 0.0, s->inline_targets, return_hits,
             return_misses, s->traces_built, s->trace_heads, s->traces_abandoned,
-            s->trace_blocks_recorded, s->syscalls + fast_syscalls, fast_syscalls, s->flushes,
-            s->invalidations, s->code_write_faults, ms, ms > 0 ? s->fragments_built / ms : 0.0);
+            s->trace_blocks_recorded, s->flags_dead, s->flags_checked, s->syscalls + fast_syscalls,
+            fast_syscalls, s->flushes, s->invalidations, s->code_write_faults, ms,
+            ms > 0 ? s->fragments_built / ms : 0.0);
     if (dbo_opts.stats_file)
         close(fd);
 }

@@ -37,6 +37,8 @@ static const char usage[] =
     "                   that ran N times becomes a trace of the path it takes\n"
     "                   next (default 0: no traces, measured slower; try 50)\n"
     "  --trace-indirect traces follow indirect jumps and calls behind a guard\n"
+    "  --no-flags-liveness  trace head counters and return guards stay\n"
+    "                   flag-free even where the guest's flags are dead\n"
     "  --inline-targets each indirect branch first checks the target it took\n"
     "                   the first time (off: measured slower on lua)\n"
     "  --no-return-prefetch  calls do not prefetch the table slot their return\n"
@@ -96,6 +98,7 @@ static int parse_options(int argc, char **argv)
     dbo_opts.fragment_branches = 8;
     dbo_opts.return_prefetch = true;
     dbo_opts.trace_threshold = OPTIMIZER_DEFAULT_TRACE_THRESHOLD;
+    dbo_opts.flags_liveness = true;
     int i = 1;
     for (; i < argc; i++) {
         const char *a = argv[i];
@@ -143,6 +146,7 @@ static int parse_options(int argc, char **argv)
                           a + 18);
             dbo_opts.trace_threshold = (uint32_t)n;
         } else if (switch_option(a, "trace-indirect", &dbo_opts.trace_indirect) ||
+                   switch_option(a, "flags-liveness", &dbo_opts.flags_liveness) ||
                    switch_option(a, "return-prefetch", &dbo_opts.return_prefetch) ||
                    switch_option(a, "return-stack", &dbo_opts.return_stack)) {
         } else if (!strcmp(a, "--inline-targets")) {

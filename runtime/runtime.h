@@ -18,6 +18,7 @@ struct dbo_options {
     uint64_t cache_size;      /* --cache-size=SIZE: bytes of translated code, 0 = no bound */
     uint32_t trace_threshold; /* --trace-threshold=N: runs of a head before its trace, 0 = none */
     bool trace_indirect;      /* traces follow indirect jumps and calls behind a guard */
+    bool flags_liveness;      /* counters and guards use cmp/add where flags are dead */
     const char *argv0;        /* --argv0: argv[0] given to the guest */
     int option_argc;          /* options as given, handed on to execve'd children */
     char **option_argv;
@@ -44,6 +45,8 @@ struct dbo_stats {
     uint64_t translate_ns;
     uint64_t trace_heads;           /* fragments given a counter */
     uint64_t trace_blocks_recorded; /* blocks run once to record a path */
+    uint64_t flags_checked;         /* heads and return guards whose flags liveness was asked */
+    uint64_t flags_dead;            /* of which found dead: they use add/cmp */
     uint64_t traces_built;
     uint64_t traces_abandoned; /* recordings that did not become a trace */
 };

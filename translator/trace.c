@@ -5,7 +5,11 @@
 #include <string.h>
 
 #include "runtime/runtime.h"
+#include "optimizer/optimizer.h"
 #include "translator/builder.h"
+
+static void emit_return_guard_cmp(struct builder *b, uint64_t expected, int exit,
+                                  uint16_t pop_extra);
 
 /* The guard, guest rcx/rdx spilled (target in %rdx unless a return):
  *       mov (%rsp), %rdx           a return: its target, still on the stack
@@ -21,6 +25,10 @@
 void emit_trace_guard(struct builder *b, uint64_t expected, int exit, bool is_return,
                       uint16_t pop_extra)
 {
+    if (is_return && optimizer_flags_dead_at(expected)) {
+        emit_return_guard_cmp(b, expected, exit, pop_extra);
+        return;
+    }
     static const uint8_t load_ret[] = {0x48, 0x8b, 0x14, 0x24}; /* mov (%rsp), %rdx */
     static const uint8_t compare[] = {
         0x48, 0x8d, 0x0c, 0x11, /* lea (%rcx,%rdx), %rcx */
@@ -45,6 +53,36 @@ void emit_trace_guard(struct builder *b, uint64_t expected, int exit, bool is_re
     }
     emit_load_gs(&b->p, GPR_RCX, CTX_SPILL_RCX);
     emit_load_gs(&b->p, GPR_RDX, CTX_SPILL_RDX);
+}
+
+/* A return guard where the flags are dead at the expected target (guest
+ * rcx/rdx spilled, rdx left as it is):
+ *       movabs $expected, %rcx
+ *       cmp %rcx, (%rsp)
+ *       jne <miss: the usual return, after the trace's body>
+ *       mov %gs:spill_rcx, %rcx
+ *       lea 8+pop_extra(%rsp), %rsp
+ * five instructions and one load where the flag-free guard has eight and
+ * three. */
+static void emit_return_guard_cmp(struct builder *b, uint64_t expected, int exit,
+                                  uint16_t pop_extra)
+{
+    emit_u8(&b->p, 0x48); /* movabs $expected, %rcx */
+    emit_u8(&b->p, 0xb9);
+    emit_u64(&b->p, expected);
+    static const uint8_t compare[] = {0x48, 0x39, 0x0c, 0x24}; /* cmp %rcx, (%rsp) */
+    emit_bytes(&b->p, compare, sizeof compare);
+    emit_u8(&b->p, 0x0f); /* jne rel32 */
+    emit_u8(&b->p, 0x85);
+    b->guards[b->n_guards++] = (struct trace_guard){
+        .miss_rel32 = b->p, .exit = exit, .is_return = true, .pop_extra = pop_extra};
+    emit_u32(&b->p, 0);
+    emit_count(&b->p, CTX_INLINE_HITS);
+    emit_load_gs(&b->p, GPR_RCX, CTX_SPILL_RCX);
+    uint8_t pop_ret[] = {0x48, 0x8d, 0xa4, 0x24, 0, 0, 0, 0}; /* lea 8+extra(%rsp), %rsp */
+    uint32_t pop = 8u + pop_extra;
+    memcpy(pop_ret + 4, &pop, 4);
+    emit_bytes(&b->p, pop_ret, sizeof pop_ret);
 }
 
 void emit_trace_guard_misses(struct builder *b)
@@ -90,8 +128,14 @@ void translator_counters_reset(void)
  *       mov $<exit 1>, %rdx         EXIT_TRACE_HEAD
  *       jmp *%gs:exit_entry
  * The count wraps at 65536: a head that could not become a trace asks
- * again that much later (and its counter is dropped meanwhile). */
-struct fragment *translate_head_counter(struct fragment *head, uint32_t threshold)
+ * again that much later (and its counter is dropped meanwhile).
+ * Where the flags are dead at the head (flags_dead), two instructions:
+ *       addw $K, %gs:COUNT          K = 65536 / threshold, rounded up:
+ *       jc 1f                       the carry comes at the threshold-th run
+ *       jmp <head>
+ *   1:  mov %rcx, %gs:spill_rcx; (then as above from 1:)
+ * and the count wraps every threshold runs. */
+struct fragment *translate_head_counter(struct fragment *head, uint32_t threshold, bool flags_dead)
 {
     if (counters_used == TRACE_MAX_HEADS)
         return NULL;
@@ -106,23 +150,40 @@ struct fragment *translate_head_counter(struct fragment *head, uint32_t threshol
     uint32_t minus_threshold = -threshold;
 
     b.start = b.p;
-    static const uint8_t load[] = {GS_PREFIX, 0x0f, 0xb7, 0x0c, 0x25}, /* movzwl %gs:d32, %ecx */
-        inc[] = {0x8d, 0x49, 0x01},                                    /* lea 1(%rcx), %ecx */
-        store[] = {0x66, GS_PREFIX, 0x89, 0x0c, 0x25},                 /* mov %cx, %gs:d32 */
-        sub[] = {0x8d, 0x89};                                          /* lea d32(%rcx), %ecx */
-    emit_store_gs(&b.p, GPR_RCX, CTX_SPILL_RCX);
-    emit_bytes(&b.p, load, sizeof load);
-    emit_u32(&b.p, count);
-    emit_bytes(&b.p, inc, sizeof inc);
-    emit_bytes(&b.p, store, sizeof store);
-    emit_u32(&b.p, count);
-    emit_bytes(&b.p, sub, sizeof sub);
-    emit_u32(&b.p, minus_threshold);
-    emit_u8(&b.p, 0xe3);
-    uint8_t *rel8 = b.p++;
-    emit_load_gs(&b.p, GPR_RCX, CTX_SPILL_RCX);
-    int go_on = new_exit(&b, EXIT_DIRECT, head->guest_pc, emit_jmp_rel32(&b.p));
-    *rel8 = (uint8_t)(b.p - (rel8 + 1));
+    int go_on;
+    uint8_t *rel8;
+    if (flags_dead && threshold >= 2) {
+        uint32_t k = (65536 + threshold - 1) / threshold;
+        static const uint8_t add[] = {0x66, GS_PREFIX, 0x81, 0x04, 0x25}; /* addw $k, %gs:d32 */
+        emit_bytes(&b.p, add, sizeof add);
+        emit_u32(&b.p, count);
+        emit_u8(&b.p, (uint8_t)k);
+        emit_u8(&b.p, (uint8_t)(k >> 8));
+        emit_u8(&b.p, 0x72); /* jc 1f */
+        rel8 = b.p++;
+        go_on = new_exit(&b, EXIT_DIRECT, head->guest_pc, emit_jmp_rel32(&b.p));
+        *rel8 = (uint8_t)(b.p - (rel8 + 1));
+        emit_store_gs(&b.p, GPR_RCX, CTX_SPILL_RCX);
+    } else {
+        static const uint8_t load[] = {GS_PREFIX, 0x0f, 0xb7, 0x0c,
+                                       0x25},              /* movzwl %gs:d32, %ecx */
+            inc[] = {0x8d, 0x49, 0x01},                    /* lea 1(%rcx), %ecx */
+            store[] = {0x66, GS_PREFIX, 0x89, 0x0c, 0x25}, /* mov %cx, %gs:d32 */
+            sub[] = {0x8d, 0x89};                          /* lea d32(%rcx), %ecx */
+        emit_store_gs(&b.p, GPR_RCX, CTX_SPILL_RCX);
+        emit_bytes(&b.p, load, sizeof load);
+        emit_u32(&b.p, count);
+        emit_bytes(&b.p, inc, sizeof inc);
+        emit_bytes(&b.p, store, sizeof store);
+        emit_u32(&b.p, count);
+        emit_bytes(&b.p, sub, sizeof sub);
+        emit_u32(&b.p, minus_threshold);
+        emit_u8(&b.p, 0xe3);
+        rel8 = b.p++;
+        emit_load_gs(&b.p, GPR_RCX, CTX_SPILL_RCX);
+        go_on = new_exit(&b, EXIT_DIRECT, head->guest_pc, emit_jmp_rel32(&b.p));
+        *rel8 = (uint8_t)(b.p - (rel8 + 1));
+    }
     int hot = new_exit(&b, EXIT_TRACE_HEAD, head->guest_pc, NULL);
     emit_store_gs(&b.p, GPR_RDX, CTX_SPILL_RDX);
     emit_record(&b, hot);

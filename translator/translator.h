@@ -311,8 +311,9 @@ struct fragment *translate_trace(struct guest_context *ctx, const struct guest_r
 /* Code in front of trace head `head` that counts its runs (per thread)
  * and leaves with EXIT_TRACE_HEAD at the threshold-th, else goes on to the
  * head. NULL if no cache memory is free near the head or all counters are
- * taken. Needs the lock. */
-struct fragment *translate_head_counter(struct fragment *head, uint32_t threshold);
+ * taken. With flags_dead (the guest's flags are dead at the head), it
+ * counts with an add and its carry. Needs the lock. */
+struct fragment *translate_head_counter(struct fragment *head, uint32_t threshold, bool flags_dead);
 /* Puts a trace built by translate_trace() in place of its head, in the
  * table, in every link and in every thread's indirect table. */
 void translator_install_trace(struct fragment *trace);

@@ -129,6 +129,102 @@ triple_c:
         dec     %esi
         jz      7b
         jmp     *%r8
+/* Flags liveness (test_optimizer.c): where each label starts, the status
+ * flags are dead (flags_dead_*) or live (flags_live_*). Not run. */
+        .globl flags_dead_cmp, flags_dead_after_moves, flags_dead_inc_add, flags_dead_jmp
+        .globl flags_dead_call, flags_dead_both_ways, flags_live_jcc, flags_live_inc_jc
+        .globl flags_live_adc, flags_live_ret, flags_live_pushf, flags_live_one_way
+        .globl flags_live_indirect
+flags_dead_cmp:
+        cmp     $1, %eax
+        ret
+flags_dead_after_moves:
+        mov     %eax, %ebx
+        lea     1(%rbx), %rcx
+        test    %ecx, %ecx
+        ret
+flags_dead_inc_add:
+        inc     %eax                           /* all but CF */
+        add     $1, %ebx                       /* CF too */
+        ret
+flags_dead_jmp:
+        jmp     flags_dead_cmp
+flags_dead_call:
+        call    flags_dead_cmp
+        ret
+flags_dead_both_ways:
+        dec     %ecx                           /* all but CF, which both ways write */
+        jnz     1f
+        sub     $1, %eax
+        ret
+1:      shl     $1, %eax
+        ret
+flags_live_jcc:
+        jz      1f
+1:      ret
+flags_live_inc_jc:
+        inc     %eax
+        jc      1f
+1:      ret
+flags_live_adc:
+        adc     $0, %eax
+        ret
+flags_live_ret:
+        ret
+flags_live_pushf:
+        pushf
+        popf
+        cmp     $1, %eax
+        ret
+flags_live_one_way:
+        dec     %ecx
+        jnz     1f
+        sub     $1, %eax
+        ret
+1:      adc     $1, %eax                       /* reads CF, which dec left */
+        ret
+flags_live_indirect:
+        jmp     *%rax
+
+/* A loop whose head and whose return point start with an instruction that
+ * writes every status flag: traces there count with an add and guard with
+ * a cmp. 100 rounds, odd ones call a leaf (+5), even ones add 3; CF, set
+ * before the dec, carries into the last adc: exit_group(400 + 1). */
+        .globl guest_trace_dead_flags
+guest_trace_dead_flags:
+        mov     $100, %ecx
+        xor     %eax, %eax
+1:      test    $1, %ecx
+        jz      2f
+        call    4f
+        cmp     $0, %ecx
+        jmp     3f
+2:      add     $3, %eax
+3:      stc
+        dec     %ecx
+        jnz     1b
+        adc     $0, %eax
+        mov     %eax, %edi
+        mov     $231, %eax
+        syscall
+4:      add     $5, %eax
+        ret
+
+/* A loop head that reads CF: its counter must keep it. Ten rounds, each
+ * adding the CF set by the round before: exit_group(10). */
+        .globl guest_trace_live_flags
+guest_trace_live_flags:
+        mov     $10, %ecx
+        xor     %eax, %eax
+        stc
+1:      adc     $0, %eax
+        stc
+        dec     %ecx
+        jnz     1b
+        mov     %eax, %edi
+        mov     $231, %eax
+        syscall
+
 /* Traces (test_optimizer.c): 100 rounds, odd ones call a leaf (+5), even
  * ones add 3: exit_group(400 & 0xff = 144). The path from the loop head in
  * an odd round: top (jnz taken), odd (call), leaf (ret), next (jnz loop). */

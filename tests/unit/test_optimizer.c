@@ -21,7 +21,10 @@
 
 extern uint8_t guest_code_start[], guest_code_end[], guest_trace_loop[], guest_trace_top[],
     guest_trace_even[], guest_trace_odd[], guest_trace_next[], guest_trace_leaf[],
-    guest_trace_alternate[], guest_flags[];
+    guest_trace_alternate[], guest_flags[], flags_dead_cmp[], flags_dead_after_moves[],
+    flags_dead_inc_add[], flags_dead_jmp[], flags_dead_call[], flags_dead_both_ways[],
+    flags_live_jcc[], flags_live_inc_jc[], flags_live_adc[], flags_live_ret[], flags_live_pushf[],
+    flags_live_one_way[], flags_live_indirect[], guest_trace_dead_flags[], guest_trace_live_flags[];
 
 static int setup(void **state)
 {
@@ -146,13 +149,54 @@ static void test_trace_guard_misses(void **state)
     dbo_opts.trace_indirect = false;
 }
 
+/* Flags liveness, on code where it is known. */
+static void test_flags_liveness(void **state)
+{
+    (void)state;
+    dbo_opts.flags_liveness = true;
+    uint8_t *dead[] = {flags_dead_cmp, flags_dead_after_moves, flags_dead_inc_add,
+                       flags_dead_jmp, flags_dead_call,        flags_dead_both_ways};
+    uint8_t *live[] = {flags_live_jcc,   flags_live_inc_jc,  flags_live_adc,     flags_live_ret,
+                       flags_live_pushf, flags_live_one_way, flags_live_indirect};
+    for (size_t i = 0; i < sizeof dead / sizeof *dead; i++)
+        if (!optimizer_flags_dead_at((uint64_t)dead[i]))
+            fail_msg("flags not found dead at case %zu", i);
+    for (size_t i = 0; i < sizeof live / sizeof *live; i++)
+        if (optimizer_flags_dead_at((uint64_t)live[i]))
+            fail_msg("flags found dead at live case %zu", i);
+    dbo_opts.flags_liveness = false; /* --no-flags-liveness: never dead */
+    assert_false(optimizer_flags_dead_at((uint64_t)flags_dead_cmp));
+}
+
+/* Traces whose head counters and return guards use add and cmp where the
+ * flags are dead run right, and keep the flags where they are live. */
+static void test_traces_flags(void **state)
+{
+    (void)state;
+    char line[256];
+    dbo_opts.trace_threshold = 2;
+    dbo_opts.flags_liveness = true;
+    assert_int_equal(run_guest_stats(guest_trace_dead_flags, "flags liveness", line, sizeof line),
+                     401 & 0xff);
+    long dead = -1, asked = -1;
+    sscanf(line, "flags liveness dead at %ld of %ld", &dead, &asked);
+    assert_true(dead >= 2); /* the loop head and the return guard at least */
+    assert_int_equal(run_guest(guest_trace_live_flags, true), 10);
+    assert_int_equal(run_guest_stats(guest_trace_live_flags, "traces", line, sizeof line), 10);
+    long built = -1;
+    sscanf(line, "traces %ld built", &built);
+    assert_true(built >= 1);
+    dbo_opts.flags_liveness = false;
+    assert_int_equal(run_guest(guest_trace_dead_flags, true), 401 & 0xff);
+    dbo_opts.trace_threshold = 0;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_trace_shape),
-        cmocka_unit_test(test_trace_install_and_invalidate),
-        cmocka_unit_test(test_traces_run),
-        cmocka_unit_test(test_trace_guard_misses),
+        cmocka_unit_test(test_trace_shape),    cmocka_unit_test(test_trace_install_and_invalidate),
+        cmocka_unit_test(test_traces_run),     cmocka_unit_test(test_trace_guard_misses),
+        cmocka_unit_test(test_flags_liveness), cmocka_unit_test(test_traces_flags),
     };
     return cmocka_run_group_tests_name("optimizer", tests, setup, NULL);
 }
