@@ -77,7 +77,7 @@ void unlink_fragment(struct fragment *frag)
     frag->incoming = NULL;
     /* Its own links leave their targets' incoming lists. */
     for (uint32_t i = 0; i < frag->n_exits; i++) {
-        struct exit_record *e = &frag->exits[i];
+        struct exit_record *e = &fragment_exits(frag)[i];
         if (!e->linked)
             continue;
         for (struct exit_record **p = &e->to->incoming; *p; p = &(*p)->next_incoming) {

@@ -137,17 +137,18 @@ static inline void emit_record(struct builder *b, int index)
     emit_record_in(b, index, GPR_RDX);
 }
 
-/* Copies the builder's exits into frag->exits (allocated by the caller)
+/* Copies the builder's exits into the fragment's (allocated by the caller)
  * and gives the code that hands them to the dispatcher their addresses. */
 static inline void place_exits(struct builder *b, struct fragment *frag)
 {
-    memcpy(frag->exits, b->exits, b->n_exits * sizeof *frag->exits);
+    struct exit_record *exits = fragment_exits(frag);
+    memcpy(exits, b->exits, b->n_exits * sizeof *exits);
     for (int i = 0; i < b->n_exits; i++) {
-        frag->exits[i].from = frag;
-        frag->exits[i].inline_exit = (int8_t)b->inline_exit_of[i];
+        exits[i].from = frag;
+        exits[i].inline_exit = (int8_t)b->inline_exit_of[i];
     }
     for (int i = 0; i < b->n_record_refs; i++) {
-        uint64_t record = (uint64_t)&frag->exits[b->record_index[i]];
+        uint64_t record = (uint64_t)&exits[b->record_index[i]];
         memcpy(b->record_imm[i], &record, 8);
     }
     frag->n_exits = b->n_exits;

@@ -516,7 +516,7 @@ void *dispatch(struct guest_context *ctx)
         ctx->rip = ctx->ind_target;
         dbo_stats.indirect_misses++;
         struct exit_record *inline_exit =
-            exit->inline_tag ? &exit->from->exits[exit->inline_exit] : NULL;
+            exit->inline_tag ? &fragment_exits(exit->from)[exit->inline_exit] : NULL;
         if (inline_exit && !inline_exit->target && ctx->rip) {
             /* This site's inline check predicts its first target from now on:
              * the exit's target first, then the tag that lets threads in.

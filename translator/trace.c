@@ -192,8 +192,7 @@ struct fragment *translate_head_counter(struct fragment *head, uint32_t threshol
     patch_rel32(b.exits[go_on].branch_rel32, b.p);
     emit_exit_stub(&b, go_on);
 
-    struct fragment *frag = calloc(1, sizeof *frag + b.n_exits * sizeof(struct exit_record));
-    frag->exits = (struct exit_record *)(frag + 1);
+    struct fragment *frag = calloc(1, fragment_alloc_size(b.n_exits, 0, false, 0));
     place_exits(&b, frag);
     frag->guest_pc = frag->guest_end = head->guest_pc;
     frag->cache_pc = b.start;
@@ -201,6 +200,6 @@ struct fragment *translate_head_counter(struct fragment *head, uint32_t threshol
     frag->is_counter = true;
     cache_chunk_commit(chunk, b.p, 0);
     cache_insert_helper(frag);
-    cache_link(&frag->exits[go_on], head);
+    cache_link(&fragment_exits(frag)[go_on], head);
     return frag;
 }

@@ -238,13 +238,14 @@ bool translator_guest_pc(uint64_t cache_pc, uint64_t *guest_pc, bool *spilled, b
         return false;
     uint32_t off = (uint32_t)(cache_pc - (uint64_t)f->cache_pc);
     uint32_t i = 0;
-    while (i + 1 < f->n_insns && f->pc_map[i + 1].cache_off <= off)
+    const struct pc_map_entry *map = fragment_pc_map(f);
+    while (i + 1 < f->n_insns && map[i + 1].cache_off <= off)
         i++;
-    if (off < f->pc_map[i].cache_off)
+    if (off < map[i].cache_off)
         return false;
-    *guest_pc = f->insn_pcs ? f->insn_pcs[i] : f->guest_pc + f->pc_map[i].guest_off;
-    *spilled = f->pc_map[i].spilled;
-    *at_boundary = off == f->pc_map[i].cache_off;
+    *guest_pc = f->is_trace ? fragment_insn_pcs(f)[i] : f->guest_pc + map[i].guest_off;
+    *spilled = map[i].spilled;
+    *at_boundary = off == map[i].cache_off;
     return true;
 }
 
@@ -743,27 +744,22 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
         emit_self_check(&b, guest_pc, pc, body, new_exit(&b, EXIT_STALE, guest_pc, NULL));
     }
 
-    /* One allocation holds the fragment, its exits and its pc map; code
-     * that hands an exit to the dispatcher gets the record's address now. */
-    size_t exits_size = b.n_exits * sizeof(struct exit_record);
-    size_t pcs_size = t ? b.n_insns * sizeof(uint64_t) : 0;
-    size_t ranges_size = t ? b.n_ranges * sizeof(struct guest_range) : 0;
-    struct fragment *frag = calloc(1, sizeof *frag + exits_size + pcs_size + ranges_size +
-                                          b.n_insns * sizeof(struct pc_map_entry));
-    frag->exits = (struct exit_record *)(frag + 1);
-    if (t) {
-        frag->insn_pcs = (uint64_t *)((uint8_t *)frag->exits + exits_size);
-        frag->ranges = (struct guest_range *)((uint8_t *)frag->insn_pcs + pcs_size);
-        memcpy(frag->insn_pcs, b.insn_pcs, pcs_size);
-        memcpy(frag->ranges, b.ranges, ranges_size);
-        frag->n_ranges = b.n_ranges;
-        frag->is_trace = true;
-    }
-    frag->pc_map =
-        (struct pc_map_entry *)((uint8_t *)frag->exits + exits_size + pcs_size + ranges_size);
-    place_exits(&b, frag);
-    memcpy(frag->pc_map, b.map, b.n_insns * sizeof *frag->pc_map);
+    /* One allocation holds the fragment, its exits and its pc map (see
+     * cache.h); code that hands an exit to the dispatcher gets the
+     * record's address now. */
+    struct fragment *frag =
+        calloc(1, fragment_alloc_size(b.n_exits, b.n_insns, t != NULL, t ? b.n_ranges : 0));
+    frag->n_exits = b.n_exits;
     frag->n_insns = b.n_insns;
+    if (t) {
+        frag->is_trace = true;
+        frag->n_ranges = b.n_ranges;
+        uint64_t *insn_pcs = fragment_insn_pcs(frag);
+        memcpy(insn_pcs, b.insn_pcs, b.n_insns * sizeof *insn_pcs);
+        memcpy(insn_pcs + b.n_insns, b.ranges, b.n_ranges * sizeof *b.ranges);
+    }
+    place_exits(&b, frag);
+    memcpy(fragment_pc_map(frag), b.map, b.n_insns * sizeof *b.map);
     frag->guest_pc = guest_pc;
     frag->guest_end = t ? b.ranges[0].end : pc;
     frag->cache_pc = b.start;

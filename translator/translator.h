@@ -85,6 +85,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cache/cache.h"
+
 /* An in-cache indirect-branch table entry: the negated guest address (so a
  * flag-free `lea` yields zero on a hit) and the fragment's indirect entry,
  * INDIRECT_ENTRY_SIZE bytes before its cache_pc, which restores %rcx. */
@@ -252,6 +254,7 @@ struct exit_record {
 /* A fragment has a few (a superblock up to 20): 56 bytes where it was 80
  * took 5 MB off cc1's 45 MB of runtime heap. */
 _Static_assert(sizeof(struct exit_record) == 56, "exit records stay small");
+_Static_assert(sizeof(struct exit_record) == EXIT_RECORD_SIZE, "fragment layout (cache.h)");
 
 /* The size of this CPU's XSAVE area for the enabled features (asked of
  * cpuid once; fatal if more than CTX_XSAVE_SIZE). */

@@ -16,13 +16,12 @@
 static struct fragment *fake_fragment(uint64_t pc, uint64_t len)
 {
     struct cache_chunk *c = cache_chunk_near((uint64_t)&fake_fragment, 64);
-    struct fragment *f = calloc(1, sizeof *f + sizeof *f->exits);
+    struct fragment *f = calloc(1, fragment_alloc_size(1, 0, false, 0));
     f->guest_pc = pc;
     f->guest_end = pc + len;
     f->cache_pc = cache_chunk_cursor(c);
     f->cache_size = 16;
     cache_chunk_commit(c, f->cache_pc + 16, 0);
-    f->exits = (struct exit_record *)(f + 1);
     return f;
 }
 
@@ -117,7 +116,7 @@ static void test_link_far(void **state)
     struct fragment *to = fake_fragment(0x3000, 1);
     to->cache_pc = cache_chunk_cursor(far_chunk);
     cache_chunk_commit(far_chunk, to->cache_pc + 16, 0);
-    struct exit_record *e = &from->exits[0];
+    struct exit_record *e = &fragment_exits(from)[0];
     from->n_exits = 1;
     *e = (struct exit_record){
         .kind = EXIT_DIRECT, .branch_rel32 = code + 1, .stub = code + 8, .from = from};

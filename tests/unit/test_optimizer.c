@@ -47,7 +47,8 @@ static int exits_of_kind(const struct fragment *f, enum exit_kind kind, uint64_t
 {
     int n = 0;
     for (uint32_t i = 0; i < f->n_exits; i++)
-        n += f->exits[i].kind == kind && (kind == EXIT_INDIRECT || f->exits[i].target == target);
+        n += fragment_exits(f)[i].kind == kind &&
+             (kind == EXIT_INDIRECT || fragment_exits(f)[i].target == target);
     return n;
 }
 
@@ -68,7 +69,7 @@ static void test_trace_shape(void **state)
     /* test, jnz, call, add, ret, dec, jnz */
     assert_int_equal(t->n_insns, 7);
     assert_int_equal(t->n_ranges, 4);
-    assert_int_equal(t->ranges[2].start, (uint64_t)guest_trace_leaf);
+    assert_int_equal(fragment_range(t, 2).start, (uint64_t)guest_trace_leaf);
     assert_int_equal(exits_of_kind(t, EXIT_DIRECT, (uint64_t)guest_trace_even), 1);
     assert_int_equal(exits_of_kind(t, EXIT_DIRECT, (uint64_t)guest_trace_odd), 0);
     assert_int_equal(exits_of_kind(t, EXIT_INDIRECT, 0), 1); /* the return's guard */
@@ -78,13 +79,14 @@ static void test_trace_shape(void **state)
     for (uint32_t i = 0; i < t->n_insns; i++) {
         uint64_t guest_pc;
         bool spilled, at_boundary;
-        assert_true(translator_guest_pc((uint64_t)t->cache_pc + t->pc_map[i].cache_off, &guest_pc,
-                                        &spilled, &at_boundary));
-        if (i + 1 < t->n_insns && t->pc_map[i + 1].cache_off == t->pc_map[i].cache_off)
+        assert_true(translator_guest_pc((uint64_t)t->cache_pc + fragment_pc_map(t)[i].cache_off,
+                                        &guest_pc, &spilled, &at_boundary));
+        if (i + 1 < t->n_insns &&
+            fragment_pc_map(t)[i + 1].cache_off == fragment_pc_map(t)[i].cache_off)
             continue; /* the call's push is its only code: shares the offset */
-        assert_int_equal(guest_pc, t->insn_pcs[i]);
+        assert_int_equal(guest_pc, fragment_insn_pcs(t)[i]);
     }
-    assert_int_equal(t->insn_pcs[3], (uint64_t)guest_trace_leaf);
+    assert_int_equal(fragment_insn_pcs(t)[3], (uint64_t)guest_trace_leaf);
     translator_flush(ctx);
     context_release(ctx);
 }

@@ -43,8 +43,8 @@ static void test_fragment_shape(void **state)
     /* mov(5) + mov(5) + syscall(2): the fragment ends at the syscall */
     assert_int_equal(f->guest_end - f->guest_pc, 12);
     assert_int_equal(f->n_exits, 1);
-    assert_int_equal(f->exits[0].kind, EXIT_SYSCALL);
-    assert_int_equal(f->exits[0].target, (uint64_t)guest_exit42 + 12);
+    assert_int_equal(fragment_exits(f)[0].kind, EXIT_SYSCALL);
+    assert_int_equal(fragment_exits(f)[0].target, (uint64_t)guest_exit42 + 12);
     assert_ptr_equal(cache_lookup((uint64_t)guest_exit42), f);
     assert_true(cache_range_has_code((uint64_t)guest_exit42, 1));
     /* The copies are byte-identical: both movs are position-independent. */
@@ -92,9 +92,9 @@ static void test_fragment_branches(void **state)
     assert_non_null(f);
     assert_int_equal(f->guest_end, (uint64_t)guest_branches_end);
     assert_int_equal(f->n_exits, 3); /* jz, jz, syscall */
-    assert_int_equal(f->exits[0].kind, EXIT_DIRECT);
-    assert_int_equal(f->exits[0].target, (uint64_t)guest_exit42);
-    assert_int_equal(f->exits[2].kind, EXIT_SYSCALL);
+    assert_int_equal(fragment_exits(f)[0].kind, EXIT_DIRECT);
+    assert_int_equal(fragment_exits(f)[0].target, (uint64_t)guest_exit42);
+    assert_int_equal(fragment_exits(f)[2].kind, EXIT_SYSCALL);
     assert_int_equal(f->n_insns, 7);
     translator_flush(ctx);
     dbo_opts.fragment_branches = 0;
