@@ -58,7 +58,7 @@ enum fragment_end {
     ENDS_INDIRECT, /* an indirect jump */
 };
 
-#define EXIT_RECORD_SIZE 56 /* sizeof(struct exit_record), checked in translator.h */
+#define EXIT_RECORD_SIZE 48 /* sizeof(struct exit_record), checked in translator.h */
 
 static inline struct exit_record *fragment_exits(const struct fragment *f)
 {

@@ -169,7 +169,7 @@ struct fragment *cache_counter(uint64_t head_pc)
 static void relink(struct exit_record **in, size_t n, struct fragment *to)
 {
     for (size_t i = 0; i < n; i++)
-        if (!in[i]->from->dead)
+        if (!exit_from(in[i])->dead)
             cache_link(in[i], to);
     free(in);
 }

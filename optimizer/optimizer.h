@@ -31,7 +31,7 @@ struct fragment;
  * the counter in front of it if the exit makes it a trace head. */
 struct fragment *optimizer_link_target(const struct exit_record *exit, struct fragment *to);
 
-/* The head's counter (exit->from) reached zero: this thread records. */
+/* The head's counter (exit_from(exit)) reached zero: this thread records. */
 void optimizer_head_hot(struct guest_context *ctx, struct fragment *counter);
 
 /* Called by the dispatcher for each exit while the thread records, before

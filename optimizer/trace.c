@@ -22,7 +22,7 @@ struct trace_recording {
 
 struct fragment *optimizer_link_target(const struct exit_record *exit, struct fragment *to)
 {
-    const struct fragment *from = exit->from;
+    const struct fragment *from = exit_from(exit);
     if (!dbo_opts.trace_threshold || to->is_trace || to->self_check || from->is_counter)
         return to;
     /* NET's heads: loops are entered again through a backward branch (a
@@ -77,7 +77,7 @@ void optimizer_exit_seen(struct guest_context *ctx, const struct exit_record *ex
     struct trace_recording *rec = ctx->ts.recording;
     if (!rec || !rec->active || rec->complete)
         return;
-    const struct fragment *from = exit->from;
+    const struct fragment *from = exit_from(exit);
     if (from != rec->block || exit->kind == EXIT_STALE || exit->kind == EXIT_TRACE_HEAD) {
         abandon(ctx); /* it left the recorded code some other way */
         return;

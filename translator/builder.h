@@ -31,6 +31,7 @@ _Static_assert(MAX_TRACE_BYTES < 32768, "pc_map_entry.cache_off has 15 bits");
  * inline target, stale self-check; trace: one side exit or guard per
  * block, the final exit */
 #define MAX_EXITS 40
+_Static_assert(MAX_EXITS < 255, "exit_record.slot is a byte");
 #define MAX_LITERALS (TRACE_MAX_BLOCKS + 2)
 #define MAX_RECORD_REFS (2 * MAX_EXITS)
 
@@ -144,7 +145,7 @@ static inline void place_exits(struct builder *b, struct fragment *frag)
     struct exit_record *exits = fragment_exits(frag);
     memcpy(exits, b->exits, b->n_exits * sizeof *exits);
     for (int i = 0; i < b->n_exits; i++) {
-        exits[i].from = frag;
+        exits[i].slot = (uint8_t)(i + 1);
         exits[i].inline_exit = (int8_t)b->inline_exit_of[i];
     }
     for (int i = 0; i < b->n_record_refs; i++) {

@@ -507,7 +507,7 @@ void *dispatch(struct guest_context *ctx)
         /* not if the exit's fragment was flushed: just now, by
          * fragment_for() (then the record itself may be freed: test that
          * first), or before this thread got here from retired code */
-        if (dbo_stats.flushes == flushes && !exit->linked && !exit->from->dead) {
+        if (dbo_stats.flushes == flushes && !exit->linked && !exit_from(exit)->dead) {
             cache_link(exit, optimizer_link_target(exit, frag));
             dbo_stats.direct_links++;
         }
@@ -516,7 +516,7 @@ void *dispatch(struct guest_context *ctx)
         ctx->rip = ctx->ind_target;
         dbo_stats.indirect_misses++;
         struct exit_record *inline_exit =
-            exit->inline_tag ? &fragment_exits(exit->from)[exit->inline_exit] : NULL;
+            exit->inline_tag ? &fragment_exits(exit_from(exit))[exit->inline_exit] : NULL;
         if (inline_exit && !inline_exit->target && ctx->rip) {
             /* This site's inline check predicts its first target from now on:
              * the exit's target first, then the tag that lets threads in.
@@ -532,11 +532,12 @@ void *dispatch(struct guest_context *ctx)
     case EXIT_STALE:
         /* Its guest bytes changed: drop it (and whatever else covers them). */
         ctx->rip = exit->target;
-        translator_invalidate(exit->from->guest_pc, exit->from->guest_end - exit->from->guest_pc);
+        struct fragment *stale = exit_from(exit);
+        translator_invalidate(stale->guest_pc, stale->guest_end - stale->guest_pc);
         break;
     case EXIT_TRACE_HEAD:
         ctx->rip = exit->target;
-        optimizer_head_hot(ctx, exit->from);
+        optimizer_head_hot(ctx, exit_from(exit));
         break;
     case EXIT_SYSCALL_DONE:
         ctx->rip = exit->target;

@@ -239,22 +239,29 @@ struct exit_record {
         uint8_t *stub; /* a direct exit's stub */
         /* An indirect exit's inline check (see indirect.c): the imm64
          * holding the negated target it predicts, set once; the direct
-         * exit taken when it matches is from->exits[inline_exit] (its
-         * target is set along with the imm64). */
+         * exit taken when it matches is exit_from(e)'s exit inline_exit
+         * (its target is set along with the imm64). */
         uint64_t *inline_tag;
     };
-    struct fragment *from;
     struct fragment *to;               /* while linked */
     struct exit_record *next_incoming; /* in to->incoming */
     enum exit_kind kind;               /* one byte */
     bool linked;
     int8_t inline_exit;
+    uint8_t slot; /* its index in its fragment's exits + 1; 0: in no fragment */
 };
 
-/* A fragment has a few (a superblock up to 20): 56 bytes where it was 80
- * took 5 MB off cc1's 45 MB of runtime heap. */
-_Static_assert(sizeof(struct exit_record) == 56, "exit records stay small");
+/* A fragment has a few (a superblock up to 20): 48 bytes where it was 80
+ * took 6.7 MB off cc1's 45 MB of runtime heap. */
+_Static_assert(sizeof(struct exit_record) == 48, "exit records stay small");
 _Static_assert(sizeof(struct exit_record) == EXIT_RECORD_SIZE, "fragment layout (cache.h)");
+
+/* The fragment an exit record belongs to (NULL for a record of the
+ * runtime's own): its records follow it in its allocation (cache.h). */
+static inline struct fragment *exit_from(const struct exit_record *e)
+{
+    return e->slot ? (struct fragment *)(e - (e->slot - 1)) - 1 : NULL;
+}
 
 /* The size of this CPU's XSAVE area for the enabled features (asked of
  * cpuid once; fatal if more than CTX_XSAVE_SIZE). */

@@ -119,7 +119,7 @@ static void test_link_far(void **state)
     struct exit_record *e = &fragment_exits(from)[0];
     from->n_exits = 1;
     *e = (struct exit_record){
-        .kind = EXIT_DIRECT, .branch_rel32 = code + 1, .stub = code + 8, .from = from};
+        .kind = EXIT_DIRECT, .branch_rel32 = code + 1, .stub = code + 8, .slot = 1};
     cache_link(e, to);
     assert_true(e->linked);
     assert_int_equal(code[8], 0xff); /* jmp *0(%rip); .quad target */
