@@ -47,16 +47,7 @@ dbo_return_lookup:
         mov     %gs:CTX_RETURN_MISSES, %rcx
         lea     1(%rcx), %rcx
         mov     %rcx, %gs:CTX_RETURN_MISSES
-        movzwl  %dx, %ecx                      /* rcx = 2 * ibl_index(target) */
-        lea     (%rcx,%rcx), %rcx
-        mov     %gs:CTX_IBL_TABLE(,%rcx,8), %rcx
-        lea     (%rcx,%rdx), %rcx              /* zero iff the first way's tag matches */
-        jrcxz   1f
-        movzwl  %dx, %ecx
-        lea     (%rcx,%rcx), %rcx
-        mov     %gs:CTX_IBL_TABLE+16(,%rcx,8), %rcx
-        lea     (%rcx,%rdx), %rcx              /* the second way */
-        jrcxz   2f
+        TWO_WAY_PROBE CTX_IBL_TABLE, 1f, 2f
         lea     dbo_return_miss_record(%rip), %rcx /* a miss here: the victim table */
         mov     %rcx, %gs:CTX_IND_SITE
         jmp     dbo_victim_lookup

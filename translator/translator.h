@@ -80,6 +80,28 @@
 #define GPR_R14 14
 #define GPR_R15 15
 
+#ifdef __ASSEMBLER__
+/* Probes the two ways of the target in %rdx in the table at %gs:\table
+ * (the indirect table or its victim table; rcx free): jumps to \hit0 or
+ * \hit1 on a match in the first or second way, falls through on a miss.
+ * lea/jrcxz only, so the guest's flags are untouched. The same probe as
+ * the one translated code has in line (indirect.c). */
+/* clang-format off */
+.macro TWO_WAY_PROBE table, hit0, hit1
+        movzwl  %dx, %ecx                      /* rcx = 2 * ibl_index(target) */
+        lea     (%rcx,%rcx), %rcx
+        mov     %gs:\table(,%rcx,8), %rcx
+        lea     (%rcx,%rdx), %rcx              /* zero iff the first way's tag matches */
+        jrcxz   \hit0
+        movzwl  %dx, %ecx
+        lea     (%rcx,%rcx), %rcx
+        mov     %gs:\table+16(,%rcx,8), %rcx
+        lea     (%rcx,%rdx), %rcx              /* the second way */
+        jrcxz   \hit1
+.endm
+/* clang-format on */
+#endif
+
 #ifndef __ASSEMBLER__
 #include <stdbool.h>
 #include <stddef.h>
@@ -91,7 +113,7 @@
  * flag-free `lea` yields zero on a hit) and the fragment's indirect entry,
  * INDIRECT_ENTRY_SIZE bytes before its cache_pc, which restores %rcx. */
 #define INDIRECT_ENTRY_SIZE 9
-struct ibl_entry {
+        struct ibl_entry {
     uint64_t neg_guest_pc;
     uint64_t cache_pc;
 };

@@ -22,16 +22,7 @@ dbo_victim_lookup_start:
         .globl dbo_victim_lookup
         .type dbo_victim_lookup, @function
 dbo_victim_lookup:
-        movzwl  %dx, %ecx                      /* rcx = 2 * ibl_index(target) */
-        lea     (%rcx,%rcx), %rcx
-        mov     %gs:CTX_IBL_VICTIM(,%rcx,8), %rcx
-        lea     (%rcx,%rdx), %rcx              /* zero iff the first way's tag matches */
-        jrcxz   1f
-        movzwl  %dx, %ecx
-        lea     (%rcx,%rcx), %rcx
-        mov     %gs:CTX_IBL_VICTIM+16(,%rcx,8), %rcx
-        lea     (%rcx,%rdx), %rcx              /* the second way */
-        jrcxz   2f
+        TWO_WAY_PROBE CTX_IBL_VICTIM, 1f, 2f
 3:      mov     %rdx, %gs:CTX_IND_TARGET       /* a miss: the dispatcher finds it */
         mov     %gs:CTX_IND_SITE, %rdx
         jmp     *%gs:CTX_EXIT_ENTRY

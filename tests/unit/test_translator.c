@@ -108,18 +108,26 @@ static void test_fragment_branches(void **state)
     assert_int_equal(run_guest(guest_branches, true), 42); /* %edi is 0 */
 }
 
+/* Runs guest code (it exits 0) and reads its indirect-branch line of
+ * --stats: hits in the table (victim table included) and misses. */
+static void run_indirect_counts(uint8_t *guest, long *table, long *missed)
+{
+    char line[256];
+    assert_int_equal(run_guest_stats(guest, "indirect branches", line, sizeof line), 0);
+    *table = *missed = -1;
+    sscanf(line,
+           "indirect branches %*d (%*d hit an inline target or trace guard, %ld the table, %ld "
+           "missed",
+           table, missed);
+}
+
 /* Two hot targets that share an indirect-table slot both stay in the table
  * (its second way): a handful of misses, not one per jump. */
 static void test_slot_pair(void **state)
 {
     (void)state;
-    char line[256];
-    assert_int_equal(run_guest_stats(guest_slot_pair, "indirect branches", line, sizeof line), 0);
-    long missed = -1, table = -1;
-    sscanf(line,
-           "indirect branches %*d (%*d hit an inline target or trace guard, %ld the table, %ld "
-           "missed",
-           &table, &missed);
+    long table, missed;
+    run_indirect_counts(guest_slot_pair, &table, &missed);
     assert_true(table >= 990);
     assert_in_range(missed, 1, 8);
 }
@@ -131,13 +139,8 @@ static void test_slot_pair(void **state)
 static void test_victim_table(void **state)
 {
     (void)state;
-    char line[256];
-    assert_int_equal(run_guest_stats(guest_slot_triple, "indirect branches", line, sizeof line), 0);
-    long missed = -1, table = -1;
-    sscanf(line,
-           "indirect branches %*d (%*d hit an inline target or trace guard, %ld the table, %ld "
-           "missed",
-           &table, &missed);
+    long table, missed;
+    run_indirect_counts(guest_slot_triple, &table, &missed);
     assert_true(table >= 1400);
     assert_in_range(missed, 3, 100); /* a miss each time (no victim table): 500 */
 }
