@@ -25,18 +25,6 @@
     (ZYDIS_CPUFLAG_CF | ZYDIS_CPUFLAG_PF | ZYDIS_CPUFLAG_AF | ZYDIS_CPUFLAG_ZF |                   \
      ZYDIS_CPUFLAG_SF | ZYDIS_CPUFLAG_OF)
 
-static bool flags_dead_at(uint64_t guest_pc);
-
-bool optimizer_flags_dead_at(uint64_t guest_pc)
-{
-    if (!dbo_opts.flags_liveness)
-        return false;
-    dbo_stats.flags_checked++;
-    bool dead = flags_dead_at(guest_pc);
-    dbo_stats.flags_dead += dead;
-    return dead;
-}
-
 /* Whether the status flags in `unwritten` are written before they are
  * read on every way on from pc, looking at *budget more instructions at
  * most. A conditional branch whose own flags are written already is
@@ -91,8 +79,13 @@ static bool dead_from(uint64_t pc, uint32_t unwritten, int *budget)
     return false;
 }
 
-static bool flags_dead_at(uint64_t guest_pc)
+bool optimizer_flags_dead_at(uint64_t guest_pc)
 {
+    if (!dbo_opts.flags_liveness)
+        return false;
+    dbo_stats.flags_checked++;
     int budget = FLAGS_LOOKAHEAD;
-    return dead_from(guest_pc, STATUS_FLAGS, &budget);
+    bool dead = dead_from(guest_pc, STATUS_FLAGS, &budget);
+    dbo_stats.flags_dead += dead;
+    return dead;
 }

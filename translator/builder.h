@@ -126,11 +126,9 @@ uint8_t *cold_end(struct builder *b);
 /* mov $<address of exit `index`>, %reg (rcx or rdx) */
 static inline void emit_record_in(struct builder *b, int index, int reg)
 {
-    emit_u8(&b->p, 0x48);
-    emit_u8(&b->p, (uint8_t)(0xb8 + reg));
-    b->record_imm[b->n_record_refs] = b->p;
+    emit_movabs(&b->p, reg, 0);
+    b->record_imm[b->n_record_refs] = b->p - 8;
     b->record_index[b->n_record_refs++] = index;
-    emit_u64(&b->p, 0);
 }
 
 static inline void emit_record(struct builder *b, int index)

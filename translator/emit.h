@@ -59,12 +59,21 @@ static inline void emit_jmp_gs(uint8_t **p, uint32_t off)
     emit_u32(p, off);
 }
 
-/* mov $imm64, %rdx */
-static inline void emit_mov_rdx_imm64(uint8_t **p, uint64_t v)
+/* movabs $imm64, %reg (reg: 0..7); the imm64 is the last 8 bytes */
+static inline void emit_movabs(uint8_t **p, int reg, uint64_t v)
 {
     emit_u8(p, 0x48);
-    emit_u8(p, 0xba);
+    emit_u8(p, (uint8_t)(0xb8 + reg));
     emit_u64(p, v);
+}
+
+/* lea 8+pop_extra(%rsp), %rsp: a return's pop of its address (and of
+ * `ret $pop_extra`'s bytes), flags untouched */
+static inline void emit_pop_return(uint8_t **p, uint16_t pop_extra)
+{
+    static const uint8_t lea[] = {0x48, 0x8d, 0xa4, 0x24};
+    emit_bytes(p, lea, sizeof lea);
+    emit_u32(p, 8u + pop_extra);
 }
 
 /* Linking rewrites a branch's rel32 while other threads may execute it: the

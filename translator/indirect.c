@@ -185,10 +185,8 @@ static void emit_inline_check(struct builder *b, int exit)
         return;
     while (((uintptr_t)b->p + 2) % 8)
         emit_u8(&b->p, 0x90);
-    emit_u8(&b->p, 0x48); /* movabs $0, %rcx */
-    emit_u8(&b->p, 0xb9);
-    b->exits[exit].inline_tag = (uint64_t *)b->p;
-    emit_u64(&b->p, 0);
+    emit_movabs(&b->p, GPR_RCX, 0);
+    b->exits[exit].inline_tag = (uint64_t *)(b->p - 8);
     static const uint8_t lea[] = {0x48, 0x8d, 0x0c, 0x11};
     emit_bytes(&b->p, lea, sizeof lea);
     /* jrcxz reaches only 127 bytes: hop over a jmp rel32 to the hit block */
@@ -257,11 +255,8 @@ static bool uses_return_stack(const struct builder *b)
 void emit_return(struct builder *b, int exit, uint16_t pop_extra)
 {
     static const uint8_t load_ret[] = {0x48, 0x8b, 0x14, 0x24}; /* mov (%rsp), %rdx */
-    uint8_t pop_ret[] = {0x48, 0x8d, 0xa4, 0x24, 0, 0, 0, 0};   /* lea 8+extra(%rsp), %rsp */
-    uint32_t pop = 8u + pop_extra;
-    memcpy(pop_ret + 4, &pop, 4);
     emit_bytes(&b->p, load_ret, sizeof load_ret);
-    emit_bytes(&b->p, pop_ret, sizeof pop_ret);
+    emit_pop_return(&b->p, pop_extra);
     if (uses_return_stack(b)) {
         emit_to_return_stack(&b->p);
         emit_u8(&b->p, 0xc3);
@@ -304,9 +299,7 @@ void emit_call_push(struct builder *b, uint64_t guest_return)
     uint8_t *call_rel32 = *p;
     emit_u32(p, 0);
     emit_from_return_stack(p);
-    emit_u8(p, 0x48); /* movabs $-return, %rcx */
-    emit_u8(p, 0xb9);
-    emit_u64(p, -guest_return);
+    emit_movabs(p, GPR_RCX, -guest_return);
     static const uint8_t compare[] = {
         0x48, 0x8d, 0x0c, 0x11, /* lea (%rcx,%rdx), %rcx  zero iff it is ours */
         0xe3, 0x05,             /* jrcxz 2f */

@@ -56,9 +56,7 @@ void emit_fast_syscall(struct builder *b, uint64_t next, bool known)
     emit_record(b, e);
     emit_jmp_gs(&b->p, CTX_EXIT_ENTRY);
     uint8_t *slow = b->p;
-    emit_u8(&b->p, 0x48); /* movabs $next, %rcx */
-    emit_u8(&b->p, 0xb9);
-    emit_u64(&b->p, next);
+    emit_movabs(&b->p, GPR_RCX, next);
     emit_u8(&b->p, 0xe9); /* never linked, never patched: no padding */
     new_exit(b, EXIT_SYSCALL_DONE, next, b->p);
     emit_u32(&b->p, 0);
@@ -66,8 +64,6 @@ void emit_fast_syscall(struct builder *b, uint64_t next, bool known)
         dbo_fatal("fast syscall layout is off: %d and %d bytes", (int)(slow - full),
                   (int)(b->p - slow));
     patch_rel32(cont_rel32, b->p);
-    emit_u8(&b->p, 0x48);
-    emit_u8(&b->p, 0xb9);
-    emit_u64(&b->p, next);
+    emit_movabs(&b->p, GPR_RCX, next);
     new_exit(b, EXIT_DIRECT, next, emit_jmp_rel32(&b->p));
 }

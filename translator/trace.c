@@ -2,7 +2,6 @@
  * for a trace's indirect branches and returns, and the counters in front of
  * trace heads. Which heads, and which paths, is optimizer/'s business. */
 #include <stdlib.h>
-#include <string.h>
 
 #include "runtime/runtime.h"
 #include "optimizer/optimizer.h"
@@ -36,21 +35,15 @@ void emit_trace_guard(struct builder *b, uint64_t expected, int exit, bool is_re
     };
     if (is_return)
         emit_bytes(&b->p, load_ret, sizeof load_ret);
-    emit_u8(&b->p, 0x48); /* movabs $-expected, %rcx */
-    emit_u8(&b->p, 0xb9);
-    emit_u64(&b->p, -expected);
+    emit_movabs(&b->p, GPR_RCX, -expected);
     emit_bytes(&b->p, compare, sizeof compare);
     emit_u8(&b->p, 0xe9);
     b->guards[b->n_guards++] = (struct trace_guard){
         .miss_rel32 = b->p, .exit = exit, .is_return = is_return, .pop_extra = pop_extra};
     emit_u32(&b->p, 0);
     emit_count(&b->p, CTX_INLINE_HITS);
-    if (is_return) {
-        uint8_t pop_ret[] = {0x48, 0x8d, 0xa4, 0x24, 0, 0, 0, 0}; /* lea 8+extra(%rsp), %rsp */
-        uint32_t pop = 8u + pop_extra;
-        memcpy(pop_ret + 4, &pop, 4);
-        emit_bytes(&b->p, pop_ret, sizeof pop_ret);
-    }
+    if (is_return)
+        emit_pop_return(&b->p, pop_extra);
     emit_load_gs(&b->p, GPR_RCX, CTX_SPILL_RCX);
     emit_load_gs(&b->p, GPR_RDX, CTX_SPILL_RDX);
 }
@@ -67,9 +60,7 @@ void emit_trace_guard(struct builder *b, uint64_t expected, int exit, bool is_re
 static void emit_return_guard_cmp(struct builder *b, uint64_t expected, int exit,
                                   uint16_t pop_extra)
 {
-    emit_u8(&b->p, 0x48); /* movabs $expected, %rcx */
-    emit_u8(&b->p, 0xb9);
-    emit_u64(&b->p, expected);
+    emit_movabs(&b->p, GPR_RCX, expected);
     static const uint8_t compare[] = {0x48, 0x39, 0x0c, 0x24}; /* cmp %rcx, (%rsp) */
     emit_bytes(&b->p, compare, sizeof compare);
     emit_u8(&b->p, 0x0f); /* jne rel32 */
@@ -79,10 +70,7 @@ static void emit_return_guard_cmp(struct builder *b, uint64_t expected, int exit
     emit_u32(&b->p, 0);
     emit_count(&b->p, CTX_INLINE_HITS);
     emit_load_gs(&b->p, GPR_RCX, CTX_SPILL_RCX);
-    uint8_t pop_ret[] = {0x48, 0x8d, 0xa4, 0x24, 0, 0, 0, 0}; /* lea 8+extra(%rsp), %rsp */
-    uint32_t pop = 8u + pop_extra;
-    memcpy(pop_ret + 4, &pop, 4);
-    emit_bytes(&b->p, pop_ret, sizeof pop_ret);
+    emit_pop_return(&b->p, pop_extra);
 }
 
 void emit_trace_guard_misses(struct builder *b)

@@ -278,7 +278,7 @@ static void emit_self_check(struct builder *b, uint64_t guest_pc, uint64_t guest
                 want = *(const uint8_t *)addr;
             }
             emit_u32(&b->p, (uint32_t)(addr - (uint64_t)(b->p + 4)));
-            emit_mov_rdx_imm64(&b->p, ~want);
+            emit_movabs(&b->p, GPR_RDX, ~want);
             static const uint8_t cmp[] = {0x48, 0x8d, 0x4c, 0x11, 0x01, /* lea 1(%rcx,%rdx),%rcx */
                                           0xe3, 0x05};                  /* jrcxz +5 */
             emit_bytes(&b->p, cmp, sizeof cmp);
