@@ -234,6 +234,8 @@ _Static_assert(offsetof(struct guest_context, ts.return_misses) == CTX_RETURN_MI
 _Static_assert(offsetof(struct guest_context, ts.return_hits) == CTX_RETURN_HITS, "ctx layout");
 _Static_assert(offsetof(struct guest_context, ts.victim_lookup) == CTX_VICTIM_LOOKUP, "ctx layout");
 _Static_assert(offsetof(struct guest_context, ts.ind_site) == CTX_IND_SITE, "ctx layout");
+_Static_assert(offsetof(struct guest_context, ts.victim_countdown) == CTX_VICTIM_COUNTDOWN,
+               "ctx layout");
 _Static_assert(offsetof(struct guest_context, ibl) == CTX_IBL_TABLE, "ctx layout");
 _Static_assert(offsetof(struct guest_context, ibl_victim) == CTX_IBL_VICTIM, "ctx layout");
 _Static_assert(offsetof(struct guest_context, trace_counts) == CTX_TRACE_COUNTS, "ctx layout");
