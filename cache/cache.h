@@ -8,7 +8,6 @@
 #include <stdint.h>
 
 struct exit_record;
-struct page_node;
 
 /* Where each guest instruction's translation starts, so that a cache PC can
  * be mapped back to the guest PC (precise signals). Four bytes: there is
@@ -36,7 +35,6 @@ struct fragment {
     uint64_t guest_end;           /* one past the last guest byte translated (of its first range) */
     uint8_t *cache_pc;            /* entry point in the cache */
     struct exit_record *incoming; /* linked branches into this fragment */
-    struct page_node *page_nodes; /* its entries in the page index */
     uint32_t cache_size;
     uint32_t cold_bytes; /* its cold code (exit stubs, lookup misses), apart (see chunks.c) */
     uint32_t n_exits;
@@ -44,10 +42,12 @@ struct fragment {
     /* A trace (optimizer/) follows a path through several blocks, n_ranges
      * of them; a fragment has one contiguous range [guest_pc, guest_end). */
     uint32_t n_ranges;
+    uint32_t serial; /* names it in its exit stubs (cache_serial_new); 0: none */
     bool is_trace;
     bool dead;         /* invalidated; code kept until a flush */
     bool self_check;   /* checks its guest bytes on entry */
     bool is_counter;   /* a trace head's execution counter, no guest code */
+    bool indexed;      /* in the page index (table.c) */
     uint8_t ends_with; /* enum fragment_end: how its last instruction leaves */
 };
 
@@ -58,7 +58,7 @@ enum fragment_end {
     ENDS_INDIRECT, /* an indirect jump */
 };
 
-#define EXIT_RECORD_SIZE 48 /* sizeof(struct exit_record), checked in translator.h */
+#define EXIT_RECORD_SIZE 32 /* sizeof(struct exit_record), checked in translator.h */
 
 static inline struct exit_record *fragment_exits(const struct fragment *f)
 {
@@ -142,6 +142,13 @@ void cache_install_trace(struct fragment *trace);
 /* A head that will not become a trace: branches linked to its counter go
  * straight to `to` (the head's fragment) from now on. */
 void cache_drop_counter(struct fragment *counter, struct fragment *to);
+
+/* Serial numbers (1 up to 2^23 - 1) of fragments with exit stubs, which
+ * name their exit by it: given when the fragment is made, free again when
+ * it is freed. */
+uint32_t cache_serial_new(struct fragment *frag);
+void cache_serial_release(uint32_t serial);
+struct fragment *cache_fragment_by_serial(uint32_t serial);
 
 /* Points the exit's branch (or its stub) straight at `to`. */
 void cache_link(struct exit_record *exit, struct fragment *to);

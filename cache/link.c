@@ -9,11 +9,18 @@
 #include "runtime/runtime.h"
 #include "translator/translator.h"
 
-/* The first 14 bytes of every exit stub (they spill rcx and rdx, the same
- * in all): what a far link overwrites and its unlinking puts back. Taken
- * from the first stub linked far. */
+/* The first 14 bytes of every exit stub but its id: what a far link
+ * overwrites, and its unlinking puts back with the exit's id. Taken from
+ * the first stub linked far. */
 static uint8_t stub_head[14];
 static bool have_stub_head;
+
+/* The stub's first bytes with its id zeroed, to compare. */
+static void head_of(const uint8_t *stub, uint8_t head[14])
+{
+    memcpy(head, stub, 14);
+    memset(head + STUB_ID_AT, 0, 4);
+}
 
 static bool fits_rel32(const uint8_t *from_end, const uint8_t *target)
 {
@@ -31,39 +38,64 @@ void cache_link(struct exit_record *exit, struct fragment *to)
 {
     if (exit->linked || to->dead)
         return;
-    if (exit->branch_rel32 && fits_rel32(exit->branch_rel32 + 4, to->cache_pc)) {
-        store_rel32(exit->branch_rel32, to->cache_pc);
-    } else if (exit->stub) {
+    uint8_t *branch = exit_branch(exit), *stub = exit_stub(exit);
+    if (branch && fits_rel32(branch + 4, to->cache_pc)) {
+        store_rel32(branch, to->cache_pc);
+    } else if (stub) {
         /* Too far for rel32: the stub becomes jmp *0(%rip); .quad target. */
         uint8_t far[14] = {0xff, 0x25, 0, 0, 0, 0};
         uint64_t target = (uint64_t)to->cache_pc;
         memcpy(far + 6, &target, 8);
+        uint8_t head[14];
+        head_of(stub, head);
         if (!have_stub_head) {
-            memcpy(stub_head, exit->stub, sizeof stub_head);
+            memcpy(stub_head, head, sizeof stub_head);
             have_stub_head = true;
-        } else if (memcmp(stub_head, exit->stub, sizeof stub_head)) {
-            dbo_fatal("exit stub at %p is not like the others", (void *)exit->stub);
+        } else if (memcmp(stub_head, head, sizeof stub_head)) {
+            dbo_fatal("exit stub at %p is not like the others", (void *)stub);
         }
-        memcpy(exit->stub, far, sizeof far);
+        memcpy(stub, far, sizeof far);
+        exit->linked_far = true;
     } else {
         return;
     }
     exit->linked = true;
-    exit->to = to;
     exit->next_incoming = to->incoming;
     to->incoming = exit;
+}
+
+/* The fragment a linked exit goes to, read off its code: the record does
+ * not keep it (8 bytes for each of a large program's 100 000s of exits,
+ * most never linked), and only unlinking asks. */
+static struct fragment *linked_to(const struct exit_record *e)
+{
+    uint64_t dest;
+    if (e->linked_far) {
+        memcpy(&dest, exit_stub(e) + 6, 8);
+    } else {
+        int32_t rel;
+        memcpy(&rel, exit_branch(e), 4);
+        dest = (uint64_t)(exit_branch(e) + 4 + rel);
+    }
+    struct fragment *to = cache_fragment_at(dest);
+    if (!to || (uint64_t)to->cache_pc != dest)
+        dbo_fatal("linked exit to %#lx has no fragment there", (unsigned long)dest);
+    return to;
 }
 
 static void unlink_exit(struct exit_record *e)
 {
     if (!e->linked)
         return;
-    if (e->branch_rel32 && fits_rel32(e->branch_rel32 + 4, e->to->cache_pc))
-        store_rel32(e->branch_rel32, e->stub);
-    else
-        memcpy(e->stub, stub_head, sizeof stub_head);
-    e->linked = false;
-    e->to = NULL;
+    if (e->linked_far) {
+        uint8_t head[14];
+        uint32_t id = exit_stub_id(e);
+        memcpy(head, stub_head, sizeof head);
+        memcpy(head + STUB_ID_AT, &id, 4);
+        memcpy(exit_stub(e), head, sizeof head);
+    } else
+        store_rel32(exit_branch(e), exit_stub(e));
+    e->linked = e->linked_far = false;
 }
 
 void unlink_fragment(struct fragment *frag)
@@ -80,13 +112,13 @@ void unlink_fragment(struct fragment *frag)
         struct exit_record *e = &fragment_exits(frag)[i];
         if (!e->linked)
             continue;
-        for (struct exit_record **p = &e->to->incoming; *p; p = &(*p)->next_incoming) {
+        for (struct exit_record **p = &linked_to(e)->incoming; *p; p = &(*p)->next_incoming) {
             if (*p == e) {
                 *p = e->next_incoming;
                 break;
             }
         }
-        e->linked = false; /* its code stays as it was: the fragment is dead */
-        e->to = NULL;
+        /* its code stays as it was: the fragment is dead */
+        e->linked = e->linked_far = false;
     }
 }

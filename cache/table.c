@@ -21,12 +21,57 @@ static size_t n_retired_frags, cap_retired_frags;
 
 static void keep_retired(struct fragment *f)
 {
-    f->dead = true; /* its exits must not be linked any more */
+    f->dead = true;     /* its exits must not be linked any more */
+    f->indexed = false; /* the flush empties the page index */
     if (n_retired_frags == cap_retired_frags)
         retired_frags = realloc(
             retired_frags, (cap_retired_frags = cap_retired_frags ? 2 * cap_retired_frags : 1024) *
                                sizeof *retired_frags);
     retired_frags[n_retired_frags++] = f;
+}
+
+/* Fragments by serial number; a free number's slot holds the next free
+ * one, shifted left once and tagged with bit 0. */
+static uintptr_t *by_serial;
+static uint32_t n_serials = 1, cap_serials; /* 0 is no serial */
+static uintptr_t free_serials;              /* tagged like a free slot; 0: none */
+#define MAX_SERIALS (1u << 23)              /* an exit's id is serial << 8 | index */
+
+uint32_t cache_serial_new(struct fragment *frag)
+{
+    uint32_t serial;
+    if (free_serials) {
+        serial = (uint32_t)(free_serials >> 1);
+        free_serials = by_serial[serial];
+    } else {
+        if (n_serials == MAX_SERIALS)
+            dbo_fatal("more than %u fragments at once", MAX_SERIALS - 1);
+        if (n_serials >= cap_serials) {
+            cap_serials = cap_serials ? 2 * cap_serials : 4096;
+            by_serial = realloc(by_serial, cap_serials * sizeof *by_serial);
+            if (!by_serial)
+                dbo_fatal("out of memory for fragment serial numbers");
+        }
+        serial = n_serials++;
+    }
+    by_serial[serial] = (uintptr_t)frag;
+    frag->serial = serial;
+    return serial;
+}
+
+void cache_serial_release(uint32_t serial)
+{
+    if (!serial)
+        return;
+    by_serial[serial] = free_serials;
+    free_serials = (uintptr_t)serial << 1 | 1;
+}
+
+struct fragment *cache_fragment_by_serial(uint32_t serial)
+{
+    if (!serial || serial >= n_serials || (by_serial[serial] & 1))
+        dbo_fatal("no fragment has serial number %u", serial);
+    return (struct fragment *)by_serial[serial];
 }
 
 struct fragment *cache_lookup(uint64_t guest_pc)
@@ -41,6 +86,52 @@ struct page_node {
     struct fragment *frag;
     struct page_node *next;
 };
+
+/* Page nodes come from a pool, 16 bytes each: a calloc'd array for each
+ * fragment cost 32-48 bytes with malloc's header, 3 MB of cc1's heap. A
+ * fragment finds its nodes on its pages' lists. Emptied by a flush. */
+#define NODES_PER_BLOCK 4096
+static struct page_node *free_nodes;
+static struct page_node **node_blocks;
+static size_t n_node_blocks, cap_node_blocks;
+
+static struct page_node *new_page_node(void)
+{
+    if (!free_nodes) {
+        if (n_node_blocks == cap_node_blocks) {
+            cap_node_blocks = cap_node_blocks ? 2 * cap_node_blocks : 16;
+            node_blocks = realloc(node_blocks, cap_node_blocks * sizeof *node_blocks);
+        }
+        struct page_node *block = malloc(NODES_PER_BLOCK * sizeof *block);
+        if (!node_blocks || !block)
+            dbo_fatal("out of memory for the page index");
+        node_blocks[n_node_blocks++] = block;
+        for (size_t i = 0; i < NODES_PER_BLOCK; i++)
+            block[i].next = i + 1 < NODES_PER_BLOCK ? &block[i + 1] : NULL;
+        free_nodes = block;
+    }
+    struct page_node *node = free_nodes;
+    free_nodes = node->next;
+    return node;
+}
+
+static void free_page_node(struct page_node *node)
+{
+    node->next = free_nodes;
+    free_nodes = node;
+}
+
+/* Every node back to the pool (the flush empties the index). */
+static void reset_page_nodes(void)
+{
+    free_nodes = NULL;
+    for (size_t i = 0; i < n_node_blocks; i++) {
+        struct page_node *block = node_blocks[i];
+        for (size_t k = 0; k < NODES_PER_BLOCK; k++)
+            block[k].next = k + 1 < NODES_PER_BLOCK ? &block[k + 1] : free_nodes;
+        free_nodes = block;
+    }
+}
 
 size_t fragment_pages(const struct fragment *f, uint64_t *pages)
 {
@@ -68,15 +159,15 @@ static void index_pages(struct fragment *frag)
 {
     uint64_t pages[MAX_FRAGMENT_PAGES];
     size_t n = fragment_pages(frag, pages);
-    struct page_node *nodes = calloc(n, sizeof *nodes);
-    frag->page_nodes = nodes;
     for (size_t i = 0; i < n; i++) {
         uint64_t key = pages[i] + 1; /* +1: key zero marks an empty slot */
         uint64_t head = 0;
         u64map_get(&code_pages, key, &head);
-        nodes[i] = (struct page_node){frag, (struct page_node *)head};
-        u64map_put(&code_pages, key, (uint64_t)&nodes[i]);
+        struct page_node *node = new_page_node();
+        *node = (struct page_node){frag, (struct page_node *)head};
+        u64map_put(&code_pages, key, (uint64_t)node);
     }
+    frag->indexed = true;
 }
 
 void cache_insert(struct fragment *frag)
@@ -88,8 +179,7 @@ void cache_insert(struct fragment *frag)
 
 static void unindex_pages(struct fragment *frag)
 {
-    struct page_node *nodes = frag->page_nodes;
-    if (!nodes)
+    if (!frag->indexed)
         return;
     uint64_t pages[MAX_FRAGMENT_PAGES];
     size_t n = fragment_pages(frag, pages);
@@ -101,15 +191,17 @@ static void unindex_pages(struct fragment *frag)
         struct page_node *first = (struct page_node *)head, **link = &first;
         while (*link && (*link)->frag != frag)
             link = &(*link)->next;
-        if (*link)
-            *link = (*link)->next;
+        if (*link) {
+            struct page_node *node = *link;
+            *link = node->next;
+            free_page_node(node);
+        }
         if (first)
             u64map_put(&code_pages, pg + 1, (uint64_t)first);
         else
             u64map_remove(&code_pages, pg + 1);
     }
-    free(nodes);
-    frag->page_nodes = NULL;
+    frag->indexed = false;
 }
 
 static void add_dead(struct fragment *frag)
@@ -288,7 +380,7 @@ size_t cache_invalidate_range(uint64_t start, uint64_t len,
 
 static void free_fragment(struct fragment *f)
 {
-    free(f->page_nodes);
+    cache_serial_release(f->serial);
     free(f); /* its exits and pc map are in the same allocation */
 }
 
@@ -312,6 +404,7 @@ void cache_flush_all(bool retire)
     n_dead = 0;
     coherence_reset();
     u64map_clear(&code_pages);
+    reset_page_nodes();
     cache_chunks_reset(retire);
     dbo_stats.flushes++;
 }

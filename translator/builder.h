@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "cache/cache.h"
+#include "runtime/runtime.h"
 #include "translator/emit.h"
 #include "translator/translator.h"
 
@@ -40,6 +41,19 @@ enum build_mode {
     BUILD_SINGLE,   /* one instruction, not in the table (translate_single) */
     BUILD_RECORD,   /* a basic block run once while a trace is recorded */
     BUILD_TRACE,    /* a trace along a recorded path */
+};
+
+/* An exit while its fragment is built: where its code is, which
+ * place_exits() turns into its record's offsets. */
+struct exit_draft {
+    uint64_t target;
+    uint8_t *branch_rel32; /* the rel32 in the body that reaches the stub */
+    union {
+        uint8_t *stub;        /* a direct exit's stub */
+        uint64_t *inline_tag; /* an indirect exit's inline check's imm64 */
+    };
+    enum exit_kind kind;
+    bool id_stub; /* its stub is emit_exit_stub's, to get the exit's id */
 };
 
 /* A guard of a trace: its miss path, the table lookup, comes after the body. */
@@ -77,7 +91,7 @@ struct builder {
     uint64_t insn_pcs[MAX_TRACE_INSNS];          /* traces: the guest pc of each */
     struct guest_range ranges[TRACE_MAX_BLOCKS]; /* traces: the guest code covered */
     struct trace_guard guards[TRACE_MAX_BLOCKS];
-    struct exit_record exits[MAX_EXITS];
+    struct exit_draft exits[MAX_EXITS];
     int inline_exit_of[MAX_EXITS]; /* index of exits[i]'s inline exit, or -1 */
     /* `mov $record, %rdx` immediates, filled in with &frag->exits[index] */
     uint8_t *record_imm[MAX_RECORD_REFS];
@@ -103,8 +117,7 @@ static inline int new_exit(struct builder *b, enum exit_kind kind, uint64_t targ
                            uint8_t *branch_rel32)
 {
     int i = b->n_exits++;
-    b->exits[i] =
-        (struct exit_record){.kind = kind, .target = target, .branch_rel32 = branch_rel32};
+    b->exits[i] = (struct exit_draft){.kind = kind, .target = target, .branch_rel32 = branch_rel32};
     b->inline_exit_of[i] = -1;
     return i;
 }
@@ -136,25 +149,52 @@ static inline void emit_record(struct builder *b, int index)
     emit_record_in(b, index, GPR_RDX);
 }
 
-/* Copies the builder's exits into the fragment's (allocated by the caller)
- * and gives the code that hands them to the dispatcher their addresses. */
+/* The offset of code at `at` from the fragment's entry (0 for none). */
+static inline uint32_t exit_offset(const struct builder *b, const void *at)
+{
+    if (!at)
+        return 0;
+    uint64_t off = (uint64_t)at - (uint64_t)b->start;
+    if (!off || off >= (1ull << 32))
+        dbo_fatal("exit code at %p is not after its fragment's entry %p", at, (void *)b->start);
+    return (uint32_t)off;
+}
+
+/* Makes the builder's exits the fragment's (allocated by the caller) and
+ * gives the code that hands them to the dispatcher their addresses. */
 static inline void place_exits(struct builder *b, struct fragment *frag)
 {
     struct exit_record *exits = fragment_exits(frag);
-    memcpy(exits, b->exits, b->n_exits * sizeof *exits);
     for (int i = 0; i < b->n_exits; i++) {
-        exits[i].slot = (uint8_t)(i + 1);
-        exits[i].inline_exit = (int8_t)b->inline_exit_of[i];
+        const struct exit_draft *d = &b->exits[i];
+        exits[i] = (struct exit_record){
+            .target = d->target,
+            .branch_off = exit_offset(b, d->branch_rel32),
+            .stub_off = exit_offset(b, d->stub),
+            .kind = d->kind,
+            .inline_exit = (int8_t)b->inline_exit_of[i],
+            .slot = (uint8_t)(i + 1),
+        };
     }
     for (int i = 0; i < b->n_record_refs; i++) {
         uint64_t record = (uint64_t)&exits[b->record_index[i]];
         memcpy(b->record_imm[i], &record, 8);
     }
     frag->n_exits = b->n_exits;
+    bool stubs = false;
+    for (int i = 0; i < b->n_exits; i++)
+        stubs |= b->exits[i].id_stub;
+    if (stubs) {
+        uint32_t serial = cache_serial_new(frag);
+        for (int i = 0; i < b->n_exits; i++) {
+            uint32_t id = serial << 8 | (uint32_t)i;
+            if (b->exits[i].id_stub)
+                memcpy(b->exits[i].stub + STUB_ID_AT, &id, 4);
+        }
+    }
 }
 
 /* indirect.c */
-#define EXIT_STUB_SIZE 36 /* what emit_exit_stub emits */
 void emit_exit_stub(struct builder *b, int exit);
 void emit_push_u64(struct builder *b, uint64_t v);
 void emit_literals(struct builder *b);

@@ -31,8 +31,25 @@
 
         .text
 
-/* dbo_exit_entry: reached by `jmp *%gs:CTX_EXIT_ENTRY` from an exit stub.
- *   %rdx        = struct exit_record * describing the exit
+/* dbo_stub_entry: reached by `jmp *%gs:CTX_STUB_ENTRY` from an exit stub
+ * (indirect.c), every register and the flags the guest's:
+ *   %gs:CTX_STUB_ID = the exit's id (32 bits)
+ * Spills rcx and rdx and goes on into dbo_exit_entry with
+ *   %rdx = STUB_ID_BASE + the id (the dispatcher's exit_by_stub_id()). */
+        .globl dbo_stub_entry
+        .type dbo_stub_entry, @function
+dbo_stub_entry:
+        mov     %rcx, %gs:CTX_SPILL_RCX
+        mov     %rdx, %gs:CTX_SPILL_RDX
+        mov     %gs:CTX_STUB_ID, %edx          /* rdx = id, zero-extended */
+        lea     -0x80000000(%rdx), %rdx        /* + STUB_ID_BASE, flags untouched */
+        .size dbo_stub_entry, .-dbo_stub_entry
+        /* on into dbo_exit_entry */
+
+/* dbo_exit_entry: reached by `jmp *%gs:CTX_EXIT_ENTRY` from cache code
+ * that leaves with a record, and from dbo_stub_entry.
+ *   %rdx        = struct exit_record * describing the exit, or
+ *                 STUB_ID_BASE + an exit stub's id
  *   %gs:SPILL_RCX, %gs:SPILL_RDX = the guest's %rcx and %rdx
  *   every other register and the flags = the guest's
  */

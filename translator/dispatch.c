@@ -325,6 +325,7 @@ struct guest_context *context_create(bool use_fsgsbase)
     ctx->ts.victim_countdown = VICTIM_PROMOTE_EVERY;
     ctx->self = (uint64_t)ctx;
     ctx->exit_entry = (uint64_t)dbo_exit_entry;
+    ctx->ts.stub_entry = (uint64_t)dbo_stub_entry;
     ctx->ts.syscall_entry = (uint64_t)dbo_syscall_fast;
     ctx->ts.syscall_check =
         CPU_FEATURE_ACTIVE(BMI2) ? (uint64_t)dbo_syscall_check : (uint64_t)dbo_syscall_full;
@@ -491,7 +492,9 @@ void *dispatch(struct guest_context *ctx)
     ctx->ts.in_cache = false;
     ctx->ts.stepping = 0;
     catch_up_with_flush(ctx);
-    struct exit_record *exit = (struct exit_record *)ctx->exit_record;
+    struct exit_record *exit = ctx->exit_record >= STUB_ID_BASE
+                                   ? exit_by_stub_id(ctx->exit_record - STUB_ID_BASE)
+                                   : (struct exit_record *)ctx->exit_record;
     dbo_stats.dispatcher_entries++;
     if (ctx->ts.recording)
         optimizer_exit_seen(ctx, exit,
@@ -515,14 +518,15 @@ void *dispatch(struct guest_context *ctx)
     case EXIT_INDIRECT: {
         ctx->rip = ctx->ind_target;
         dbo_stats.indirect_misses++;
+        uint64_t *inline_tag = exit_inline_tag(exit);
         struct exit_record *inline_exit =
-            exit->inline_tag ? &fragment_exits(exit_from(exit))[exit->inline_exit] : NULL;
+            inline_tag ? &fragment_exits(exit_from(exit))[exit->inline_exit] : NULL;
         if (inline_exit && !inline_exit->target && ctx->rip) {
             /* This site's inline check predicts its first target from now on:
              * the exit's target first, then the tag that lets threads in.
              * (Before fragment_for(), which may flush the exit away.) */
             inline_exit->target = ctx->rip;
-            __atomic_store_n(exit->inline_tag, -ctx->rip, __ATOMIC_RELEASE);
+            __atomic_store_n(inline_tag, -ctx->rip, __ATOMIC_RELEASE);
             dbo_stats.inline_targets++;
         }
         frag = fragment_for(ctx, ctx->rip);

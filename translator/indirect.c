@@ -39,17 +39,21 @@ void emit_literals(struct builder *b)
     }
 }
 
-/* The exit stub: hand the record to the dispatcher with rcx/rdx spilled.
- * Its EXIT_STUB_SIZE bytes also leave room for a far jump when linking. */
+/* The exit stub (STUB_SIZE bytes, at b->exits[exit].stub): names the exit
+ * by its id, filled in by place_exits(), and leaves through
+ * dbo_stub_entry. No register or flag is touched. Linking may rewrite its
+ * first 14 bytes as a far jump (link.c). */
 void emit_exit_stub(struct builder *b, int exit)
 {
     uint8_t *start = b->p;
-    emit_store_gs(&b->p, GPR_RCX, CTX_SPILL_RCX);
-    emit_store_gs(&b->p, GPR_RDX, CTX_SPILL_RDX);
-    emit_record(b, exit);
-    emit_jmp_gs(&b->p, CTX_EXIT_ENTRY);
-    if (b->p - start != EXIT_STUB_SIZE)
+    static const uint8_t store_id[] = {GS_PREFIX, 0xc7, 0x04, 0x25}; /* movl $id, %gs:stub_id */
+    emit_bytes(&b->p, store_id, sizeof store_id);
+    emit_u32(&b->p, CTX_STUB_ID);
+    emit_u32(&b->p, 0);
+    emit_jmp_gs(&b->p, CTX_STUB_ENTRY);
+    if (b->p - start != STUB_SIZE || start != b->exits[exit].stub)
         dbo_fatal("exit stub of %d bytes", (int)(b->p - start));
+    b->exits[exit].id_stub = true;
 }
 
 uint8_t *cold_end(struct builder *b)

@@ -381,6 +381,7 @@ static struct fragment *translate(struct guest_context *ctx, uint64_t guest_pc,
     if (!frag->self_check && mode != BUILD_TRACE &&
         touches_volatile_page(frag->guest_pc, frag->guest_end)) {
         /* It ran onto a volatile page: build it again, self-checking. */
+        cache_serial_release(frag->serial);
         free(frag);
         frag = build_fragment(ctx, guest_pc, chunk, true, mode, path);
     }
@@ -726,10 +727,10 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
     uint8_t *hot_end = b.p;
     for (int i = 0; i < b.n_exits; i++)
         if (b.exits[i].branch_rel32)
-            b.cold -= EXIT_STUB_SIZE;
+            b.cold -= STUB_SIZE;
     b.p = b.cold;
     for (int i = 0; i < b.n_exits; i++) {
-        struct exit_record *e = &b.exits[i];
+        struct exit_draft *e = &b.exits[i];
         if (!e->branch_rel32)
             continue;
         e->stub = b.p;

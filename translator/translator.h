@@ -54,6 +54,11 @@
 #define CTX_IND_SITE (CTX_THREAD_STATE + 128)
 #define CTX_VICTIM_COUNTDOWN (CTX_THREAD_STATE + 136)
 #define VICTIM_PROMOTE_EVERY 8
+/* Exit stubs (indirect.c): `movl $id, %gs:CTX_STUB_ID; jmp *%gs:CTX_STUB_ENTRY`
+ * to dbo_stub_entry, which hands the dispatcher the exit as
+ * STUB_ID_BASE + id (exit_by_stub_id()). */
+#define CTX_STUB_ENTRY (CTX_THREAD_STATE + 144)
+#define CTX_STUB_ID (CTX_THREAD_STATE + 152)
 #define CTX_IBL_TABLE 0x5100
 #define IBL_ENTRIES 65536           /* indexed by ibl_index() of the guest target */
 #define IBL_SLOTS (IBL_ENTRIES + 4) /* the last slot's second way, then padding */
@@ -151,6 +156,8 @@ struct thread_state {
     uint64_t victim_lookup; /* dbo_victim_lookup */
     uint64_t ind_site;      /* the exit record a victim miss hands on */
     uint64_t victim_countdown;
+    uint64_t stub_entry;  /* dbo_stub_entry */
+    uint64_t stub_id;     /* the exit an exit stub leaves by (32 bits written) */
     uint64_t altstack_sp; /* the guest's sigaltstack, virtual */
     uint64_t altstack_size;
     int32_t altstack_flags;
@@ -236,6 +243,8 @@ _Static_assert(offsetof(struct guest_context, ts.victim_lookup) == CTX_VICTIM_LO
 _Static_assert(offsetof(struct guest_context, ts.ind_site) == CTX_IND_SITE, "ctx layout");
 _Static_assert(offsetof(struct guest_context, ts.victim_countdown) == CTX_VICTIM_COUNTDOWN,
                "ctx layout");
+_Static_assert(offsetof(struct guest_context, ts.stub_entry) == CTX_STUB_ENTRY, "ctx layout");
+_Static_assert(offsetof(struct guest_context, ts.stub_id) == CTX_STUB_ID, "ctx layout");
 _Static_assert(offsetof(struct guest_context, ibl) == CTX_IBL_TABLE, "ctx layout");
 _Static_assert(offsetof(struct guest_context, ibl_victim) == CTX_IBL_VICTIM, "ctx layout");
 _Static_assert(offsetof(struct guest_context, trace_counts) == CTX_TRACE_COUNTS, "ctx layout");
@@ -257,27 +266,28 @@ enum __attribute__((packed)) exit_kind {
 struct fragment;
 
 struct exit_record {
-    uint64_t target;       /* guest address */
-    uint8_t *branch_rel32; /* the rel32 in the fragment body that reaches the stub */
-    union {
-        uint8_t *stub; /* a direct exit's stub */
-        /* An indirect exit's inline check (see indirect.c): the imm64
-         * holding the negated target it predicts, set once; the direct
-         * exit taken when it matches is exit_from(e)'s exit inline_exit
-         * (its target is set along with the imm64). */
-        uint64_t *inline_tag;
-    };
-    struct fragment *to;               /* while linked */
-    struct exit_record *next_incoming; /* in to->incoming */
-    enum exit_kind kind;               /* one byte */
-    bool linked;
+    uint64_t target;                   /* guest address */
+    struct exit_record *next_incoming; /* on the incoming list of the fragment it is linked to */
+    /* Its code, as offsets from its fragment's cache_pc (0: none): see
+     * exit_branch(), exit_stub() and exit_inline_tag(). The fragment it is
+     * linked to is not kept either: the linked code says (link.c). */
+    uint32_t branch_off; /* the rel32 in the fragment body that reaches the stub */
+    uint32_t stub_off;   /* a direct exit's stub, or an indirect exit's inline imm64 */
+    enum exit_kind kind; /* one byte */
+    bool linked : 1;
+    bool linked_far : 1; /* through its stub, rewritten as a far jump */
+    /* An indirect exit's inline check (see indirect.c) compares with the
+     * negated target in its imm64, set once; the direct exit taken when it
+     * matches is exit_from(e)'s exit inline_exit (its target is set along
+     * with the imm64). -1: none. */
     int8_t inline_exit;
     uint8_t slot; /* its index in its fragment's exits + 1; 0: in no fragment */
 };
 
-/* A fragment has a few (a superblock up to 20): 48 bytes where it was 80
- * took 6.7 MB off cc1's 45 MB of runtime heap. */
-_Static_assert(sizeof(struct exit_record) == 48, "exit records stay small");
+/* A fragment has a few (a superblock up to 20). 32 bytes (it was 48, with
+ * pointers for offsets and the linked fragment) took 5.7 MB off cc1's 32 MB
+ * of runtime heap: most of cc1's 354 000 exits are never taken. */
+_Static_assert(sizeof(struct exit_record) == 32, "exit records stay small");
 _Static_assert(sizeof(struct exit_record) == EXIT_RECORD_SIZE, "fragment layout (cache.h)");
 
 /* The fragment an exit record belongs to (NULL for a record of the
@@ -285,6 +295,44 @@ _Static_assert(sizeof(struct exit_record) == EXIT_RECORD_SIZE, "fragment layout 
 static inline struct fragment *exit_from(const struct exit_record *e)
 {
     return e->slot ? (struct fragment *)(e - (e->slot - 1)) - 1 : NULL;
+}
+
+/* An exit stub's id: its fragment's serial number (cache.h) and the
+ * exit's index. 32 bits where a record's address took 64: a stub is 20
+ * bytes, not 36 (a large program has 100 000s, most never run). The
+ * dispatcher gets it as STUB_ID_BASE + id, an address no record has. */
+#define STUB_ID_BASE 0xffffffff80000000ull
+#define STUB_SIZE 20
+#define STUB_ID_AT 8 /* the id's offset in the stub */
+
+static inline uint32_t exit_stub_id(const struct exit_record *e)
+{
+    return exit_from(e)->serial << 8 | (uint32_t)(e->slot - 1);
+}
+
+static inline struct exit_record *exit_by_stub_id(uint64_t id)
+{
+    return &fragment_exits(cache_fragment_by_serial((uint32_t)(id >> 8)))[id & 0xff];
+}
+
+static inline uint8_t *exit_code_at(const struct exit_record *e, uint32_t off)
+{
+    return off ? exit_from(e)->cache_pc + off : NULL;
+}
+
+static inline uint8_t *exit_branch(const struct exit_record *e)
+{
+    return exit_code_at(e, e->branch_off);
+}
+
+static inline uint8_t *exit_stub(const struct exit_record *e)
+{
+    return e->kind == EXIT_INDIRECT ? NULL : exit_code_at(e, e->stub_off);
+}
+
+static inline uint64_t *exit_inline_tag(const struct exit_record *e)
+{
+    return e->kind == EXIT_INDIRECT ? (uint64_t *)exit_code_at(e, e->stub_off) : NULL;
 }
 
 /* The size of this CPU's XSAVE area for the enabled features (asked of
@@ -415,6 +463,7 @@ void *dispatch_signal(struct guest_context *ctx);
 
 /* The assembly entry points (context_switch.S). */
 void dbo_exit_entry(void);
+void dbo_stub_entry(void);
 void dbo_signal_reenter(void);
 void dbo_resume_guest_start(void), dbo_resume_guest_end(void); /* code range labels */
 void dbo_signal_entry(int sig, void *info, void *uc);

@@ -102,28 +102,36 @@ static void test_link_far(void **state)
     uint64_t pc = (uint64_t)&test_link_far;
     struct cache_chunk *c = cache_chunk_near(pc, 4096);
     uint8_t *code = cache_chunk_cursor(c);
-    static const uint8_t stub[36] = {0x65, 0x48, 0x89, 0x0c, 0x25, 8,    0, 0, 0,
-                                     0x65, 0x48, 0x89, 0x14, 0x25, 0x10, 0, 0, 0};
+    struct fragment *from = fake_fragment(0x2000, 1);
+    uint32_t id = cache_serial_new(from) << 8;          /* its exit 0 */
+    uint8_t stub[STUB_SIZE] = {0x65, 0xc7, 0x04, 0x25}; /* movl $id, %gs:stub_id */
+    uint32_t at = CTX_STUB_ID, entry = CTX_STUB_ENTRY;
+    memcpy(stub + 4, &at, 4);
+    memcpy(stub + STUB_ID_AT, &id, 4);
+    memcpy(stub + 12, (const uint8_t[]){0x65, 0xff, 0x24, 0x25}, 4); /* jmp *%gs:stub_entry */
+    memcpy(stub + 16, &entry, 4);
     code[0] = 0xe9; /* jmp rel32 to the stub at code + 8 */
     int32_t to_stub = 3;
     memcpy(code + 1, &to_stub, 4);
     memcpy(code + 8, stub, sizeof stub);
     cache_chunk_commit(c, code + 64, 0);
-    struct fragment *from = fake_fragment(0x2000, 1);
     /* a target chunk near guest code 64 GiB away */
     struct cache_chunk *far_chunk = cache_chunk_near(pc + (64ull << 30), 4096);
     assert_non_null(far_chunk);
     struct fragment *to = fake_fragment(0x3000, 1);
     to->cache_pc = cache_chunk_cursor(far_chunk);
     cache_chunk_commit(far_chunk, to->cache_pc + 16, 0);
+    from->cache_pc = code; /* its record's offsets are from there */
     struct exit_record *e = &fragment_exits(from)[0];
     from->n_exits = 1;
-    *e = (struct exit_record){
-        .kind = EXIT_DIRECT, .branch_rel32 = code + 1, .stub = code + 8, .slot = 1};
+    *e = (struct exit_record){.kind = EXIT_DIRECT, .branch_off = 1, .stub_off = 8, .slot = 1};
     cache_link(e, to);
     assert_true(e->linked);
+    assert_true(e->linked_far);
+    assert_ptr_equal(to->incoming, e);
     assert_int_equal(code[8], 0xff); /* jmp *0(%rip); .quad target */
     assert_int_equal(code[9], 0x25);
+    assert_ptr_equal(exit_by_stub_id(id), e);
     uint64_t target;
     memcpy(&target, code + 14, 8);
     assert_int_equal(target, (uint64_t)to->cache_pc);
@@ -132,11 +140,15 @@ static void test_link_far(void **state)
     assert_int_equal(rel, 3); /* the branch still goes to the stub */
     unlink_fragment(to);
     assert_false(e->linked);
-    assert_memory_equal(code + 8, stub, sizeof stub);
+    assert_memory_equal(code + 8, stub, sizeof stub); /* with its id */
+    cache_serial_release(from->serial);
     free(from);
     free(to);
 }
 
+/* A target in rel32 reach: the branch goes straight there. The record
+ * keeps no pointer to the target: unlinking the exit's own fragment finds
+ * it from the branch and takes the exit off its incoming list. */
 static void test_link_near(void **state)
 {
     (void)state;
@@ -145,17 +157,27 @@ static void test_link_near(void **state)
     uint8_t *code = cache_chunk_cursor(c);
     /* jmp rel32 at `code` pointing at a stub; link it to a fragment. */
     code[0] = 0xe9;
-    memset(code + 1, 0, 4);
+    int32_t to_stub = 3;
+    memcpy(code + 1, &to_stub, 4);
     cache_chunk_commit(c, code + 64, 0);
+    struct fragment *from = fake_fragment(0x2000, 1);
+    from->cache_pc = code;
+    from->n_exits = 1;
+    struct exit_record *e = &fragment_exits(from)[0];
+    *e = (struct exit_record){.kind = EXIT_DIRECT, .branch_off = 1, .stub_off = 8, .slot = 1};
     struct fragment *to = fake_fragment(0x1000, 1);
-    to->cache_pc = code + 48;
-    struct exit_record e = {.kind = EXIT_DIRECT, .branch_rel32 = code + 1, .stub = code + 8};
-    cache_link(&e, to);
-    assert_true(e.linked);
+    cache_insert(to);
+    cache_link(e, to);
+    assert_true(e->linked);
+    assert_false(e->linked_far);
+    assert_ptr_equal(to->incoming, e);
     int32_t rel;
     memcpy(&rel, code + 1, 4);
-    assert_ptr_equal(code + 5 + rel, code + 48);
-    free(to);
+    assert_ptr_equal(code + 5 + rel, to->cache_pc);
+    unlink_fragment(from);
+    assert_false(e->linked);
+    assert_null(to->incoming);
+    free(from);
 }
 
 int main(void)
