@@ -179,11 +179,18 @@ bool cache_write_fault(uint64_t addr, void (*on_dead)(struct fragment *, void *)
 bool cache_unprotect_all(void (*on_dead)(struct fragment *, void *), void *arg);
 
 /* Drops every fragment (all links and table entries with them). With
- * `retire`, the current chunks are set aside rather than reused, because
- * other threads may still run code in them; cache_free_retired() unmaps
- * them once nobody can. The caller clears the indirect tables. */
-void cache_flush_all(bool retire);
+ * `retire`, the current chunks and their fragments are set aside rather
+ * than reused, because other threads may still run code in them, as
+ * retired by flush `generation` (counted by the caller, from 1);
+ * cache_free_retired() frees them once nobody can. Retired code links only
+ * to code retired by the same flush. The caller clears the indirect
+ * tables. */
+void cache_flush_all(bool retire, uint64_t generation);
 bool cache_has_retired(void);
-void cache_free_retired(void);
+/* The flush that retired the chunk holding cache_pc, or 0. */
+uint64_t cache_retired_generation(uint64_t cache_pc);
+/* Frees the retired chunks, and their fragments, of every generation that
+ * in_use() says no thread can run in any more. */
+void cache_free_retired(bool (*in_use)(uint64_t generation, void *arg), void *arg);
 
 #endif

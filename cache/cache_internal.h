@@ -19,8 +19,11 @@ size_t fragment_pages(const struct fragment *f, uint64_t *pages);
 
 /* The address index of fragments in cache memory (chunks.c). */
 void chunk_add_fragment(struct fragment *frag);
-void cache_chunks_reset(bool retire);
-void cache_fragments_retired_free(void);
+/* Resets the chunks for a flush; with `retire`, sets them aside as
+ * retired by flush `generation`, with their fragments. */
+void cache_chunks_reset(bool retire, uint64_t generation);
+/* Frees a fragment's memory (table.c). */
+void cache_free_fragment(struct fragment *f);
 
 /* Unlinks every branch into `frag` and from it (link.c). */
 void unlink_fragment(struct fragment *frag);

@@ -24,6 +24,7 @@ struct cache_chunk {
     uint8_t *cold;           /* stubs live in [cold, end) */
     struct fragment **frags; /* in address order: bump allocation keeps it sorted */
     size_t n_frags, cap_frags;
+    uint64_t generation; /* retired: the flush that retired it (cache_flush_all) */
 };
 
 static struct cache_chunk chunks[MAX_CHUNKS];
@@ -174,21 +175,23 @@ void chunk_add_fragment(struct fragment *frag)
 }
 
 /* After a full flush: the fragments are gone; reuse or retire the memory. */
-void cache_chunks_reset(bool retire)
+void cache_chunks_reset(bool retire, uint64_t generation)
 {
-    for (int i = 0; i < n_chunks; i++)
-        chunks[i].n_frags = 0;
     if (retire) {
+        /* their fragments stay, freed with them (cache_free_retired) */
         if (n_retired + n_chunks > cap_retired) {
             cap_retired = 2 * (n_retired + n_chunks);
             retired = realloc(retired, cap_retired * sizeof *retired);
         }
+        for (int i = 0; i < n_chunks; i++)
+            chunks[i].generation = generation;
         memcpy(retired + n_retired, chunks, n_chunks * sizeof *chunks);
         n_retired += n_chunks;
         memset(chunks, 0, sizeof chunks);
         n_chunks = 0;
     } else {
         for (int i = 0; i < n_chunks; i++) {
+            chunks[i].n_frags = 0;
             chunks[i].cursor = chunks[i].base;
             chunks[i].cold = chunks[i].end;
         }
@@ -200,12 +203,27 @@ bool cache_has_retired(void)
     return n_retired > 0;
 }
 
-void cache_free_retired(void)
+uint64_t cache_retired_generation(uint64_t cache_pc)
 {
+    for (int i = 0; i < n_retired; i++)
+        if (overlaps(&retired[i], cache_pc, 1))
+            return retired[i].generation;
+    return 0;
+}
+
+void cache_free_retired(bool (*in_use)(uint64_t generation, void *arg), void *arg)
+{
+    int kept = 0;
     for (int i = 0; i < n_retired; i++) {
-        munmap(retired[i].base, retired[i].end - retired[i].base);
-        free(retired[i].frags);
+        struct cache_chunk *c = &retired[i];
+        if (in_use(c->generation, arg)) {
+            retired[kept++] = *c;
+            continue;
+        }
+        for (size_t k = 0; k < c->n_frags; k++)
+            cache_free_fragment(c->frags[k]);
+        munmap(c->base, c->end - c->base);
+        free(c->frags);
     }
-    n_retired = 0;
-    cache_fragments_retired_free();
+    n_retired = kept;
 }

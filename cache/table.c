@@ -15,19 +15,12 @@ static struct u64map counters; /* trace head guest pc -> its counter */
  * still be in use by a thread that was inside; freed at the next flush. */
 static struct fragment **dead;
 static size_t n_dead, cap_dead;
-/* Fragments of retired chunks: other threads may still pass their stubs. */
-static struct fragment **retired_frags;
-static size_t n_retired_frags, cap_retired_frags;
-
+/* A fragment of a chunk being retired: other threads may still pass its
+ * stubs; freed with its chunk (cache_free_retired). */
 static void keep_retired(struct fragment *f)
 {
     f->dead = true;     /* its exits must not be linked any more */
     f->indexed = false; /* the flush empties the page index */
-    if (n_retired_frags == cap_retired_frags)
-        retired_frags = realloc(
-            retired_frags, (cap_retired_frags = cap_retired_frags ? 2 * cap_retired_frags : 1024) *
-                               sizeof *retired_frags);
-    retired_frags[n_retired_frags++] = f;
 }
 
 /* Fragments by serial number; a free number's slot holds the next free
@@ -378,22 +371,15 @@ size_t cache_invalidate_range(uint64_t start, uint64_t len,
     return v.n;
 }
 
-static void free_fragment(struct fragment *f)
+void cache_free_fragment(struct fragment *f)
 {
     cache_serial_release(f->serial);
     free(f); /* its exits and pc map are in the same allocation */
 }
 
-void cache_fragments_retired_free(void)
+void cache_flush_all(bool retire, uint64_t generation)
 {
-    for (size_t i = 0; i < n_retired_frags; i++)
-        free_fragment(retired_frags[i]);
-    n_retired_frags = 0;
-}
-
-void cache_flush_all(bool retire)
-{
-    void (*drop)(struct fragment *) = retire ? keep_retired : free_fragment;
+    void (*drop)(struct fragment *) = retire ? keep_retired : cache_free_fragment;
     for (size_t i = 0; i < fragment_table.cap; i++)
         if (fragment_table.slots[i].key)
             drop((struct fragment *)fragment_table.slots[i].val);
@@ -405,6 +391,6 @@ void cache_flush_all(bool retire)
     coherence_reset();
     u64map_clear(&code_pages);
     reset_page_nodes();
-    cache_chunks_reset(retire);
+    cache_chunks_reset(retire, generation);
     dbo_stats.flushes++;
 }

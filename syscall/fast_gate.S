@@ -80,9 +80,19 @@ dbo_syscall_fast:
         mov     %gs:CTX_FAST_SYSCALLS, %rcx    /* count it (for --stats) */
         lea     1(%rcx), %rcx
         mov     %rcx, %gs:CTX_FAST_SYSCALLS
+        movq    $1, %gs:CTX_SYSCALL_STATE      /* in the call: see below */
         syscall                                /* rax = result */
         .globl dbo_syscall_fast_made
 dbo_syscall_fast_made:
+        /* A flush while the call blocked may have found the thread here
+         * (state 1) and made the state 2: the cache code it came from is
+         * retired, and the thread must take the slow way to the
+         * dispatcher from there, touching no other retired code (which
+         * can then be freed; see maybe_free_retired). */
+        mov     $0, %ecx
+        xchg    %rcx, %gs:CTX_SYSCALL_STATE    /* rcx = 1, or 2: flushed */
+        lea     -2(%rcx), %rcx
+        jrcxz   2f
         mov     %gs:CTX_PENDING_SIGS, %rcx     /* a signal to deliver now? */
         jrcxz   1f
         jmp     2f

@@ -398,7 +398,7 @@ void translator_flush(struct guest_context *ctx)
     bool others_in_cache = false;
     for (struct guest_context *c = live_contexts; c; c = c->ts.next)
         others_in_cache |= c != ctx && c->ts.in_cache;
-    cache_flush_all(others_in_cache);
+    cache_flush_all(others_in_cache, flush_epoch + 1);
     for (struct guest_context *c = live_contexts; c; c = c->ts.next)
         memset(c->trace_counts, 0, translator_counters_used() * sizeof *c->trace_counts);
     translator_counters_reset();
@@ -412,14 +412,55 @@ void translator_flush(struct guest_context *ctx)
         ibl_clear(c);
 }
 
-/* Retired cache memory is freed once no thread that was in the cache at
- * the flush can still be there. */
+/* Which retired code the threads that were in the cache at a flush can
+ * still reach: each such thread that has not come through the dispatcher
+ * since, while running, anything retired after the last flush it saw
+ * (table hits may have taken it into code newer than that); while blocked
+ * in a call the gate's fast path makes, only the code it returns to, which
+ * this (by setting its syscall state to 2) makes it leave straight for the
+ * dispatcher once the call returns (fast_gate.S), and so only the
+ * generation of that code. A thread blocked for good (a server's accept,
+ * a join) would otherwise keep every chunk retired after it blocked, and
+ * flushes would run out of places to map new chunks near the code. */
+struct retired_in_use {
+    uint64_t running_since; /* generations after this one: all kept */
+    uint64_t blocked_in[64];
+    int n_blocked;
+};
+
+static bool retired_generation_in_use(uint64_t generation, void *arg)
+{
+    struct retired_in_use *use = arg;
+    if (generation > use->running_since)
+        return true;
+    for (int i = 0; i < use->n_blocked; i++)
+        if (use->blocked_in[i] == generation)
+            return true;
+    return false;
+}
+
 static void maybe_free_retired(void)
 {
-    for (struct guest_context *c = live_contexts; c; c = c->ts.next)
-        if (c->ts.in_cache && c->ts.flush_epoch != flush_epoch)
-            return;
-    cache_free_retired();
+    struct retired_in_use use = {.running_since = UINT64_MAX};
+    for (struct guest_context *c = live_contexts; c; c = c->ts.next) {
+        if (!c->ts.in_cache || c->ts.flush_epoch == flush_epoch)
+            continue;
+        uint64_t state = 1;
+        bool blocked = __atomic_compare_exchange_n(&c->ts.syscall_state, &state, 2, false,
+                                                   __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE) ||
+                       state == 2;
+        uint64_t generation =
+            blocked
+                ? cache_retired_generation(__atomic_load_n(&c->ts.syscall_return, __ATOMIC_ACQUIRE))
+                : 0;
+        if (blocked && use.n_blocked < (int)(sizeof use.blocked_in / sizeof *use.blocked_in)) {
+            if (generation)
+                use.blocked_in[use.n_blocked++] = generation;
+        } else if (c->ts.flush_epoch < use.running_since) {
+            use.running_since = c->ts.flush_epoch;
+        }
+    }
+    cache_free_retired(retired_generation_in_use, &use);
 }
 
 /* A jump to guest memory that is not executable: the guest dies of SIGSEGV
@@ -481,6 +522,9 @@ static void *leave_dispatch(struct guest_context *ctx, struct fragment *frag)
     /* Only now: the exit this thread came through may be retired code. */
     if (cache_has_retired())
         maybe_free_retired();
+    /* Whatever the fast gate left (a signal took the thread out of it, or
+     * a flush found it there): it is not in a call now. */
+    __atomic_store_n(&ctx->ts.syscall_state, 0, __ATOMIC_RELEASE);
     ctx->ts.in_cache = true;
     translator_unlock();
     return frag->cache_pc;

@@ -59,6 +59,9 @@
  * STUB_ID_BASE + id (exit_by_stub_id()). */
 #define CTX_STUB_ENTRY (CTX_THREAD_STATE + 144)
 #define CTX_STUB_ID (CTX_THREAD_STATE + 152)
+/* 1 while the fast gate makes a call, 2 once a flush found it so (the
+ * thread must then leave the call for the dispatcher): fast_gate.S. */
+#define CTX_SYSCALL_STATE (CTX_THREAD_STATE + 160)
 #define CTX_IBL_TABLE 0x5100
 #define IBL_ENTRIES 65536           /* indexed by ibl_index() of the guest target */
 #define IBL_SLOTS (IBL_ENTRIES + 4) /* the last slot's second way, then padding */
@@ -156,9 +159,10 @@ struct thread_state {
     uint64_t victim_lookup; /* dbo_victim_lookup */
     uint64_t ind_site;      /* the exit record a victim miss hands on */
     uint64_t victim_countdown;
-    uint64_t stub_entry;  /* dbo_stub_entry */
-    uint64_t stub_id;     /* the exit an exit stub leaves by (32 bits written) */
-    uint64_t altstack_sp; /* the guest's sigaltstack, virtual */
+    uint64_t stub_entry;    /* dbo_stub_entry */
+    uint64_t stub_id;       /* the exit an exit stub leaves by (32 bits written) */
+    uint64_t syscall_state; /* CTX_SYSCALL_STATE */
+    uint64_t altstack_sp;   /* the guest's sigaltstack, virtual */
     uint64_t altstack_size;
     int32_t altstack_flags;
     int32_t tid;
@@ -245,6 +249,7 @@ _Static_assert(offsetof(struct guest_context, ts.victim_countdown) == CTX_VICTIM
                "ctx layout");
 _Static_assert(offsetof(struct guest_context, ts.stub_entry) == CTX_STUB_ENTRY, "ctx layout");
 _Static_assert(offsetof(struct guest_context, ts.stub_id) == CTX_STUB_ID, "ctx layout");
+_Static_assert(offsetof(struct guest_context, ts.syscall_state) == CTX_SYSCALL_STATE, "ctx layout");
 _Static_assert(offsetof(struct guest_context, ibl) == CTX_IBL_TABLE, "ctx layout");
 _Static_assert(offsetof(struct guest_context, ibl_victim) == CTX_IBL_VICTIM, "ctx layout");
 _Static_assert(offsetof(struct guest_context, trace_counts) == CTX_TRACE_COUNTS, "ctx layout");

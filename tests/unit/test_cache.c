@@ -64,7 +64,7 @@ static void test_chunk_cold_code(void **state)
     cache_chunk_commit(c, cache_chunk_cursor(c), left - 100);
     assert_ptr_not_equal(cache_chunk_near(pc, 4096), c);
     /* A flush gives the chunk back whole. */
-    cache_flush_all(false);
+    cache_flush_all(false, 1);
     assert_ptr_equal(cache_chunk_near(pc, 4096), c);
     assert_ptr_equal(cache_chunk_cold(c), cold);
     assert_int_equal(cache_bytes_used(), 0);
@@ -89,7 +89,7 @@ static void test_table_many(void **state)
     /* Cache PCs map back to their fragments. */
     struct fragment *f = cache_lookup(0x400000 + 16 * 777);
     assert_ptr_equal(cache_fragment_at((uint64_t)f->cache_pc + 5), f);
-    cache_flush_all(false);
+    cache_flush_all(false, 1);
     assert_null(cache_lookup(0x400000));
     assert_false(cache_range_has_code(0x400000, 1 << 20));
 }
