@@ -271,6 +271,7 @@ long emulate_clone(struct guest_context *ctx, uint64_t flags, uint64_t newsp, ui
     }
     if (pid == 0) {
         translator_after_fork(ctx); /* only this thread lives on */
+        signals_after_fork();
         if (pipefd[0] >= 0)
             close(pipefd[0]);
         if (flags & CLONE_CHILD_SETTID)

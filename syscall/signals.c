@@ -10,6 +10,7 @@
  * loops that never leave the cache. Synchronous signals keep the default
  * host action, so a fault kills the guest exactly as it would natively. */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,6 +79,38 @@ static const int greg_of_gpr[16] = {RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI,
                                     R8,  R9,  R10, R11, R12, R13, R14, R15};
 
 static struct kernel_sigaction guest_actions[NSIG_GUEST + 1];
+/* Which of guest_actions[] are known: the synchronous signals' from the
+ * start, the others' once the guest sets or asks for one. What a signal
+ * had when dbo started (SIG_IGN survives exec) is asked of the kernel
+ * then: asking for all 64 at startup cost 64 system calls. Under
+ * actions_lock: another thread may be setting the same signal's action. */
+static uint64_t actions_known;
+static pthread_mutex_t actions_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void know_action(int sig)
+{
+    if (__atomic_load_n(&actions_known, __ATOMIC_ACQUIRE) & (1ull << (sig - 1)))
+        return;
+    pthread_mutex_lock(&actions_lock);
+    if (!(actions_known & (1ull << (sig - 1)))) {
+        struct kernel_sigaction cur;
+        if (syscall_raw(SYS_rt_sigaction, sig, 0, (long)&cur, 8, 0, 0) == 0)
+            guest_actions[sig] = cur;
+        __atomic_fetch_or(&actions_known, 1ull << (sig - 1), __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&actions_lock);
+}
+
+void signals_after_fork(void)
+{
+    pthread_mutex_init(&actions_lock, NULL); /* a thread that held it is gone */
+}
+
+static struct kernel_sigaction *guest_action(int sig)
+{
+    know_action(sig);
+    return &guest_actions[sig];
+}
 
 void dbo_host_restorer(void);
 
@@ -132,11 +165,10 @@ void signals_init(void)
     stack_t ss = {.ss_sp = malloc(64 * 1024), .ss_size = 64 * 1024};
     sigaltstack(&ss, NULL);
     for (int sig = 1; sig <= NSIG_GUEST; sig++) {
-        struct kernel_sigaction cur;
-        if (syscall_raw(SYS_rt_sigaction, sig, 0, (long)&cur, 8, 0, 0) == 0)
-            guest_actions[sig] = cur; /* inherited SIG_IGN survives exec */
-        if (signal_is_synchronous(sig))
+        if (signal_is_synchronous(sig)) {
+            guest_action(sig);
             install_host(sig);
+        }
     }
 }
 
@@ -162,6 +194,8 @@ long emulate_rt_sigaction(struct guest_context *ctx, int sig, const void *act, v
     if ((act && !guest_vm_accessible(act, sizeof guest_actions[sig], PROT_READ)) ||
         (oact && !guest_vm_accessible(oact, sizeof guest_actions[sig], PROT_WRITE)))
         return -EFAULT;
+    know_action(sig);
+    pthread_mutex_lock(&actions_lock);
     if (oact)
         memcpy(oact, &guest_actions[sig], sizeof guest_actions[sig]);
     if (act) {
@@ -169,6 +203,7 @@ long emulate_rt_sigaction(struct guest_context *ctx, int sig, const void *act, v
         guest_actions[sig].mask &= ~((1ull << (SIGKILL - 1)) | (1ull << (SIGSTOP - 1)));
         install_host(sig);
     }
+    pthread_mutex_unlock(&actions_lock);
     return 0;
 }
 
@@ -343,12 +378,12 @@ void signals_end_sigsuspend(struct guest_context *ctx)
 bool signals_want_restart(struct guest_context *ctx, long nr)
 {
     int sig = next_deliverable(ctx);
-    return sig && (guest_actions[sig].flags & SA_RESTART) && !never_restarted(nr);
+    return sig && (guest_action(sig)->flags & SA_RESTART) && !never_restarted(nr);
 }
 
 static void deliver(struct guest_context *ctx, int sig)
 {
-    struct kernel_sigaction *act = &guest_actions[sig];
+    struct kernel_sigaction *act = guest_action(sig);
     uint64_t handler = act->handler;
     if (handler == (uint64_t)SIG_IGN)
         return;
@@ -425,7 +460,7 @@ void signals_deliver_pending(struct guest_context *ctx)
     if (sync) {
         /* A fault: blocked or ignored, it kills as the kernel's would. */
         ctx->ts.sync_signal = 0;
-        uint64_t h = guest_actions[sync].handler;
+        uint64_t h = guest_action(sync)->handler;
         if ((ctx->ts.sigmask & (1ull << (sync - 1))) || h == (uint64_t)SIG_IGN ||
             h == (uint64_t)SIG_DFL) {
             dbo_print_stats();

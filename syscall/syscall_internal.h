@@ -47,5 +47,7 @@ __attribute__((noreturn)) void signal_die_by_default(int sig);
 
 /* Sets up the runtime side of a new thread: %gs, signal stack and mask. */
 void signals_init_thread(struct guest_context *ctx);
+/* In a forked child, whose other threads are gone. */
+void signals_after_fork(void);
 
 #endif
