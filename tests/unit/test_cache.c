@@ -180,12 +180,81 @@ static void test_link_near(void **state)
     free(from);
 }
 
+/* Serial numbers name fragments in exit stubs: distinct while in use,
+ * reused once freed. */
+static void test_serials(void **state)
+{
+    (void)state;
+    struct fragment *a = fake_fragment(0x5000, 1), *b = fake_fragment(0x5010, 1);
+    uint32_t sa = cache_serial_new(a), sb = cache_serial_new(b);
+    assert_int_not_equal(sa, 0);
+    assert_int_not_equal(sa, sb);
+    assert_int_equal(a->serial, sa);
+    assert_ptr_equal(cache_fragment_by_serial(sa), a);
+    assert_ptr_equal(cache_fragment_by_serial(sb), b);
+    cache_serial_release(sa);
+    struct fragment *c = fake_fragment(0x5020, 1);
+    assert_int_equal(cache_serial_new(c), sa);
+    assert_ptr_equal(cache_fragment_by_serial(sa), c);
+    cache_serial_release(sb);
+    cache_serial_release(sa);
+    free(a);
+    free(b);
+    free(c);
+}
+
+static bool generation_one(uint64_t generation, void *arg)
+{
+    (void)arg;
+    return generation == 1;
+}
+
+static bool no_generation(uint64_t generation, void *arg)
+{
+    (void)generation, (void)arg;
+    return false;
+}
+
+/* Retired chunks keep their fragments and are freed by generation: the
+ * ones still in use stay mapped, the others go, fragments with them. */
+static void test_retired_generations(void **state)
+{
+    (void)state;
+    uint64_t pc = (uint64_t)&test_retired_generations;
+    cache_flush_all(false, 1); /* start from empty chunks */
+    struct fragment *old = fake_fragment(0x6000, 1);
+    cache_insert(old);
+    uint64_t old_code = (uint64_t)old->cache_pc;
+    cache_flush_all(true, 1); /* retired by flush 1, fragment and all */
+    assert_true(cache_owns(old_code, 1));
+    assert_int_equal(cache_retired_generation(old_code), 1);
+    assert_true(old->dead);
+    struct fragment *newer = fake_fragment(0x7000, 1);
+    cache_insert(newer);
+    uint64_t newer_code = (uint64_t)newer->cache_pc;
+    assert_int_equal(cache_retired_generation(newer_code), 0); /* live */
+    cache_flush_all(true, 2);
+    assert_int_equal(cache_retired_generation(newer_code), 2);
+    cache_free_retired(generation_one, NULL); /* only flush 1's still in use */
+    assert_true(cache_owns(old_code, 1));
+    assert_false(cache_owns(newer_code, 1));
+    assert_true(cache_has_retired());
+    cache_free_retired(no_generation, NULL);
+    assert_false(cache_owns(old_code, 1));
+    assert_false(cache_has_retired());
+    assert_non_null(cache_chunk_near(pc, 4096)); /* room again near the code */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_chunk_is_near), cmocka_unit_test(test_chunk_cold_code),
-        cmocka_unit_test(test_table_many),    cmocka_unit_test(test_link_near),
+        cmocka_unit_test(test_chunk_is_near),
+        cmocka_unit_test(test_chunk_cold_code),
+        cmocka_unit_test(test_table_many),
+        cmocka_unit_test(test_link_near),
         cmocka_unit_test(test_link_far),
+        cmocka_unit_test(test_serials),
+        cmocka_unit_test(test_retired_generations),
     };
     return cmocka_run_group_tests_name("cache", tests, NULL, NULL);
 }
