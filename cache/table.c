@@ -290,7 +290,11 @@ void cache_install_trace(struct fragment *trace)
 static void for_code_pages(uint64_t first, uint64_t last, void (*fn)(uint64_t page, void *),
                            void *arg)
 {
-    if (last - first < 2 * code_pages.cap) {
+    /* Walk the range's pages, a hash lookup each, only if that is cheaper
+     * than a sequential scan of the map: a thread's 8 MiB stack given back
+     * with madvise (glibc does it as every thread exits) is 2 000 lookups,
+     * 11% of mb-thread's time when it was walked. */
+    if ((last - first + 1) * 16 < code_pages.cap) {
         for (uint64_t pg = first; pg <= last; pg++)
             if (u64map_get(&code_pages, pg + 1, NULL))
                 fn(pg, arg);
