@@ -64,7 +64,7 @@ static void redirect_to_runtime(struct guest_context *ctx, ucontext_t *uc)
     ctx->ts.signal_fs = ctx->host_fs;
 }
 
-static void record_pending(struct guest_context *ctx, int sig, const siginfo_t *info)
+void signals_record_pending(struct guest_context *ctx, int sig, const siginfo_t *info)
 {
     memcpy(ctx->siginfo[sig - 1], info, sizeof ctx->siginfo[sig - 1]);
     /* The kernel already merged what it merges (one per signal and queue,
@@ -299,7 +299,7 @@ void dbo_handle_signal(int sig, siginfo_t *info, ucontext_t *uc)
         return;
     }
 
-    record_pending(ctx, sig, info);
+    signals_record_pending(ctx, sig, info);
     if (ctx->pending_signals & ~ctx->ts.sigmask)
         leave_cache_soon(ctx, uc, pc);
 }

@@ -164,6 +164,9 @@ bool syscall_fast_allowed(long nr)
     case SYS_rt_sigaction:
     case SYS_rt_sigprocmask:
     case SYS_rt_sigsuspend:
+    case SYS_kill:
+    case SYS_tgkill:
+    case SYS_tkill:
     case SYS_sigaltstack:
     case SYS_rt_sigreturn:
     case SYS_clone:
@@ -237,6 +240,9 @@ void syscall_gate(struct guest_context *ctx)
     case SYS_madvise: ret = emulate_madvise(ctx, a1, a2, (int)a3); break;
     case SYS_arch_prctl: ret = emulate_arch_prctl(ctx, (int)a1, a2); break;
     case SYS_rseq: ret = -ENOSYS; break; /* a translated critical section cannot restart */
+    case SYS_kill:
+    case SYS_tgkill:
+    case SYS_tkill: ret = emulate_kill(ctx, nr, a1, a2, a3); break;
     case SYS_open:
     case SYS_stat:
     case SYS_access:

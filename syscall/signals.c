@@ -183,6 +183,52 @@ void signal_die_by_default(int sig)
     __builtin_unreachable();
 }
 
+long emulate_kill(struct guest_context *ctx, long nr, long a1, long a2, long a3)
+{
+    long pid = getpid();
+    bool to_self = false;
+    long sig = 0;
+    int code = SI_TKILL;
+    switch (nr) {
+    case SYS_kill: /* process-directed: the kernel picks this thread if it is the only one */
+        to_self = a1 == pid && translator_live_threads() == 1;
+        sig = a2;
+        code = SI_USER;
+        break;
+    case SYS_tgkill:
+        to_self = a1 == pid && a2 == ctx->ts.tid;
+        sig = a3;
+        break;
+    case SYS_tkill:
+        to_self = ctx->ts.tid > 0 && a1 == ctx->ts.tid;
+        sig = a2;
+        break;
+    }
+    /* A host signal to itself costs a kernel signal frame with the whole
+     * vector state, a host handler and a host sigreturn on top of the
+     * guest's delivery: mb-signal spent half its time there. */
+    if (to_self && sig >= 1 && sig <= NSIG_GUEST && !signal_is_synchronous((int)sig) &&
+        sig != SIGKILL && sig != SIGSTOP && !(ctx->ts.sigmask & (1ull << (sig - 1)))) {
+        uint64_t handler = guest_action((int)sig)->handler;
+        if (handler != (uint64_t)SIG_DFL && handler != (uint64_t)SIG_IGN) {
+            bool merged =
+                sig < SIGRTMIN &&
+                (__atomic_load_n(&ctx->pending_signals, __ATOMIC_SEQ_CST) & (1ull << (sig - 1)));
+            if (!merged) { /* a standard signal already pending is one */
+                siginfo_t info;
+                memset(&info, 0, sizeof info);
+                info.si_signo = (int)sig;
+                info.si_code = code;
+                info.si_pid = (pid_t)pid;
+                info.si_uid = getuid();
+                signals_record_pending(ctx, (int)sig, &info);
+            }
+            return 0;
+        }
+    }
+    return syscall_raw(nr, a1, a2, a3, 0, 0, 0);
+}
+
 long emulate_rt_sigaction(struct guest_context *ctx, int sig, const void *act, void *oact,
                           uint64_t setsize)
 {

@@ -2,6 +2,7 @@
 #ifndef DBO_SYSCALL_INTERNAL_H
 #define DBO_SYSCALL_INTERNAL_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -47,6 +48,13 @@ __attribute__((noreturn)) void signal_die_by_default(int sig);
 
 /* Sets up the runtime side of a new thread: %gs, signal stack and mask. */
 void signals_init_thread(struct guest_context *ctx);
+/* A signal for the guest of ctx, to deliver when it next leaves the
+ * runtime (faults.c; also called from the host handler). */
+void signals_record_pending(struct guest_context *ctx, int sig, const siginfo_t *info);
+/* kill, tgkill and tkill: a signal the calling thread sends itself, with a
+ * handler of the guest's and not blocked, is queued here as the kernel
+ * would deliver it, without a host signal; any other goes to the kernel. */
+long emulate_kill(struct guest_context *ctx, long nr, long a1, long a2, long a3);
 /* In a forked child, whose other threads are gone. */
 void signals_after_fork(void);
 
