@@ -31,10 +31,11 @@ struct guest_range {
  * below) rather than being kept: 32 bytes less a fragment, of which cc1
  * has 93 000. */
 struct fragment {
-    uint64_t guest_pc;            /* first guest instruction */
-    uint64_t guest_end;           /* one past the last guest byte translated (of its first range) */
-    uint8_t *cache_pc;            /* entry point in the cache */
-    struct exit_record *incoming; /* linked branches into this fragment */
+    uint64_t guest_pc;  /* first guest instruction */
+    uint64_t guest_end; /* one past the last guest byte translated (of its first range) */
+    uint8_t *cache_pc;  /* entry point in the cache */
+    uint32_t incoming;  /* the first exit linked to it, by exit_id() (0: none) */
+    uint32_t cold_off;  /* its cold code's start, from cache_pc */
     uint32_t cache_size;
     uint32_t cold_bytes; /* its cold code (exit stubs, lookup misses), apart (see chunks.c) */
     uint32_t n_exits;
@@ -58,7 +59,7 @@ enum fragment_end {
     ENDS_INDIRECT, /* an indirect jump */
 };
 
-#define EXIT_RECORD_SIZE 32 /* sizeof(struct exit_record), checked in translator.h */
+#define EXIT_RECORD_SIZE 16 /* sizeof(struct exit_record), checked in translator.h */
 
 static inline struct exit_record *fragment_exits(const struct fragment *f)
 {
@@ -149,6 +150,11 @@ void cache_drop_counter(struct fragment *counter, struct fragment *to);
 uint32_t cache_serial_new(struct fragment *frag);
 void cache_serial_release(uint32_t serial);
 struct fragment *cache_fragment_by_serial(uint32_t serial);
+
+/* Exit targets too far from their fragment's guest_pc for the record's
+ * 32-bit offset (translator.h: exit_target()), by record. */
+uint64_t cache_far_target(const struct exit_record *exit);
+void cache_set_far_target(const struct exit_record *exit, uint64_t target);
 
 /* Points the exit's branch (or its stub) straight at `to`. */
 void cache_link(struct exit_record *exit, struct fragment *to);

@@ -59,9 +59,11 @@ void cache_link(struct exit_record *exit, struct fragment *to)
     } else {
         return;
     }
+    if (!exit_from(exit)->serial)
+        dbo_fatal("linked exit of a fragment without a serial number");
     exit->linked = true;
     exit->next_incoming = to->incoming;
-    to->incoming = exit;
+    to->incoming = exit_id(exit);
 }
 
 /* The fragment a linked exit goes to, read off its code: the record does
@@ -89,7 +91,7 @@ static void unlink_exit(struct exit_record *e)
         return;
     if (e->linked_far) {
         uint8_t head[14];
-        uint32_t id = exit_stub_id(e);
+        uint32_t id = exit_id(e);
         memcpy(head, stub_head, sizeof head);
         memcpy(head + STUB_ID_AT, &id, 4);
         memcpy(exit_stub(e), head, sizeof head);
@@ -100,20 +102,21 @@ static void unlink_exit(struct exit_record *e)
 
 void unlink_fragment(struct fragment *frag)
 {
-    for (struct exit_record *e = frag->incoming; e;) {
-        struct exit_record *next = e->next_incoming;
+    for (struct exit_record *e = exit_by_id(frag->incoming); e;) {
+        struct exit_record *next = exit_by_id(e->next_incoming);
         unlink_exit(e);
-        e->next_incoming = NULL;
+        e->next_incoming = 0;
         e = next;
     }
-    frag->incoming = NULL;
+    frag->incoming = 0;
     /* Its own links leave their targets' incoming lists. */
     for (uint32_t i = 0; i < frag->n_exits; i++) {
         struct exit_record *e = &fragment_exits(frag)[i];
         if (!e->linked)
             continue;
-        for (struct exit_record **p = &linked_to(e)->incoming; *p; p = &(*p)->next_incoming) {
-            if (*p == e) {
+        uint32_t id = exit_id(e);
+        for (uint32_t *p = &linked_to(e)->incoming; *p; p = &exit_by_id(*p)->next_incoming) {
+            if (*p == id) {
                 *p = e->next_incoming;
                 break;
             }

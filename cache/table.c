@@ -9,7 +9,8 @@
 
 struct u64map fragment_table;
 struct u64map code_pages;
-static struct u64map counters; /* trace head guest pc -> its counter */
+static struct u64map counters;    /* trace head guest pc -> its counter */
+static struct u64map far_targets; /* exit record -> its target, if far (cache.h) */
 
 /* Invalidated fragments: unreachable, but their code and exit records may
  * still be in use by a thread that was inside; freed at the next flush. */
@@ -231,7 +232,8 @@ static size_t incoming_of(struct fragment *f, struct exit_record ***list)
 {
     size_t n = 0, cap = 0;
     *list = NULL;
-    for (struct exit_record *e = f ? f->incoming : NULL; e; e = e->next_incoming) {
+    for (struct exit_record *e = f ? exit_by_id(f->incoming) : NULL; e;
+         e = exit_by_id(e->next_incoming)) {
         if (n == cap)
             *list = realloc(*list, (cap = cap ? 2 * cap : 16) * sizeof **list);
         (*list)[n++] = e;
@@ -375,8 +377,23 @@ size_t cache_invalidate_range(uint64_t start, uint64_t len,
     return v.n;
 }
 
+uint64_t cache_far_target(const struct exit_record *exit)
+{
+    uint64_t target = 0;
+    u64map_get(&far_targets, (uint64_t)exit, &target);
+    return target;
+}
+
+void cache_set_far_target(const struct exit_record *exit, uint64_t target)
+{
+    u64map_put(&far_targets, (uint64_t)exit, target);
+}
+
 void cache_free_fragment(struct fragment *f)
 {
+    for (uint32_t i = 0; i < f->n_exits; i++)
+        if (fragment_exits(f)[i].far_target)
+            u64map_remove(&far_targets, (uint64_t)&fragment_exits(f)[i]);
     cache_serial_release(f->serial);
     free(f); /* its exits and pc map are in the same allocation */
 }

@@ -149,32 +149,38 @@ static inline void emit_record(struct builder *b, int index)
     emit_record_in(b, index, GPR_RDX);
 }
 
-/* The offset of code at `at` from the fragment's entry (0 for none). */
-static inline uint32_t exit_offset(const struct builder *b, const void *at)
+/* An exit's code at `at` for its record (0 for none): from the
+ * fragment's entry, or with STUB_IN_COLD from its cold code's start. */
+static inline uint16_t exit_offset(const struct builder *b, const void *at)
 {
     if (!at)
         return 0;
-    uint64_t off = (uint64_t)at - (uint64_t)b->start;
-    if (!off || off >= (1ull << 32))
-        dbo_fatal("exit code at %p is not after its fragment's entry %p", at, (void *)b->start);
-    return (uint32_t)off;
+    uint64_t off = (uint64_t)at - (uint64_t)b->start, cold = (uint64_t)at - (uint64_t)b->cold;
+    if (off && off < STUB_IN_COLD && (uint8_t *)at < b->cold)
+        return (uint16_t)off;
+    if ((uint8_t *)at >= b->cold && cold < STUB_IN_COLD)
+        return (uint16_t)(cold | STUB_IN_COLD);
+    dbo_fatal("exit code at %p is out of reach of its fragment's entry %p", at, (void *)b->start);
 }
 
-/* Makes the builder's exits the fragment's (allocated by the caller) and
- * gives the code that hands them to the dispatcher their addresses. */
+/* Makes the builder's exits the fragment's (allocated by the caller, its
+ * guest_pc set) and gives the code that hands them to the dispatcher
+ * their addresses. */
 static inline void place_exits(struct builder *b, struct fragment *frag)
 {
     struct exit_record *exits = fragment_exits(frag);
+    frag->cold_off = (uint32_t)(b->cold - b->start);
     for (int i = 0; i < b->n_exits; i++) {
         const struct exit_draft *d = &b->exits[i];
         exits[i] = (struct exit_record){
-            .target = d->target,
             .branch_off = exit_offset(b, d->branch_rel32),
             .stub_off = exit_offset(b, d->stub),
             .kind = d->kind,
             .inline_exit = (int8_t)b->inline_exit_of[i],
             .slot = (uint8_t)(i + 1),
         };
+        if (d->target)
+            exit_set_target(&exits[i], d->target);
     }
     for (int i = 0; i < b->n_record_refs; i++) {
         uint64_t record = (uint64_t)&exits[b->record_index[i]];

@@ -35,7 +35,7 @@
  * (indirect.c), every register and the flags the guest's:
  *   %gs:CTX_STUB_ID = the exit's id (32 bits)
  * Spills rcx and rdx and goes on into dbo_exit_entry with
- *   %rdx = STUB_ID_BASE + the id (the dispatcher's exit_by_stub_id()). */
+ *   %rdx = STUB_ID_BASE + the id (the dispatcher's exit_by_id()). */
         .globl dbo_stub_entry
         .type dbo_stub_entry, @function
 dbo_stub_entry:

@@ -537,19 +537,19 @@ void *dispatch(struct guest_context *ctx)
     ctx->ts.stepping = 0;
     catch_up_with_flush(ctx);
     struct exit_record *exit = ctx->exit_record >= STUB_ID_BASE
-                                   ? exit_by_stub_id(ctx->exit_record - STUB_ID_BASE)
+                                   ? exit_by_id(ctx->exit_record - STUB_ID_BASE)
                                    : (struct exit_record *)ctx->exit_record;
     dbo_stats.dispatcher_entries++;
     if (ctx->ts.recording)
         optimizer_exit_seen(ctx, exit,
-                            exit->kind == EXIT_INDIRECT ? ctx->ind_target : exit->target);
+                            exit->kind == EXIT_INDIRECT ? ctx->ind_target : exit_target(exit));
     uint64_t flushes = dbo_stats.flushes;
     struct fragment *frag = NULL;
 
     switch (exit->kind) {
     case EXIT_DIRECT:
     case EXIT_CALL:
-        ctx->rip = exit->target;
+        ctx->rip = exit_target(exit);
         frag = fragment_for(ctx, ctx->rip);
         /* not if the exit's fragment was flushed: just now, by
          * fragment_for() (then the record itself may be freed: test that
@@ -565,11 +565,11 @@ void *dispatch(struct guest_context *ctx)
         uint64_t *inline_tag = exit_inline_tag(exit);
         struct exit_record *inline_exit =
             inline_tag ? &fragment_exits(exit_from(exit))[exit->inline_exit] : NULL;
-        if (inline_exit && !inline_exit->target && ctx->rip) {
+        if (inline_exit && !*inline_tag && ctx->rip) {
             /* This site's inline check predicts its first target from now on:
              * the exit's target first, then the tag that lets threads in.
              * (Before fragment_for(), which may flush the exit away.) */
-            inline_exit->target = ctx->rip;
+            exit_set_target(inline_exit, ctx->rip);
             __atomic_store_n(inline_tag, -ctx->rip, __ATOMIC_RELEASE);
             dbo_stats.inline_targets++;
         }
@@ -579,20 +579,20 @@ void *dispatch(struct guest_context *ctx)
     }
     case EXIT_STALE:
         /* Its guest bytes changed: drop it (and whatever else covers them). */
-        ctx->rip = exit->target;
+        ctx->rip = exit_target(exit);
         struct fragment *stale = exit_from(exit);
         translator_invalidate(stale->guest_pc, stale->guest_end - stale->guest_pc);
         break;
     case EXIT_TRACE_HEAD:
-        ctx->rip = exit->target;
+        ctx->rip = exit_target(exit);
         optimizer_head_hot(ctx, exit_from(exit));
         break;
     case EXIT_SYSCALL_DONE:
-        ctx->rip = exit->target;
+        ctx->rip = exit_target(exit);
         syscall_fast_finish(ctx); /* (counted by the fast path) */
         break;
     case EXIT_SYSCALL:
-        ctx->rip = exit->target;
+        ctx->rip = exit_target(exit);
         dbo_stats.syscalls++;
         syscall_gate(ctx);
         break;

@@ -181,8 +181,8 @@ struct fragment *translate_head_counter(struct fragment *head, uint32_t threshol
     emit_exit_stub(&b, go_on);
 
     struct fragment *frag = calloc(1, fragment_alloc_size(b.n_exits, 0, false, 0));
-    place_exits(&b, frag);
     frag->guest_pc = frag->guest_end = head->guest_pc;
+    place_exits(&b, frag);
     frag->cache_pc = b.start;
     frag->cache_size = (uint32_t)(b.p - b.start);
     frag->is_counter = true;

@@ -759,9 +759,9 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
         memcpy(insn_pcs, b.insn_pcs, b.n_insns * sizeof *insn_pcs);
         memcpy(insn_pcs + b.n_insns, b.ranges, b.n_ranges * sizeof *b.ranges);
     }
+    frag->guest_pc = guest_pc; /* before place_exits(): targets are offsets from it */
     place_exits(&b, frag);
     memcpy(fragment_pc_map(frag), b.map, b.n_insns * sizeof *b.map);
-    frag->guest_pc = guest_pc;
     frag->guest_end = t ? b.ranges[0].end : pc;
     frag->cache_pc = b.start;
     frag->cache_size = (uint32_t)(b.p - b.start);

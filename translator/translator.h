@@ -56,7 +56,7 @@
 #define VICTIM_PROMOTE_EVERY 8
 /* Exit stubs (indirect.c): `movl $id, %gs:CTX_STUB_ID; jmp *%gs:CTX_STUB_ENTRY`
  * to dbo_stub_entry, which hands the dispatcher the exit as
- * STUB_ID_BASE + id (exit_by_stub_id()). */
+ * STUB_ID_BASE + id (exit_by_id()). */
 #define CTX_STUB_ENTRY (CTX_THREAD_STATE + 144)
 #define CTX_STUB_ID (CTX_THREAD_STATE + 152)
 /* 1 while the fast gate makes a call, 2 once a flush found it so (the
@@ -271,16 +271,25 @@ enum __attribute__((packed)) exit_kind {
 struct fragment;
 
 struct exit_record {
-    uint64_t target;                   /* guest address */
-    struct exit_record *next_incoming; /* on the incoming list of the fragment it is linked to */
-    /* Its code, as offsets from its fragment's cache_pc (0: none): see
-     * exit_branch(), exit_stub() and exit_inline_tag(). The fragment it is
-     * linked to is not kept either: the linked code says (link.c). */
-    uint32_t branch_off; /* the rel32 in the fragment body that reaches the stub */
-    uint32_t stub_off;   /* a direct exit's stub, or an indirect exit's inline imm64 */
+    /* Its guest target, as an offset from its fragment's guest_pc; one
+     * that does not fit (far_target) is in a side table: exit_target(). */
+    int32_t target_off;
+    /* The next exit on the incoming list of the fragment it is linked to,
+     * by its id (exit_id(); 0: none). The fragment it is linked to is not
+     * kept either: the linked code says (link.c). */
+    uint32_t next_incoming;
+    /* Its code: the rel32 in the fragment body that reaches the stub, from
+     * the fragment's cache_pc (0: none); a direct exit's stub, or an
+     * indirect exit's inline imm64, the same way, or with STUB_IN_COLD
+     * from the fragment's cold code (exit_branch(), exit_stub(),
+     * exit_inline_tag()). A fragment's code and its cold code are each
+     * under 32 KiB (builder.h). */
+    uint16_t branch_off;
+    uint16_t stub_off;
     enum exit_kind kind; /* one byte */
     bool linked : 1;
     bool linked_far : 1; /* through its stub, rewritten as a far jump */
+    bool far_target : 1; /* target_off does not reach it */
     /* An indirect exit's inline check (see indirect.c) compares with the
      * negated target in its imm64, set once; the direct exit taken when it
      * matches is exit_from(e)'s exit inline_exit (its target is set along
@@ -288,11 +297,13 @@ struct exit_record {
     int8_t inline_exit;
     uint8_t slot; /* its index in its fragment's exits + 1; 0: in no fragment */
 };
+#define STUB_IN_COLD 0x8000
 
-/* A fragment has a few (a superblock up to 20). 32 bytes (it was 48, with
- * pointers for offsets and the linked fragment) took 5.7 MB off cc1's 32 MB
- * of runtime heap: most of cc1's 354 000 exits are never taken. */
-_Static_assert(sizeof(struct exit_record) == 32, "exit records stay small");
+/* A fragment has a few (a superblock up to 20). 16 bytes: most of cc1's
+ * 354 000 exits are never taken, and their records were 48 bytes with
+ * pointers for offsets, the linked fragment and the next incoming exit,
+ * then 32 with 32-bit offsets: 11 MB of cc1's 27 MB of runtime heap. */
+_Static_assert(sizeof(struct exit_record) == 16, "exit records stay small");
 _Static_assert(sizeof(struct exit_record) == EXIT_RECORD_SIZE, "fragment layout (cache.h)");
 
 /* The fragment an exit record belongs to (NULL for a record of the
@@ -302,27 +313,49 @@ static inline struct fragment *exit_from(const struct exit_record *e)
     return e->slot ? (struct fragment *)(e - (e->slot - 1)) - 1 : NULL;
 }
 
-/* An exit stub's id: its fragment's serial number (cache.h) and the
- * exit's index. 32 bits where a record's address took 64: a stub is 20
- * bytes, not 36 (a large program has 100 000s, most never run). The
- * dispatcher gets it as STUB_ID_BASE + id, an address no record has. */
+/* An exit's guest target (an indirect one's is not kept; an inline
+ * check's direct exit has its fragment's guest_pc until it is set). */
+static inline uint64_t exit_target(const struct exit_record *e)
+{
+    if (e->far_target)
+        return cache_far_target(e);
+    return e->slot ? exit_from(e)->guest_pc + (int64_t)e->target_off : 0;
+}
+
+static inline void exit_set_target(struct exit_record *e, uint64_t target)
+{
+    int64_t off = (int64_t)(target - exit_from(e)->guest_pc);
+    e->far_target = off != (int32_t)off;
+    e->target_off = e->far_target ? 0 : (int32_t)off;
+    if (e->far_target)
+        cache_set_far_target(e, target);
+}
+
+/* An exit's id: its fragment's serial number (cache.h) and the exit's
+ * index. 32 bits where a record's address took 64: in an exit stub, which
+ * is 20 bytes, not 36 (a large program has 100 000s, most never run), and
+ * on incoming lists. The dispatcher gets it from a stub as STUB_ID_BASE +
+ * id, an address no record has. */
 #define STUB_ID_BASE 0xffffffff80000000ull
 #define STUB_SIZE 20
 #define STUB_ID_AT 8 /* the id's offset in the stub */
 
-static inline uint32_t exit_stub_id(const struct exit_record *e)
+static inline uint32_t exit_id(const struct exit_record *e)
 {
     return exit_from(e)->serial << 8 | (uint32_t)(e->slot - 1);
 }
 
-static inline struct exit_record *exit_by_stub_id(uint64_t id)
+static inline struct exit_record *exit_by_id(uint64_t id)
 {
-    return &fragment_exits(cache_fragment_by_serial((uint32_t)(id >> 8)))[id & 0xff];
+    return id ? &fragment_exits(cache_fragment_by_serial((uint32_t)(id >> 8)))[id & 0xff] : NULL;
 }
 
-static inline uint8_t *exit_code_at(const struct exit_record *e, uint32_t off)
+static inline uint8_t *exit_code_at(const struct exit_record *e, uint16_t off)
 {
-    return off ? exit_from(e)->cache_pc + off : NULL;
+    if (!off)
+        return NULL;
+    const struct fragment *f = exit_from(e);
+    return f->cache_pc + (off & STUB_IN_COLD ? f->cold_off + (off & ~STUB_IN_COLD) : off);
 }
 
 static inline uint8_t *exit_branch(const struct exit_record *e)

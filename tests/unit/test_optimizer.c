@@ -48,7 +48,7 @@ static int exits_of_kind(const struct fragment *f, enum exit_kind kind, uint64_t
     int n = 0;
     for (uint32_t i = 0; i < f->n_exits; i++)
         n += fragment_exits(f)[i].kind == kind &&
-             (kind == EXIT_INDIRECT || fragment_exits(f)[i].target == target);
+             (kind == EXIT_INDIRECT || exit_target(&fragment_exits(f)[i]) == target);
     return n;
 }
 

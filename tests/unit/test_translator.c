@@ -44,7 +44,7 @@ static void test_fragment_shape(void **state)
     assert_int_equal(f->guest_end - f->guest_pc, 12);
     assert_int_equal(f->n_exits, 1);
     assert_int_equal(fragment_exits(f)[0].kind, EXIT_SYSCALL);
-    assert_int_equal(fragment_exits(f)[0].target, (uint64_t)guest_exit42 + 12);
+    assert_int_equal(exit_target(&fragment_exits(f)[0]), (uint64_t)guest_exit42 + 12);
     assert_ptr_equal(cache_lookup((uint64_t)guest_exit42), f);
     assert_true(cache_range_has_code((uint64_t)guest_exit42, 1));
     /* The copies are byte-identical: both movs are position-independent. */
@@ -93,7 +93,7 @@ static void test_fragment_branches(void **state)
     assert_int_equal(f->guest_end, (uint64_t)guest_branches_end);
     assert_int_equal(f->n_exits, 3); /* jz, jz, syscall */
     assert_int_equal(fragment_exits(f)[0].kind, EXIT_DIRECT);
-    assert_int_equal(fragment_exits(f)[0].target, (uint64_t)guest_exit42);
+    assert_int_equal(exit_target(&fragment_exits(f)[0]), (uint64_t)guest_exit42);
     assert_int_equal(fragment_exits(f)[2].kind, EXIT_SYSCALL);
     assert_int_equal(f->n_insns, 7);
     translator_flush(ctx);
