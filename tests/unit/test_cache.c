@@ -182,6 +182,32 @@ static void test_link_near(void **state)
     free(from);
 }
 
+/* An exit record keeps its target as a 32-bit offset from its fragment's
+ * guest pc; a target beyond that reach is kept aside, and both read back
+ * whole. */
+static void test_exit_targets(void **state)
+{
+    (void)state;
+    struct fragment *f = calloc(1, fragment_alloc_size(3, 0, false, 0));
+    f->guest_pc = 0x400000;
+    f->n_exits = 3;
+    struct exit_record *e = fragment_exits(f);
+    for (int i = 0; i < 3; i++)
+        e[i].slot = (uint8_t)(i + 1);
+    exit_set_target(&e[0], 0x3ff000);                 /* behind */
+    exit_set_target(&e[1], 0x7f1234567890);           /* another library, far away */
+    exit_set_target(&e[2], 0x400000 + 0x7fffffffull); /* the last one in reach */
+    assert_false(e[0].far_target);
+    assert_true(e[1].far_target);
+    assert_false(e[2].far_target);
+    assert_int_equal(exit_target(&e[0]), 0x3ff000);
+    assert_int_equal(exit_target(&e[1]), 0x7f1234567890);
+    assert_int_equal(exit_target(&e[2]), 0x400000 + 0x7fffffffull);
+    cache_free_fragment(f); /* takes its far target out of the side table */
+    struct exit_record lone = {.slot = 0};
+    assert_int_equal(exit_target(&lone), 0);
+}
+
 /* Serial numbers name fragments in exit stubs: distinct while in use,
  * reused once freed. */
 static void test_serials(void **state)
@@ -250,13 +276,10 @@ static void test_retired_generations(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_chunk_is_near),
-        cmocka_unit_test(test_chunk_cold_code),
-        cmocka_unit_test(test_table_many),
-        cmocka_unit_test(test_link_near),
-        cmocka_unit_test(test_link_far),
-        cmocka_unit_test(test_serials),
-        cmocka_unit_test(test_retired_generations),
+        cmocka_unit_test(test_chunk_is_near), cmocka_unit_test(test_chunk_cold_code),
+        cmocka_unit_test(test_table_many),    cmocka_unit_test(test_link_near),
+        cmocka_unit_test(test_link_far),      cmocka_unit_test(test_exit_targets),
+        cmocka_unit_test(test_serials),       cmocka_unit_test(test_retired_generations),
     };
     return cmocka_run_group_tests_name("cache", tests, NULL, NULL);
 }
