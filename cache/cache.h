@@ -10,14 +10,17 @@
 struct exit_record;
 
 /* Where each guest instruction's translation starts, so that a cache PC can
- * be mapped back to the guest PC (precise signals). Four bytes: there is
- * one per guest instruction translated (a million for cc1). */
-struct pc_map_entry {
-    uint16_t cache_off : 15; /* a fragment's code is under 32 KiB (builder.h) */
-    uint16_t spilled : 1;    /* %rcx/%rdx live in their %gs: spill slots here */
-    uint16_t guest_off;
+ * be mapped back to the guest PC (precise signals): the fragment's first
+ * one at first_insn_off, then one step per instruction, in order. Two
+ * bytes: there is one per guest instruction translated (a million for
+ * cc1; they were four, with offsets instead of lengths). */
+struct pc_map_step {
+    uint16_t cache_len : 11; /* bytes of its translation, to the next one's (builder.h) */
+    uint16_t guest_len : 4;  /* its length (0 in a trace: a trace keeps their pcs) */
+    uint16_t spilled : 1;    /* %rcx/%rdx live in their %gs: spill slots in it */
 };
-_Static_assert(sizeof(struct pc_map_entry) == 4, "pc map entries stay small");
+_Static_assert(sizeof(struct pc_map_step) == 2, "pc map steps stay small");
+#define PC_MAP_MAX_CACHE_LEN 2047
 
 /* Guest bytes [start, end) that a fragment translates. */
 struct guest_range {
@@ -45,11 +48,12 @@ struct fragment {
     uint32_t n_ranges;
     uint32_t serial; /* names it in its exit stubs (cache_serial_new); 0: none */
     bool is_trace;
-    bool dead;         /* invalidated; code kept until a flush */
-    bool self_check;   /* checks its guest bytes on entry */
-    bool is_counter;   /* a trace head's execution counter, no guest code */
-    bool indexed;      /* in the page index (table.c) */
-    uint8_t ends_with; /* enum fragment_end: how its last instruction leaves */
+    bool dead;               /* invalidated; code kept until a flush */
+    bool self_check;         /* checks its guest bytes on entry */
+    bool is_counter;         /* a trace head's execution counter, no guest code */
+    bool indexed;            /* in the page index (table.c) */
+    uint8_t ends_with;       /* enum fragment_end: how its last instruction leaves */
+    uint16_t first_insn_off; /* its first instruction's code, from cache_pc (pc map) */
 };
 
 enum fragment_end {
@@ -73,20 +77,20 @@ static inline uint64_t *fragment_insn_pcs(const struct fragment *f)
     return f->is_trace ? (uint64_t *)((uint8_t *)(f + 1) + f->n_exits * EXIT_RECORD_SIZE) : NULL;
 }
 
-static inline struct pc_map_entry *fragment_pc_map(const struct fragment *f)
+static inline struct pc_map_step *fragment_pc_map(const struct fragment *f)
 {
     uint8_t *p = (uint8_t *)(f + 1) + f->n_exits * EXIT_RECORD_SIZE;
     if (f->is_trace)
         p += f->n_insns * sizeof(uint64_t) + f->n_ranges * sizeof(struct guest_range);
-    return (struct pc_map_entry *)p;
+    return (struct pc_map_step *)p;
 }
 
 /* The bytes a fragment's allocation needs for these counts. */
 static inline size_t fragment_alloc_size(uint32_t n_exits, uint32_t n_insns, bool is_trace,
                                          uint32_t n_ranges)
 {
-    size_t size = sizeof(struct fragment) + n_exits * EXIT_RECORD_SIZE +
-                  n_insns * sizeof(struct pc_map_entry);
+    size_t size =
+        sizeof(struct fragment) + n_exits * EXIT_RECORD_SIZE + n_insns * sizeof(struct pc_map_step);
     if (is_trace)
         size += n_insns * sizeof(uint64_t) + n_ranges * sizeof(struct guest_range);
     return size;

@@ -27,7 +27,15 @@
 #define MAX_TRACE_INSNS 256
 #define TRACE_BODY_BYTES 10240
 #define MAX_TRACE_BYTES 16384
-_Static_assert(MAX_TRACE_BYTES < 32768, "pc_map_entry.cache_off has 15 bits");
+_Static_assert(MAX_TRACE_BYTES < 32768, "insn_mark.cache_off has 15 bits");
+
+/* Where the builder put each guest instruction's code; made the
+ * fragment's pc map (cache.h) when it is done. */
+struct insn_mark {
+    uint16_t cache_off : 15;
+    uint16_t spilled : 1;
+    uint16_t guest_off;
+};
 /* superblock: those branches, then taken, fall-through (or return pad),
  * inline target, stale self-check; trace: one side exit or guard per
  * block, the final exit */
@@ -87,7 +95,7 @@ struct builder {
     /* The arrays from here on are written before they are read (up to
      * their counts above): builder_init() does not clear them, which for
      * every fragment cost 8 KB of stores, a quarter of build_fragment. */
-    struct pc_map_entry map[MAX_TRACE_INSNS];
+    struct insn_mark map[MAX_TRACE_INSNS];
     uint64_t insn_pcs[MAX_TRACE_INSNS];          /* traces: the guest pc of each */
     struct guest_range ranges[TRACE_MAX_BLOCKS]; /* traces: the guest code covered */
     struct trace_guard guards[TRACE_MAX_BLOCKS];

@@ -237,16 +237,42 @@ bool translator_guest_pc(uint64_t cache_pc, uint64_t *guest_pc, bool *spilled, b
     if (!f || !f->n_insns)
         return false;
     uint32_t off = (uint32_t)(cache_pc - (uint64_t)f->cache_pc);
-    uint32_t i = 0;
-    const struct pc_map_entry *map = fragment_pc_map(f);
-    while (i + 1 < f->n_insns && map[i + 1].cache_off <= off)
-        i++;
-    if (off < map[i].cache_off)
+    uint32_t at = f->first_insn_off, guest_off = 0, i = 0;
+    if (off < at)
         return false;
-    *guest_pc = f->is_trace ? fragment_insn_pcs(f)[i] : f->guest_pc + map[i].guest_off;
+    /* Walk to the instruction whose code holds off (the last one's runs
+     * on to the fragment's end). */
+    const struct pc_map_step *map = fragment_pc_map(f);
+    while (i + 1 < f->n_insns && at + map[i].cache_len <= off) {
+        at += map[i].cache_len;
+        guest_off += map[i].guest_len;
+        i++;
+    }
+    *guest_pc = f->is_trace ? fragment_insn_pcs(f)[i] : f->guest_pc + guest_off;
     *spilled = map[i].spilled;
-    *at_boundary = off == map[i].cache_off;
+    *at_boundary = off == at;
     return true;
+}
+
+/* The builder's marks as the fragment's pc map: lengths, not offsets. */
+static void store_pc_map(struct fragment *frag, const struct builder *b, uint32_t code_end)
+{
+    struct pc_map_step *map = fragment_pc_map(frag);
+    frag->first_insn_off = b->n_insns ? b->map[0].cache_off : 0;
+    for (int i = 0; i < b->n_insns; i++) {
+        bool last = i + 1 == b->n_insns;
+        uint32_t next_cache = last ? code_end : b->map[i + 1].cache_off;
+        uint32_t cache_len = next_cache - b->map[i].cache_off;
+        uint32_t guest_len =
+            last ? 0 : b->map[i + 1].guest_off - b->map[i].guest_off; /* 0 in traces */
+        if ((cache_len > PC_MAP_MAX_CACHE_LEN && !last) || guest_len > 15)
+            dbo_fatal("pc map: an instruction of %u bytes translated to %u", guest_len, cache_len);
+        map[i] = (struct pc_map_step){
+            .cache_len = last ? 0 : cache_len,
+            .guest_len = guest_len,
+            .spilled = b->map[i].spilled,
+        };
+    }
 }
 
 /* The entry check of a fragment from a volatile page: compare the guest
@@ -508,7 +534,7 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
             b.insn_pcs[b.n_insns] = pc;
             b.ranges[b.n_ranges - 1].end = next;
         }
-        b.map[b.n_insns++] = (struct pc_map_entry){
+        b.map[b.n_insns++] = (struct insn_mark){
             .cache_off = (uint16_t)(b.p - b.start),
             .guest_off = t ? 0 : (uint16_t)(pc - guest_pc),
             .spilled =
@@ -761,7 +787,7 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
     }
     frag->guest_pc = guest_pc; /* before place_exits(): targets are offsets from it */
     place_exits(&b, frag);
-    memcpy(fragment_pc_map(frag), b.map, b.n_insns * sizeof *b.map);
+    store_pc_map(frag, &b, (uint32_t)(b.p - b.start));
     frag->guest_end = t ? b.ranges[0].end : pc;
     frag->cache_pc = b.start;
     frag->cache_size = (uint32_t)(b.p - b.start);

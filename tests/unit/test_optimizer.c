@@ -76,15 +76,22 @@ static void test_trace_shape(void **state)
     assert_int_equal(exits_of_kind(t, EXIT_DIRECT, (uint64_t)guest_trace_top), 1);
     /* Each copied instruction maps back to its own guest address. */
     cache_insert_transient(t); /* findable by its cache address */
-    for (uint32_t i = 0; i < t->n_insns; i++) {
+    uint32_t off = t->first_insn_off;
+    for (uint32_t i = 0; i < t->n_insns; off += fragment_pc_map(t)[i++].cache_len) {
         uint64_t guest_pc;
         bool spilled, at_boundary;
-        assert_true(translator_guest_pc((uint64_t)t->cache_pc + fragment_pc_map(t)[i].cache_off,
-                                        &guest_pc, &spilled, &at_boundary));
-        if (i + 1 < t->n_insns &&
-            fragment_pc_map(t)[i + 1].cache_off == fragment_pc_map(t)[i].cache_off)
-            continue; /* the call's push is its only code: shares the offset */
+        assert_true(
+            translator_guest_pc((uint64_t)t->cache_pc + off, &guest_pc, &spilled, &at_boundary));
+        assert_true(at_boundary);
+        if (i + 1 < t->n_insns && fragment_pc_map(t)[i].cache_len == 0)
+            continue; /* a jump the trace drops has no code: the next one's offset */
         assert_int_equal(guest_pc, fragment_insn_pcs(t)[i]);
+        if (fragment_pc_map(t)[i].cache_len > 1) { /* inside it, the same */
+            assert_true(translator_guest_pc((uint64_t)t->cache_pc + off + 1, &guest_pc, &spilled,
+                                            &at_boundary));
+            assert_false(at_boundary);
+            assert_int_equal(guest_pc, fragment_insn_pcs(t)[i]);
+        }
     }
     assert_int_equal(fragment_insn_pcs(t)[3], (uint64_t)guest_trace_leaf);
     translator_flush(ctx);

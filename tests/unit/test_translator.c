@@ -52,6 +52,50 @@ static void test_fragment_shape(void **state)
     context_release(ctx);
 }
 
+/* The pc map takes every byte of a fragment's code back to the guest
+ * instruction it translates: fib's first block is cmp (3 bytes), jb (2),
+ * push (1), push (1), dec (2), call (5), across a superblock branch. */
+static void test_pc_map(void **state)
+{
+    (void)state;
+    static const int lengths[] = {3, 2, 1, 1, 2, 5};
+    struct guest_context *ctx = context_create(true);
+    int32_t rel; /* fib: the target of guest_fib's call, after mov $15, %edi */
+    memcpy(&rel, guest_fib + 6, 4);
+    uint64_t fib = (uint64_t)guest_fib + 10 + rel;
+    int branches = dbo_opts.fragment_branches;
+    dbo_opts.fragment_branches = 8; /* on past the jb */
+    struct fragment *f = translate_fragment(ctx, fib);
+    dbo_opts.fragment_branches = branches;
+    assert_non_null(f);
+    assert_int_equal(f->n_insns, 6);
+    uint64_t guest = fib, last_guest = 0;
+    uint32_t off = f->first_insn_off;
+    for (uint32_t i = 0; i < f->n_insns; i++) {
+        uint32_t len = i + 1 < f->n_insns ? fragment_pc_map(f)[i].cache_len : 3;
+        assert_true(len > 0);
+        for (uint32_t b = 0; b < len; b++) {
+            uint64_t guest_pc;
+            bool spilled, at_boundary;
+            assert_true(translator_guest_pc((uint64_t)f->cache_pc + off + b, &guest_pc, &spilled,
+                                            &at_boundary));
+            assert_int_equal(guest_pc, guest);
+            assert_int_equal(at_boundary, b == 0);
+            assert_false(spilled);
+        }
+        last_guest = guest;
+        guest += (uint64_t)lengths[i];
+        off += len;
+    }
+    assert_int_equal(last_guest, fib + 9); /* the call */
+    uint64_t guest_pc;
+    bool spilled, at_boundary;
+    if (f->first_insn_off)
+        assert_false(translator_guest_pc((uint64_t)f->cache_pc + f->first_insn_off - 1, &guest_pc,
+                                         &spilled, &at_boundary));
+    context_release(ctx);
+}
+
 static void test_not_executable(void **state)
 {
     (void)state;
@@ -312,17 +356,12 @@ static void test_quick_decode(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_fragment_shape),
-        cmocka_unit_test(test_not_executable),
-        cmocka_unit_test(test_exit),
-        cmocka_unit_test(test_rip_relative),
-        cmocka_unit_test(test_flags_across_indirect),
-        cmocka_unit_test(test_recursion),
-        cmocka_unit_test(test_fragment_branches),
-        cmocka_unit_test(test_slot_pair),
-        cmocka_unit_test(test_victim_table),
-        cmocka_unit_test(test_fast_syscalls),
-        cmocka_unit_test(test_return_stack),
+        cmocka_unit_test(test_fragment_shape), cmocka_unit_test(test_pc_map),
+        cmocka_unit_test(test_not_executable), cmocka_unit_test(test_exit),
+        cmocka_unit_test(test_rip_relative),   cmocka_unit_test(test_flags_across_indirect),
+        cmocka_unit_test(test_recursion),      cmocka_unit_test(test_fragment_branches),
+        cmocka_unit_test(test_slot_pair),      cmocka_unit_test(test_victim_table),
+        cmocka_unit_test(test_fast_syscalls),  cmocka_unit_test(test_return_stack),
         cmocka_unit_test(test_quick_decode),
     };
     return cmocka_run_group_tests_name("translator", tests, setup, NULL);
