@@ -39,22 +39,26 @@ struct fragment {
     uint8_t *cache_pc;  /* entry point in the cache */
     uint32_t incoming;  /* the first exit linked to it, by exit_id() (0: none) */
     uint32_t cold_off;  /* its cold code's start, from cache_pc */
-    uint32_t cache_size;
-    uint32_t cold_bytes; /* its cold code (exit stubs, lookup misses), apart (see chunks.c) */
-    uint32_t n_exits;
-    uint32_t n_insns;
+    uint32_t serial;    /* names it in its exit stubs (cache_serial_new); 0: none */
+    /* Sizes and counts are bounded by the builder (builder.h): code and
+     * cold code under 32 KiB, up to 40 exits, 256 instructions, 16 blocks. */
+    uint16_t cache_size;
+    uint16_t cold_bytes; /* its cold code (exit stubs, lookup misses), apart (see chunks.c) */
+    uint16_t n_insns;
+    uint16_t first_insn_off; /* its first instruction's code, from cache_pc (pc map) */
+    uint8_t n_exits;
     /* A trace (optimizer/) follows a path through several blocks, n_ranges
      * of them; a fragment has one contiguous range [guest_pc, guest_end). */
-    uint32_t n_ranges;
-    uint32_t serial; /* names it in its exit stubs (cache_serial_new); 0: none */
-    bool is_trace;
-    bool dead;               /* invalidated; code kept until a flush */
-    bool self_check;         /* checks its guest bytes on entry */
-    bool is_counter;         /* a trace head's execution counter, no guest code */
-    bool indexed;            /* in the page index (table.c) */
-    uint8_t ends_with;       /* enum fragment_end: how its last instruction leaves */
-    uint16_t first_insn_off; /* its first instruction's code, from cache_pc (pc map) */
+    uint8_t n_ranges;
+    uint8_t ends_with; /* enum fragment_end: how its last instruction leaves */
+    bool is_trace : 1;
+    bool dead : 1;       /* invalidated; code kept until a flush */
+    bool self_check : 1; /* checks its guest bytes on entry */
+    bool is_counter : 1; /* a trace head's execution counter, no guest code */
+    bool indexed : 1;    /* in the page index (table.c) */
 };
+/* 48 bytes (cc1 has 93 000): its exit records follow it, 16-byte aligned. */
+_Static_assert(sizeof(struct fragment) == 48, "fragment records stay small");
 
 enum fragment_end {
     ENDS_OTHER,

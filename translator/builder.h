@@ -40,6 +40,9 @@ struct insn_mark {
  * inline target, stale self-check; trace: one side exit or guard per
  * block, the final exit */
 #define MAX_EXITS 40
+_Static_assert(MAX_EXITS <= UINT8_MAX && MAX_TRACE_INSNS <= UINT16_MAX &&
+                   TRACE_MAX_BLOCKS <= UINT8_MAX,
+               "the counts fit struct fragment (cache.h)");
 _Static_assert(MAX_EXITS < 255, "exit_record.slot is a byte");
 #define MAX_LITERALS (TRACE_MAX_BLOCKS + 2)
 #define MAX_RECORD_REFS (2 * MAX_EXITS)

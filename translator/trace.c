@@ -184,7 +184,7 @@ struct fragment *translate_head_counter(struct fragment *head, uint32_t threshol
     frag->guest_pc = frag->guest_end = head->guest_pc;
     place_exits(&b, frag);
     frag->cache_pc = b.start;
-    frag->cache_size = (uint32_t)(b.p - b.start);
+    frag->cache_size = (uint16_t)(b.p - b.start); /* a counter is some 60 bytes */
     frag->is_counter = true;
     cache_chunk_commit(chunk, b.p, 0);
     cache_insert_helper(frag);

@@ -774,6 +774,11 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
     /* One allocation holds the fragment, its exits and its pc map (see
      * cache.h); code that hands an exit to the dispatcher gets the
      * record's address now. */
+    size_t code_bytes = (size_t)(b.p - b.start),
+           cold_bytes = (size_t)(cache_chunk_cold(chunk) - b.cold);
+    if (code_bytes > UINT16_MAX || cold_bytes > UINT16_MAX)
+        dbo_fatal("fragment at %#lx: %zu bytes of code, %zu of cold code", (unsigned long)guest_pc,
+                  code_bytes, cold_bytes);
     struct fragment *frag =
         calloc(1, fragment_alloc_size(b.n_exits, b.n_insns, t != NULL, t ? b.n_ranges : 0));
     frag->n_exits = b.n_exits;
@@ -787,11 +792,11 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
     }
     frag->guest_pc = guest_pc; /* before place_exits(): targets are offsets from it */
     place_exits(&b, frag);
-    store_pc_map(frag, &b, (uint32_t)(b.p - b.start));
+    store_pc_map(frag, &b, (uint32_t)code_bytes);
     frag->guest_end = t ? b.ranges[0].end : pc;
     frag->cache_pc = b.start;
-    frag->cache_size = (uint32_t)(b.p - b.start);
-    frag->cold_bytes = (uint32_t)(cache_chunk_cold(chunk) - b.cold);
+    frag->cache_size = (uint16_t)code_bytes;
+    frag->cold_bytes = (uint16_t)cold_bytes;
     frag->self_check = self_check;
     frag->ends_with = b.ends_with;
     return frag;
