@@ -132,6 +132,10 @@ void cache_chunk_commit(struct cache_chunk *chunk, uint8_t *new_cursor, size_t c
 bool cache_owns(uint64_t addr, uint64_t len);
 size_t cache_bytes_used(void);
 
+/* Frees a fragment's memory, its serial number and far targets: one the
+ * cache does not hold (yet), or dropped from it (table.c). */
+void cache_free_fragment(struct fragment *f);
+
 struct fragment *cache_lookup(uint64_t guest_pc);
 /* The live fragment whose code contains cache_pc, or NULL. */
 struct fragment *cache_fragment_at(uint64_t cache_pc);

@@ -22,8 +22,6 @@ void chunk_add_fragment(struct fragment *frag);
 /* Resets the chunks for a flush; with `retire`, sets them aside as
  * retired by flush `generation`, with their fragments. */
 void cache_chunks_reset(bool retire, uint64_t generation);
-/* Frees a fragment's memory (table.c). */
-void cache_free_fragment(struct fragment *f);
 
 /* Unlinks every branch into `frag` and from it (link.c). */
 void unlink_fragment(struct fragment *frag);

@@ -407,8 +407,7 @@ static struct fragment *translate(struct guest_context *ctx, uint64_t guest_pc,
     if (!frag->self_check && mode != BUILD_TRACE &&
         touches_volatile_page(frag->guest_pc, frag->guest_end)) {
         /* It ran onto a volatile page: build it again, self-checking. */
-        cache_serial_release(frag->serial);
-        free(frag);
+        cache_free_fragment(frag);
         frag = build_fragment(ctx, guest_pc, chunk, true, mode, path);
     }
     cache_chunk_commit(chunk, frag->cache_pc + frag->cache_size, frag->cold_bytes);
