@@ -126,14 +126,19 @@ struct cache_chunk *cache_chunk_near(uint64_t guest_pc, size_t bytes);
 uint8_t *cache_chunk_cursor(struct cache_chunk *chunk);
 /* The start of the cold code so far: new cold code goes just below it. */
 uint8_t *cache_chunk_cold(struct cache_chunk *chunk);
+/* Zeroed memory for a record of a fragment whose code is in the chunk:
+ * freed with the chunk's code at a flush (cache_free_fragment() does not
+ * free it). */
+void *cache_record_alloc(struct cache_chunk *chunk, size_t size);
 /* Keeps a fragment: hot code up to new_cursor, cold_bytes below the cold start. */
 void cache_chunk_commit(struct cache_chunk *chunk, uint8_t *new_cursor, size_t cold_bytes);
 /* True if addr lies in any cache chunk (runtime memory the guest must not touch). */
 bool cache_owns(uint64_t addr, uint64_t len);
 size_t cache_bytes_used(void);
 
-/* Frees a fragment's memory, its serial number and far targets: one the
- * cache does not hold (yet), or dropped from it (table.c). */
+/* Lets go of a fragment's serial number and far exit targets: one the
+ * cache does not hold (yet), or dropped from it (table.c). Its record
+ * goes with its chunk's (cache_record_alloc()). */
 void cache_free_fragment(struct fragment *f);
 
 struct fragment *cache_lookup(uint64_t guest_pc);

@@ -395,7 +395,7 @@ void cache_free_fragment(struct fragment *f)
         if (fragment_exits(f)[i].far_target)
             u64map_remove(&far_targets, (uint64_t)&fragment_exits(f)[i]);
     cache_serial_release(f->serial);
-    free(f); /* its exits and pc map are in the same allocation */
+    f->serial = 0; /* its memory goes with its chunk's records */
 }
 
 void cache_flush_all(bool retire, uint64_t generation)

@@ -778,8 +778,8 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
     if (code_bytes > UINT16_MAX || cold_bytes > UINT16_MAX)
         dbo_fatal("fragment at %#lx: %zu bytes of code, %zu of cold code", (unsigned long)guest_pc,
                   code_bytes, cold_bytes);
-    struct fragment *frag =
-        calloc(1, fragment_alloc_size(b.n_exits, b.n_insns, t != NULL, t ? b.n_ranges : 0));
+    struct fragment *frag = cache_record_alloc(
+        chunk, fragment_alloc_size(b.n_exits, b.n_insns, t != NULL, t ? b.n_ranges : 0));
     frag->n_exits = b.n_exits;
     frag->n_insns = b.n_insns;
     if (t) {

@@ -204,8 +204,31 @@ static void test_exit_targets(void **state)
     assert_int_equal(exit_target(&e[1]), 0x7f1234567890);
     assert_int_equal(exit_target(&e[2]), 0x400000 + 0x7fffffffull);
     cache_free_fragment(f); /* takes its far target out of the side table */
+    free(f);
     struct exit_record lone = {.slot = 0};
     assert_int_equal(exit_target(&lone), 0);
+}
+
+/* Fragment records come from their chunk: zeroed, 16-byte aligned, apart,
+ * one larger than a block too. */
+static void test_record_alloc(void **state)
+{
+    (void)state;
+    struct cache_chunk *c = cache_chunk_near((uint64_t)&test_record_alloc, 64);
+    uint8_t *prev = NULL;
+    for (int i = 0; i < 2000; i++) { /* several blocks' worth */
+        size_t size = 48 + 16 * (size_t)(i % 7) + 2 * (size_t)(i % 13);
+        uint8_t *r = cache_record_alloc(c, size);
+        assert_int_equal((uintptr_t)r % 16, 0);
+        for (size_t k = 0; k < size; k++)
+            assert_int_equal(r[k], 0);
+        memset(r, 0xa5, size);
+        assert_true(!prev || r >= prev + 48 || r + size <= prev);
+        prev = r;
+    }
+    uint8_t *big = cache_record_alloc(c, 100000);
+    assert_int_equal(big[99999], 0);
+    big[99999] = 1;
 }
 
 /* Serial numbers name fragments in exit stubs: distinct while in use,
@@ -276,10 +299,15 @@ static void test_retired_generations(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_chunk_is_near), cmocka_unit_test(test_chunk_cold_code),
-        cmocka_unit_test(test_table_many),    cmocka_unit_test(test_link_near),
-        cmocka_unit_test(test_link_far),      cmocka_unit_test(test_exit_targets),
-        cmocka_unit_test(test_serials),       cmocka_unit_test(test_retired_generations),
+        cmocka_unit_test(test_chunk_is_near),
+        cmocka_unit_test(test_chunk_cold_code),
+        cmocka_unit_test(test_table_many),
+        cmocka_unit_test(test_link_near),
+        cmocka_unit_test(test_link_far),
+        cmocka_unit_test(test_exit_targets),
+        cmocka_unit_test(test_record_alloc),
+        cmocka_unit_test(test_serials),
+        cmocka_unit_test(test_retired_generations),
     };
     return cmocka_run_group_tests_name("cache", tests, NULL, NULL);
 }
