@@ -126,6 +126,12 @@ struct cache_chunk *cache_chunk_near(uint64_t guest_pc, size_t bytes);
 uint8_t *cache_chunk_cursor(struct cache_chunk *chunk);
 /* The start of the cold code so far: new cold code goes just below it. */
 uint8_t *cache_chunk_cold(struct cache_chunk *chunk);
+/* A fragment committed to the chunk has `n` exits linked when it was made,
+ * without a stub: room for theirs is kept free (untouched, so costing no
+ * memory) in case they are unlinked (cache_stub_space()). */
+void cache_chunk_reserve_stubs(struct cache_chunk *chunk, uint32_t n);
+/* STUB_SIZE bytes of that room in the chunk holding cache_pc. */
+uint8_t *cache_stub_space(uint64_t cache_pc);
 /* Zeroed memory for a record of a fragment whose code is in the chunk:
  * freed with the chunk's code at a flush (cache_free_fragment() does not
  * free it). */
@@ -173,8 +179,14 @@ struct fragment *cache_fragment_by_serial(uint32_t serial);
 uint64_t cache_far_target(const struct exit_record *exit);
 void cache_set_far_target(const struct exit_record *exit, uint64_t target);
 
+/* The stub given to an exit made without one (translator.h, link.c). */
+uint8_t *cache_late_stub(const struct exit_record *exit);
+
 /* Points the exit's branch (or its stub) straight at `to`. */
 void cache_link(struct exit_record *exit, struct fragment *to);
+/* Links an exit made without a stub, its branch already at `to`; if that
+ * cannot be (to NULL or dead), gives it a stub and points it there. */
+void cache_link_at_birth(struct exit_record *exit, struct fragment *to);
 
 /* Pages holding translated code: a write, unmap or protection change there
  * must flush. Returns true if [start, start+len) holds any. */

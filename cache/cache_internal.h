@@ -23,6 +23,8 @@ void chunk_add_fragment(struct fragment *frag);
  * retired by flush `generation`, with their fragments. */
 void cache_chunks_reset(bool retire, uint64_t generation);
 
+void cache_set_late_stub(const struct exit_record *exit, uint8_t *stub); /* table.c */
+
 /* Unlinks every branch into `frag` and from it (link.c). */
 void unlink_fragment(struct fragment *frag);
 

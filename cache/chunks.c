@@ -14,6 +14,7 @@
 
 #include "cache/cache_internal.h"
 #include "runtime/runtime.h"
+#include "translator/translator.h" /* STUB_SIZE */
 
 #define MAX_CHUNK_SIZE (64ul << 20)
 #define MAX_CHUNKS 64
@@ -33,6 +34,7 @@ struct record_block {
 struct cache_chunk {
     uint8_t *base, *cursor, *end;
     struct record_block *records;
+    size_t stub_reserve;     /* kept free below cold for stubs made late (link.c) */
     uint8_t *cold;           /* stubs live in [cold, end) */
     struct fragment **frags; /* in address order: bump allocation keeps it sorted */
     size_t n_frags, cap_frags;
@@ -98,7 +100,7 @@ struct cache_chunk *cache_chunk_near(uint64_t guest_pc, size_t bytes)
         if (!within_reach(&chunks[i], guest_pc))
             continue;
         any_near = true;
-        if ((size_t)(chunks[i].cold - chunks[i].cursor) >= bytes)
+        if ((size_t)(chunks[i].cold - chunks[i].cursor) >= bytes + chunks[i].stub_reserve)
             return &chunks[i];
     }
     if (any_near || n_chunks == MAX_CHUNKS)
@@ -186,6 +188,21 @@ void chunk_add_fragment(struct fragment *frag)
     c->frags[c->n_frags++] = frag;
 }
 
+void cache_chunk_reserve_stubs(struct cache_chunk *chunk, uint32_t n)
+{
+    chunk->stub_reserve += (size_t)n * STUB_SIZE;
+}
+
+uint8_t *cache_stub_space(uint64_t cache_pc)
+{
+    struct cache_chunk *c = chunk_of(cache_pc);
+    if (!c || c->stub_reserve < STUB_SIZE)
+        dbo_fatal("no room kept for an exit stub near %#lx", (unsigned long)cache_pc);
+    c->stub_reserve -= STUB_SIZE;
+    c->cold -= STUB_SIZE;
+    return c->cold;
+}
+
 void *cache_record_alloc(struct cache_chunk *c, size_t size)
 {
     size = (size + 15) & ~(size_t)15;
@@ -230,6 +247,7 @@ void cache_chunks_reset(bool retire, uint64_t generation)
     } else {
         for (int i = 0; i < n_chunks; i++) {
             free_records(&chunks[i]);
+            chunks[i].stub_reserve = 0;
             chunks[i].n_frags = 0;
             chunks[i].cursor = chunks[i].base;
             chunks[i].cold = chunks[i].end;

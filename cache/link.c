@@ -34,14 +34,28 @@ static void store_rel32(uint8_t *rel, const uint8_t *target)
     __atomic_store_n((int32_t *)rel, d, __ATOMIC_RELEASE);
 }
 
+/* The exit's stub; one linked when it was made has none until it needs
+ * one (unlinked, or linked far): made then, in the room its chunk kept. */
+static uint8_t *stub_of(struct exit_record *e)
+{
+    uint8_t *stub = exit_stub(e);
+    if (stub || !exit_branch(e) || e->kind == EXIT_INDIRECT)
+        return stub;
+    stub = cache_stub_space((uint64_t)exit_branch(e));
+    write_exit_stub(stub, exit_id(e));
+    e->stub_off = STUB_LATE;
+    cache_set_late_stub(e, stub);
+    return stub;
+}
+
 void cache_link(struct exit_record *exit, struct fragment *to)
 {
     if (exit->linked || to->dead)
         return;
-    uint8_t *branch = exit_branch(exit), *stub = exit_stub(exit);
+    uint8_t *branch = exit_branch(exit), *stub;
     if (branch && fits_rel32(branch + 4, to->cache_pc)) {
         store_rel32(branch, to->cache_pc);
-    } else if (stub) {
+    } else if ((stub = stub_of(exit))) {
         /* Too far for rel32: the stub becomes jmp *0(%rip); .quad target. */
         uint8_t far[14] = {0xff, 0x25, 0, 0, 0, 0};
         uint64_t target = (uint64_t)to->cache_pc;
@@ -64,6 +78,14 @@ void cache_link(struct exit_record *exit, struct fragment *to)
     exit->linked = true;
     exit->next_incoming = to->incoming;
     to->incoming = exit_id(exit);
+}
+
+void cache_link_at_birth(struct exit_record *exit, struct fragment *to)
+{
+    if (to)
+        cache_link(exit, to);
+    if (!exit->linked)
+        store_rel32(exit_branch(exit), stub_of(exit));
 }
 
 /* The fragment a linked exit goes to, read off its code: the record does
@@ -96,7 +118,7 @@ static void unlink_exit(struct exit_record *e)
         memcpy(head + STUB_ID_AT, &id, 4);
         memcpy(exit_stub(e), head, sizeof head);
     } else
-        store_rel32(exit_branch(e), exit_stub(e));
+        store_rel32(exit_branch(e), stub_of(e));
     e->linked = e->linked_far = false;
 }
 

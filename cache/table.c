@@ -11,6 +11,7 @@ struct u64map fragment_table;
 struct u64map code_pages;
 static struct u64map counters;    /* trace head guest pc -> its counter */
 static struct u64map far_targets; /* exit record -> its target, if far (cache.h) */
+static struct u64map late_stubs;  /* exit record -> the stub made for it (link.c) */
 
 /* Invalidated fragments: unreachable, but their code and exit records may
  * still be in use by a thread that was inside; freed at the next flush. */
@@ -389,11 +390,27 @@ void cache_set_far_target(const struct exit_record *exit, uint64_t target)
     u64map_put(&far_targets, (uint64_t)exit, target);
 }
 
+uint8_t *cache_late_stub(const struct exit_record *exit)
+{
+    uint64_t stub = 0;
+    u64map_get(&late_stubs, (uint64_t)exit, &stub);
+    return (uint8_t *)stub;
+}
+
+void cache_set_late_stub(const struct exit_record *exit, uint8_t *stub)
+{
+    u64map_put(&late_stubs, (uint64_t)exit, (uint64_t)stub);
+}
+
 void cache_free_fragment(struct fragment *f)
 {
-    for (uint32_t i = 0; i < f->n_exits; i++)
-        if (fragment_exits(f)[i].far_target)
-            u64map_remove(&far_targets, (uint64_t)&fragment_exits(f)[i]);
+    for (uint32_t i = 0; i < f->n_exits; i++) {
+        const struct exit_record *e = &fragment_exits(f)[i];
+        if (e->far_target)
+            u64map_remove(&far_targets, (uint64_t)e);
+        if (e->stub_off == STUB_LATE && e->kind != EXIT_INDIRECT)
+            u64map_remove(&late_stubs, (uint64_t)e);
+    }
     cache_serial_release(f->serial);
     f->serial = 0; /* its memory goes with its chunk's records */
 }

@@ -64,7 +64,8 @@ struct exit_draft {
         uint64_t *inline_tag; /* an indirect exit's inline check's imm64 */
     };
     enum exit_kind kind;
-    bool id_stub; /* its stub is emit_exit_stub's, to get the exit's id */
+    bool id_stub;         /* its stub is emit_exit_stub's, to get the exit's id */
+    bool linked_at_birth; /* to code translated already: no stub (translate.c) */
 };
 
 /* A guard of a trace: its miss path, the table lookup, comes after the body. */
@@ -200,7 +201,7 @@ static inline void place_exits(struct builder *b, struct fragment *frag)
     frag->n_exits = b->n_exits;
     bool stubs = false;
     for (int i = 0; i < b->n_exits; i++)
-        stubs |= b->exits[i].id_stub;
+        stubs |= b->exits[i].id_stub || b->exits[i].linked_at_birth; /* ids: link.c */
     if (stubs) {
         uint32_t serial = cache_serial_new(frag);
         for (int i = 0; i < b->n_exits; i++) {

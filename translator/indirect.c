@@ -45,14 +45,10 @@ void emit_literals(struct builder *b)
  * first 14 bytes as a far jump (link.c). */
 void emit_exit_stub(struct builder *b, int exit)
 {
-    uint8_t *start = b->p;
-    static const uint8_t store_id[] = {GS_PREFIX, 0xc7, 0x04, 0x25}; /* movl $id, %gs:stub_id */
-    emit_bytes(&b->p, store_id, sizeof store_id);
-    emit_u32(&b->p, CTX_STUB_ID);
-    emit_u32(&b->p, 0);
-    emit_jmp_gs(&b->p, CTX_STUB_ENTRY);
-    if (b->p - start != STUB_SIZE || start != b->exits[exit].stub)
-        dbo_fatal("exit stub of %d bytes", (int)(b->p - start));
+    if (b->p != b->exits[exit].stub)
+        dbo_fatal("exit stub out of place");
+    write_exit_stub(b->p, 0);
+    b->p += STUB_SIZE;
     b->exits[exit].id_stub = true;
 }
 

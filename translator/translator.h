@@ -298,6 +298,7 @@ struct exit_record {
     uint8_t slot; /* its index in its fragment's exits + 1; 0: in no fragment */
 };
 #define STUB_IN_COLD 0x8000
+#define STUB_LATE 0xffff /* its stub was made after it: cache_late_stub() */
 
 /* A fragment has a few (a superblock up to 20). 16 bytes: most of cc1's
  * 354 000 exits are never taken, and their records were 48 bytes with
@@ -340,6 +341,19 @@ static inline void exit_set_target(struct exit_record *e, uint64_t target)
 #define STUB_SIZE 20
 #define STUB_ID_AT 8 /* the id's offset in the stub */
 
+/* Writes an exit stub at `at`: `movl $id, %gs:stub_id; jmp *%gs:stub_entry`
+ * (no register or flag touched). */
+static inline void write_exit_stub(uint8_t *at, uint32_t id)
+{
+    static const uint8_t store_id[4] = {0x65, 0xc7, 0x04, 0x25}, jump[4] = {0x65, 0xff, 0x24, 0x25};
+    uint32_t slot = CTX_STUB_ID, entry = CTX_STUB_ENTRY;
+    __builtin_memcpy(at, store_id, 4);
+    __builtin_memcpy(at + 4, &slot, 4);
+    __builtin_memcpy(at + STUB_ID_AT, &id, 4);
+    __builtin_memcpy(at + 12, jump, 4);
+    __builtin_memcpy(at + 16, &entry, 4);
+}
+
 static inline uint32_t exit_id(const struct exit_record *e)
 {
     return exit_from(e)->serial << 8 | (uint32_t)(e->slot - 1);
@@ -363,9 +377,13 @@ static inline uint8_t *exit_branch(const struct exit_record *e)
     return exit_code_at(e, e->branch_off);
 }
 
+/* A direct exit's stub (NULL: none, it was linked when made: link.c
+ * gives it one if it is ever unlinked). */
 static inline uint8_t *exit_stub(const struct exit_record *e)
 {
-    return e->kind == EXIT_INDIRECT ? NULL : exit_code_at(e, e->stub_off);
+    if (e->kind == EXIT_INDIRECT)
+        return NULL;
+    return e->stub_off == STUB_LATE ? cache_late_stub(e) : exit_code_at(e, e->stub_off);
 }
 
 static inline uint64_t *exit_inline_tag(const struct exit_record *e)

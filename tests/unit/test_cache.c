@@ -182,6 +182,66 @@ static void test_link_near(void **state)
     free(from);
 }
 
+/* An exit to code translated already is made linked, without a stub: it
+ * gets one, in the room its chunk kept, when it is unlinked, and one
+ * whose target is gone at once. */
+static void test_link_at_birth(void **state)
+{
+    (void)state;
+    struct fragment *to = fake_fragment(0x1100, 1);
+    struct cache_chunk *c = cache_chunk_near((uint64_t)&test_link_at_birth, 4096);
+    uint8_t *code = cache_chunk_cursor(c);
+    cache_chunk_commit(c, code + 64, 0);
+    struct fragment *from = calloc(1, fragment_alloc_size(2, 0, false, 0));
+    from->guest_pc = 0x2100;
+    from->cache_pc = code;
+    from->n_exits = 2;
+    cache_serial_new(from);
+    struct exit_record *e = fragment_exits(from);
+    e[0] = (struct exit_record){.kind = EXIT_DIRECT, .branch_off = 1, .slot = 1};
+    e[1] = (struct exit_record){.kind = EXIT_CALL, .branch_off = 6, .slot = 2};
+    exit_set_target(&e[0], 0x1100);
+    exit_set_target(&e[1], 0x1200); /* gone by the time it is linked */
+    code[0] = code[5] = 0xe9;
+    int32_t rel = (int32_t)(to->cache_pc - (code + 5));
+    memcpy(code + 1, &rel, 4);
+    cache_chunk_reserve_stubs(c, 2);
+    cache_link_at_birth(&e[0], to);
+    cache_link_at_birth(&e[1], NULL);
+    assert_true(e[0].linked);
+    assert_null(exit_stub(&e[0]));
+    assert_int_equal(to->incoming, exit_id(&e[0]));
+    uint8_t expect[STUB_SIZE];
+    /* the other one has its stub already, and its branch goes there */
+    assert_false(e[1].linked);
+    uint8_t *stub1 = exit_stub(&e[1]);
+    assert_non_null(stub1);
+    write_exit_stub(expect, exit_id(&e[1]));
+    assert_memory_equal(stub1, expect, STUB_SIZE);
+    memcpy(&rel, code + 6, 4);
+    assert_ptr_equal(code + 10 + rel, stub1);
+    /* unlinked: the first gets a stub too, with its id */
+    unlink_fragment(to);
+    assert_false(e[0].linked);
+    uint8_t *stub0 = exit_stub(&e[0]);
+    assert_non_null(stub0);
+    assert_ptr_not_equal(stub0, stub1);
+    write_exit_stub(expect, exit_id(&e[0]));
+    assert_memory_equal(stub0, expect, STUB_SIZE);
+    memcpy(&rel, code + 1, 4);
+    assert_ptr_equal(code + 5 + rel, stub0);
+    assert_ptr_equal(exit_by_id(exit_id(&e[0])), &e[0]);
+    /* and is linked again like any other */
+    cache_link(&e[0], to);
+    memcpy(&rel, code + 1, 4);
+    assert_ptr_equal(code + 5 + rel, to->cache_pc);
+    assert_ptr_equal(exit_stub(&e[0]), stub0);
+    unlink_fragment(to);
+    cache_free_fragment(from);
+    free(from);
+    free(to);
+}
+
 /* An exit record keeps its target as a 32-bit offset from its fragment's
  * guest pc; a target beyond that reach is kept aside, and both read back
  * whole. */
@@ -299,15 +359,11 @@ static void test_retired_generations(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_chunk_is_near),
-        cmocka_unit_test(test_chunk_cold_code),
-        cmocka_unit_test(test_table_many),
-        cmocka_unit_test(test_link_near),
-        cmocka_unit_test(test_link_far),
-        cmocka_unit_test(test_exit_targets),
-        cmocka_unit_test(test_record_alloc),
-        cmocka_unit_test(test_serials),
-        cmocka_unit_test(test_retired_generations),
+        cmocka_unit_test(test_chunk_is_near), cmocka_unit_test(test_chunk_cold_code),
+        cmocka_unit_test(test_table_many),    cmocka_unit_test(test_link_near),
+        cmocka_unit_test(test_link_far),      cmocka_unit_test(test_exit_targets),
+        cmocka_unit_test(test_record_alloc),  cmocka_unit_test(test_link_at_birth),
+        cmocka_unit_test(test_serials),       cmocka_unit_test(test_retired_generations),
     };
     return cmocka_run_group_tests_name("cache", tests, NULL, NULL);
 }
