@@ -170,7 +170,7 @@ static inline uint16_t exit_offset(const struct builder *b, const void *at)
     uint64_t off = (uint64_t)at - (uint64_t)b->start, cold = (uint64_t)at - (uint64_t)b->cold;
     if (off && off < STUB_IN_COLD && (uint8_t *)at < b->cold)
         return (uint16_t)off;
-    if ((uint8_t *)at >= b->cold && cold < STUB_IN_COLD)
+    if ((uint8_t *)at >= b->cold && cold < STUB_IN_COLD - 1) /* 0xffff is STUB_LATE */
         return (uint16_t)(cold | STUB_IN_COLD);
     dbo_fatal("exit code at %p is out of reach of its fragment's entry %p", at, (void *)b->start);
 }
