@@ -80,23 +80,11 @@ bool translator_lock_held(void)
     return holding_lock;
 }
 
-/* The victim table's index is ibl_victim_index()'s mixed one where the
- * CPU has BMI2 (dbo_victim_lookup_mixed), else the table's. */
-static bool victim_mixed;
-
-static uint32_t slot_of(const struct guest_context *ctx, const struct ibl_entry *table,
-                        uint64_t guest_pc)
-{
-    return table == ctx->ibl_victim ? ibl_victim_index(guest_pc, victim_mixed)
-                                    : ibl_index(guest_pc);
-}
-
 /* The slot of a two-way table (ctx->ibl or ctx->ibl_victim) that holds
  * guest_pc, or NULL. */
-static struct ibl_entry *ibl_find(struct guest_context *ctx, struct ibl_entry *table,
-                                  uint64_t guest_pc)
+static struct ibl_entry *ibl_find(struct ibl_entry *table, uint64_t guest_pc)
 {
-    struct ibl_entry *e = &table[slot_of(ctx, table, guest_pc)];
+    struct ibl_entry *e = &table[ibl_index(guest_pc)];
     if (e[0].neg_guest_pc == -guest_pc)
         return &e[0];
     if (e[1].neg_guest_pc == -guest_pc)
@@ -106,10 +94,9 @@ static struct ibl_entry *ibl_find(struct guest_context *ctx, struct ibl_entry *t
 
 /* Puts an entry first in its slot pair; what was first moves second, and
  * returns what was second (its tag 0 if nothing). */
-static struct ibl_entry ibl_push(struct guest_context *ctx, struct ibl_entry *table,
-                                 struct ibl_entry entry)
+static struct ibl_entry ibl_push(struct ibl_entry *table, struct ibl_entry entry)
 {
-    struct ibl_entry *e = &table[slot_of(ctx, table, -entry.neg_guest_pc)];
+    struct ibl_entry *e = &table[ibl_index(-entry.neg_guest_pc)];
     struct ibl_entry out = {0};
     if (e[0].neg_guest_pc != entry.neg_guest_pc) { /* also drops a copy in e[1] */
         if (e[1].neg_guest_pc != entry.neg_guest_pc)
@@ -126,13 +113,13 @@ static struct ibl_entry ibl_push(struct guest_context *ctx, struct ibl_entry *ta
  * clear tags or retarget entries, under the lock. */
 static void ibl_insert(struct guest_context *ctx, uint64_t guest_pc, uint64_t cache_pc)
 {
-    struct ibl_entry *in_victim = ibl_find(ctx, ctx->ibl_victim, guest_pc);
+    struct ibl_entry *in_victim = ibl_find(ctx->ibl_victim, guest_pc);
     if (in_victim)
         in_victim->neg_guest_pc = 0; /* it moves up */
-    struct ibl_entry out = ibl_push(
-        ctx, ctx->ibl, (struct ibl_entry){.neg_guest_pc = -guest_pc, .cache_pc = cache_pc});
+    struct ibl_entry out =
+        ibl_push(ctx->ibl, (struct ibl_entry){.neg_guest_pc = -guest_pc, .cache_pc = cache_pc});
     if (out.neg_guest_pc)
-        ibl_push(ctx, ctx->ibl_victim, out);
+        ibl_push(ctx->ibl_victim, out);
 }
 
 static void ibl_clear(struct guest_context *ctx)
@@ -148,10 +135,10 @@ static void forget_indirect(struct fragment *frag, void *arg)
     (void)arg;
     ibl_epoch++; /* free contexts' tables may name it too */
     for (struct guest_context *c = live_contexts; c; c = c->ts.next) {
-        struct ibl_entry *e = ibl_find(c, c->ibl, frag->guest_pc);
+        struct ibl_entry *e = ibl_find(c->ibl, frag->guest_pc);
         if (e)
             e->neg_guest_pc = 0;
-        if ((e = ibl_find(c, c->ibl_victim, frag->guest_pc)))
+        if ((e = ibl_find(c->ibl_victim, frag->guest_pc)))
             e->neg_guest_pc = 0;
     }
 }
@@ -161,10 +148,10 @@ static void forget_indirect(struct fragment *frag, void *arg)
 static void retarget_indirect(uint64_t guest_pc, uint64_t cache_pc)
 {
     for (struct guest_context *c = live_contexts; c; c = c->ts.next) {
-        struct ibl_entry *e = ibl_find(c, c->ibl, guest_pc);
+        struct ibl_entry *e = ibl_find(c->ibl, guest_pc);
         if (e)
             e->cache_pc = cache_pc;
-        if ((e = ibl_find(c, c->ibl_victim, guest_pc)))
+        if ((e = ibl_find(c->ibl_victim, guest_pc)))
             e->cache_pc = cache_pc;
     }
 }
@@ -334,9 +321,7 @@ struct guest_context *context_create(bool use_fsgsbase)
     memcpy(top - 8, &empty, 8);
     ctx->ts.return_sp = ctx->ts.return_sp_empty = (uint64_t)(top - 8);
     ctx->ts.return_lookup = (uint64_t)dbo_return_lookup;
-    victim_mixed = CPU_FEATURE_ACTIVE(BMI2);
-    ctx->ts.victim_lookup =
-        victim_mixed ? (uint64_t)dbo_victim_lookup_mixed : (uint64_t)dbo_victim_lookup;
+    ctx->ts.victim_lookup = (uint64_t)dbo_victim_lookup;
     ctx->ts.victim_countdown = VICTIM_PROMOTE_EVERY;
     ctx->self = (uint64_t)ctx;
     ctx->exit_entry = (uint64_t)dbo_exit_entry;

@@ -50,7 +50,7 @@ dbo_return_lookup:
         TWO_WAY_PROBE CTX_IBL_TABLE, 1f, 2f
         lea     dbo_return_miss_record(%rip), %rcx /* a miss here: the victim table */
         mov     %rcx, %gs:CTX_IND_SITE
-        jmp     *%gs:CTX_VICTIM_LOOKUP
+        jmp     dbo_victim_lookup
 1:      movzwl  %dx, %ecx
         lea     (%rcx,%rcx), %rcx
         mov     %gs:CTX_IBL_TABLE+8(,%rcx,8), %rcx /* the target's indirect entry */

@@ -144,17 +144,6 @@ static inline uint32_t ibl_index(uint64_t guest_pc)
     return lo & (IBL_ENTRIES - 1);
 }
 
-/* The victim table's slot for a target, with BMI2 (else ibl_index()): its
- * low 16 bits plus bits 16-31, found flag-free by rorx and lea
- * (victim_lookup.S). */
-static inline uint32_t ibl_victim_index(uint64_t guest_pc, bool mixed)
-{
-    if (!mixed)
-        return ibl_index(guest_pc);
-    uint64_t sum = guest_pc + (guest_pc >> 16 | guest_pc << 48);
-    return (uint32_t)sum & (IBL_ENTRIES - 1);
-}
-
 /* Per-thread state only C code touches. */
 struct thread_state {
     uint64_t signal_fs;      /* first: the host signal entry uses it */
@@ -541,7 +530,7 @@ void dbo_resume_guest_start(void), dbo_resume_guest_end(void); /* code range lab
 void dbo_signal_entry(int sig, void *info, void *uc);
 void dbo_return_empty(void), dbo_return_lookup(void);          /* return_stack.S */
 void dbo_return_stack_start(void), dbo_return_stack_end(void); /* its code range */
-void dbo_victim_lookup(void), dbo_victim_lookup_mixed(void);   /* victim_lookup.S */
+void dbo_victim_lookup(void);                                  /* victim_lookup.S */
 void dbo_victim_lookup_start(void), dbo_victim_lookup_end(void);
 __attribute__((noreturn)) void dbo_enter_guest(struct guest_context *ctx, void *cache_pc);
 

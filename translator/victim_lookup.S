@@ -19,21 +19,10 @@
         .globl dbo_victim_lookup_start
 dbo_victim_lookup_start:
 
-/* VICTIM_LOOKUP index: the lookup, with the victim table's slot of the
- * target in %rdx found by `index` (a macro that leaves 2 * the slot in
- * %rcx, flags untouched). */
-.macro VICTIM_LOOKUP index
-        \index
-        mov     %gs:CTX_IBL_VICTIM(,%rcx,8), %rcx
-        lea     (%rcx,%rdx), %rcx              /* zero iff the first way's tag matches */
-        jrcxz   5f
-        \index
-        mov     %gs:CTX_IBL_VICTIM+16(,%rcx,8), %rcx
-        lea     (%rcx,%rdx), %rcx              /* the second way */
-        jrcxz   6f
-        jmp     3f
-5:      jmp     1f                             /* (jrcxz reaches 127 bytes) */
-6:      jmp     2f
+        .globl dbo_victim_lookup
+        .type dbo_victim_lookup, @function
+dbo_victim_lookup:
+        TWO_WAY_PROBE CTX_IBL_VICTIM, 1f, 2f
 3:      mov     %rdx, %gs:CTX_IND_TARGET       /* a miss: the dispatcher finds it */
         mov     %gs:CTX_IND_SITE, %rdx
         jmp     *%gs:CTX_EXIT_ENTRY
@@ -44,54 +33,26 @@ dbo_victim_lookup_start:
         mov     %gs:CTX_IND_HITS, %rcx         /* counted as the table's hits */
         lea     1(%rcx), %rcx
         mov     %rcx, %gs:CTX_IND_HITS
-        \index
+        movzwl  %dx, %ecx
+        lea     (%rcx,%rcx), %rcx
         mov     %gs:CTX_IBL_VICTIM+8(,%rcx,8), %rcx /* the target's indirect entry */
         mov     %gs:CTX_SPILL_RDX, %rdx
         jmp     *%rcx                          /* which restores rcx */
-4:      mov     $VICTIM_PROMOTE_EVERY, %ecx    /* this one goes back to the table */
-        mov     %rcx, %gs:CTX_VICTIM_COUNTDOWN
-        jmp     3b
 2:      mov     %gs:CTX_VICTIM_COUNTDOWN, %rcx
         lea     -1(%rcx), %rcx
         mov     %rcx, %gs:CTX_VICTIM_COUNTDOWN
-        jrcxz   4b
+        jrcxz   4f
         mov     %gs:CTX_IND_HITS, %rcx
         lea     1(%rcx), %rcx
         mov     %rcx, %gs:CTX_IND_HITS
-        \index
+        movzwl  %dx, %ecx
+        lea     (%rcx,%rcx), %rcx
         mov     %gs:CTX_IBL_VICTIM+24(,%rcx,8), %rcx
         mov     %gs:CTX_SPILL_RDX, %rdx
         jmp     *%rcx
-.endm
-
-/* The table's own index (the target's low 16 bits): without BMI2. */
-.macro LOW_INDEX
-        movzwl  %dx, %ecx
-        lea     (%rcx,%rcx), %rcx
-.endm
-
-/* The low 16 bits of target + (target rotated right by 16), ibl_victim_index():
- * targets that share a slot pair in the table, being 64 KiB apart, mostly
- * do not share one here. cc1 missed both tables for 75 000 targets it had
- * translated, each a trip through the dispatcher, with the table's index. */
-.macro MIXED_INDEX
-        rorx    $16, %rdx, %rcx
-        lea     (%rcx,%rdx), %rcx
-        movzwl  %cx, %ecx
-        lea     (%rcx,%rcx), %rcx
-.endm
-
-        .globl dbo_victim_lookup
-        .type dbo_victim_lookup, @function
-dbo_victim_lookup:
-        VICTIM_LOOKUP LOW_INDEX
-        .size dbo_victim_lookup, .-dbo_victim_lookup
-
-        .globl dbo_victim_lookup_mixed
-        .type dbo_victim_lookup_mixed, @function
-dbo_victim_lookup_mixed:
-        VICTIM_LOOKUP MIXED_INDEX
-        .size dbo_victim_lookup_mixed, .-dbo_victim_lookup_mixed
+4:      mov     $VICTIM_PROMOTE_EVERY, %ecx    /* this one goes back to the table */
+        mov     %rcx, %gs:CTX_VICTIM_COUNTDOWN
+        jmp     3b
 
         .globl dbo_victim_lookup_end
 dbo_victim_lookup_end:
