@@ -55,9 +55,11 @@
 #define CTX_VICTIM_COUNTDOWN (CTX_THREAD_STATE + 136)
 /* Every so many victim hits, one goes to the dispatcher to move its
  * target back into the table. Such a trip costs a microsecond where a
- * victim hit costs some 40 cycles: at 8 they were 63 000 of cc1's 105 000
- * indirect misses; at 64 cc1 misses 57 000 times (dispatcher entries
- * 170 000 -> 123 000), python3, perl and stl as often as at 8. */
+ * victim hit costs some 40 cycles: at 8 they were most of cc1's 115 000
+ * indirect misses; at 64 cc1 misses 67 000 times (dispatcher entries
+ * 181 000 -> 132 000), python3, perl and stl as often as at 8. (A victim
+ * index mixing in bits 16-31 took 10 000 more misses off cc1 but made
+ * ls 5-8% slower.) */
 #define VICTIM_PROMOTE_EVERY 64
 /* Exit stubs (indirect.c): `movl $id, %gs:CTX_STUB_ID; jmp *%gs:CTX_STUB_ENTRY`
  * to dbo_stub_entry, which hands the dispatcher the exit as
