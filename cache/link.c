@@ -9,19 +9,6 @@
 #include "runtime/runtime.h"
 #include "translator/translator.h"
 
-/* The first 14 bytes of every exit stub but its id: what a far link
- * overwrites, and its unlinking puts back with the exit's id. Taken from
- * the first stub linked far. */
-static uint8_t stub_head[14];
-static bool have_stub_head;
-
-/* The stub's first bytes with its id zeroed, to compare. */
-static void head_of(const uint8_t *stub, uint8_t head[14])
-{
-    memcpy(head, stub, 14);
-    memset(head + STUB_ID_AT, 0, 4);
-}
-
 static bool fits_rel32(const uint8_t *from_end, const uint8_t *target)
 {
     int64_t d = target - from_end;
@@ -60,14 +47,10 @@ void cache_link(struct exit_record *exit, struct fragment *to)
         uint8_t far[14] = {0xff, 0x25, 0, 0, 0, 0};
         uint64_t target = (uint64_t)to->cache_pc;
         memcpy(far + 6, &target, 8);
-        uint8_t head[14];
-        head_of(stub, head);
-        if (!have_stub_head) {
-            memcpy(stub_head, head, sizeof stub_head);
-            have_stub_head = true;
-        } else if (memcmp(stub_head, head, sizeof stub_head)) {
+        uint8_t expect[STUB_SIZE]; /* what unlinking puts back */
+        write_exit_stub(expect, exit_id(exit));
+        if (memcmp(stub, expect, sizeof expect))
             dbo_fatal("exit stub at %p is not like the others", (void *)stub);
-        }
         memcpy(stub, far, sizeof far);
         exit->linked_far = true;
     } else {
@@ -111,13 +94,9 @@ static void unlink_exit(struct exit_record *e)
 {
     if (!e->linked)
         return;
-    if (e->linked_far) {
-        uint8_t head[14];
-        uint32_t id = exit_id(e);
-        memcpy(head, stub_head, sizeof head);
-        memcpy(head + STUB_ID_AT, &id, 4);
-        memcpy(exit_stub(e), head, sizeof head);
-    } else
+    if (e->linked_far)
+        write_exit_stub(exit_stub(e), exit_id(e));
+    else
         store_rel32(exit_branch(e), stub_of(e));
     e->linked = e->linked_far = false;
 }
