@@ -7,8 +7,12 @@
 
 #define PAGE 4096ul
 
-/* guest pc -> struct fragment * of every live fragment (table.c) */
-extern struct u64map fragment_table;
+/* guest pc -> every live fragment, which has a serial number
+ * (fragment_table.c); drain empties it, handing each to `drop`. */
+struct fragment *fragment_table_get(uint64_t guest_pc);
+void fragment_table_put(struct fragment *frag);
+void fragment_table_remove(uint64_t guest_pc);
+void fragment_table_drain(void (*drop)(struct fragment *));
 /* page number + 1 -> 1 for every page that holds translated code (table.c) */
 extern struct u64map code_pages;
 

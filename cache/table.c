@@ -1,4 +1,5 @@
-/* The guest-PC -> fragment table, the set of guest pages holding
+/* Fragments by serial number and guest pc (the table itself is in
+ * fragment_table.c), the set of guest pages holding
  * translated code, invalidation of a guest range, and the full flush. */
 #include <stdlib.h>
 #include <string.h>
@@ -7,7 +8,6 @@
 #include "runtime/runtime.h"
 #include "translator/translator.h"
 
-struct u64map fragment_table;
 struct u64map code_pages;
 static struct u64map counters;    /* trace head guest pc -> its counter */
 static struct u64map far_targets; /* exit record -> its target, if far (cache.h) */
@@ -71,26 +71,44 @@ struct fragment *cache_fragment_by_serial(uint32_t serial)
 
 struct fragment *cache_lookup(uint64_t guest_pc)
 {
-    uint64_t v;
-    return u64map_get(&fragment_table, guest_pc, &v) ? (struct fragment *)v : NULL;
+    return fragment_table_get(guest_pc);
 }
 
 /* code_pages maps page + 1 to the head of a list of the fragments that
  * cover that page, so invalidating a page touches only its own fragments. */
+/* A page's list of fragments: nodes by index into a pool (0: none), each
+ * naming its fragment by serial number. 8 bytes each: pointers made them
+ * 16, 1.5 MB for cc1's 95 000 nodes. */
 struct page_node {
-    struct fragment *frag;
-    struct page_node *next;
+    uint32_t serial;
+    uint32_t next;
 };
 
-/* Page nodes come from a pool, 16 bytes each: a calloc'd array for each
- * fragment cost 32-48 bytes with malloc's header, 3 MB of cc1's heap. A
+/* The pool: blocks of NODES_PER_BLOCK nodes; node 0 is never used. A
  * fragment finds its nodes on its pages' lists. Emptied by a flush. */
 #define NODES_PER_BLOCK 4096
-static struct page_node *free_nodes;
+static uint32_t free_nodes;
 static struct page_node **node_blocks;
 static size_t n_node_blocks, cap_node_blocks;
 
-static struct page_node *new_page_node(void)
+static struct page_node *node_at(uint32_t index)
+{
+    return &node_blocks[index / NODES_PER_BLOCK][index % NODES_PER_BLOCK];
+}
+
+/* Chains block `b`'s nodes onto the free list. */
+static void free_block(size_t b)
+{
+    for (uint32_t k = NODES_PER_BLOCK; k-- > 0;) {
+        uint32_t index = (uint32_t)(b * NODES_PER_BLOCK + k);
+        if (!index)
+            continue;
+        node_at(index)->next = free_nodes;
+        free_nodes = index;
+    }
+}
+
+static uint32_t new_page_node(void)
 {
     if (!free_nodes) {
         if (n_node_blocks == cap_node_blocks) {
@@ -98,34 +116,28 @@ static struct page_node *new_page_node(void)
             node_blocks = realloc(node_blocks, cap_node_blocks * sizeof *node_blocks);
         }
         struct page_node *block = malloc(NODES_PER_BLOCK * sizeof *block);
-        if (!node_blocks || !block)
+        if (!node_blocks || !block || n_node_blocks >= UINT32_MAX / NODES_PER_BLOCK)
             dbo_fatal("out of memory for the page index");
         node_blocks[n_node_blocks++] = block;
-        for (size_t i = 0; i < NODES_PER_BLOCK; i++)
-            block[i].next = i + 1 < NODES_PER_BLOCK ? &block[i + 1] : NULL;
-        free_nodes = block;
+        free_block(n_node_blocks - 1);
     }
-    struct page_node *node = free_nodes;
-    free_nodes = node->next;
-    return node;
+    uint32_t index = free_nodes;
+    free_nodes = node_at(index)->next;
+    return index;
 }
 
-static void free_page_node(struct page_node *node)
+static void free_page_node(uint32_t index)
 {
-    node->next = free_nodes;
-    free_nodes = node;
+    node_at(index)->next = free_nodes;
+    free_nodes = index;
 }
 
 /* Every node back to the pool (the flush empties the index). */
 static void reset_page_nodes(void)
 {
-    free_nodes = NULL;
-    for (size_t i = 0; i < n_node_blocks; i++) {
-        struct page_node *block = node_blocks[i];
-        for (size_t k = 0; k < NODES_PER_BLOCK; k++)
-            block[k].next = k + 1 < NODES_PER_BLOCK ? &block[k + 1] : free_nodes;
-        free_nodes = block;
-    }
+    free_nodes = 0;
+    for (size_t b = n_node_blocks; b-- > 0;)
+        free_block(b);
 }
 
 size_t fragment_pages(const struct fragment *f, uint64_t *pages)
@@ -158,16 +170,18 @@ static void index_pages(struct fragment *frag)
         uint64_t key = pages[i] + 1; /* +1: key zero marks an empty slot */
         uint64_t head = 0;
         u64map_get(&code_pages, key, &head);
-        struct page_node *node = new_page_node();
-        *node = (struct page_node){frag, (struct page_node *)head};
-        u64map_put(&code_pages, key, (uint64_t)node);
+        uint32_t node = new_page_node();
+        *node_at(node) = (struct page_node){frag->serial, (uint32_t)head};
+        u64map_put(&code_pages, key, node);
     }
     frag->indexed = true;
 }
 
 void cache_insert(struct fragment *frag)
 {
-    u64map_put(&fragment_table, frag->guest_pc, (uint64_t)frag);
+    if (!frag->serial) /* the table and the page index name it by it */
+        cache_serial_new(frag);
+    fragment_table_put(frag);
     chunk_add_fragment(frag);
     index_pages(frag);
 }
@@ -183,12 +197,12 @@ static void unindex_pages(struct fragment *frag)
         uint64_t head;
         if (!u64map_get(&code_pages, pg + 1, &head))
             continue;
-        struct page_node *first = (struct page_node *)head, **link = &first;
-        while (*link && (*link)->frag != frag)
-            link = &(*link)->next;
+        uint32_t first = (uint32_t)head, *link = &first;
+        while (*link && node_at(*link)->serial != frag->serial)
+            link = &node_at(*link)->next;
         if (*link) {
-            struct page_node *node = *link;
-            *link = node->next;
+            uint32_t node = *link;
+            *link = node_at(node)->next;
             free_page_node(node);
         }
         if (first)
@@ -222,7 +236,7 @@ void cache_insert_transient(struct fragment *frag)
 static void retire_fragment(struct fragment *f)
 {
     if (cache_lookup(f->guest_pc) == f)
-        u64map_remove(&fragment_table, f->guest_pc);
+        fragment_table_remove(f->guest_pc);
     unindex_pages(f);
     unlink_fragment(f);
     f->dead = true;
@@ -340,8 +354,8 @@ static void collect(uint64_t page, void *arg)
     struct victims *v = arg;
     uint64_t head;
     u64map_get(&code_pages, page + 1, &head);
-    for (struct page_node *node = (struct page_node *)head; node; node = node->next) {
-        struct fragment *f = node->frag;
+    for (uint32_t node = (uint32_t)head; node; node = node_at(node)->next) {
+        struct fragment *f = cache_fragment_by_serial(node_at(node)->serial);
         if (f->dead)
             continue;
         bool overlaps = false;
@@ -418,10 +432,7 @@ void cache_free_fragment(struct fragment *f)
 void cache_flush_all(bool retire, uint64_t generation)
 {
     void (*drop)(struct fragment *) = retire ? keep_retired : cache_free_fragment;
-    for (size_t i = 0; i < fragment_table.cap; i++)
-        if (fragment_table.slots[i].key)
-            drop((struct fragment *)fragment_table.slots[i].val);
-    u64map_clear(&fragment_table);
+    fragment_table_drain(drop);
     u64map_clear(&counters);
     for (size_t i = 0; i < n_dead; i++)
         drop(dead[i]);

@@ -94,6 +94,35 @@ static void test_table_many(void **state)
     assert_false(cache_range_has_code(0x400000, 1 << 20));
 }
 
+/* The table keeps the low half of a guest pc in its slot: pcs that share
+ * it (4 GiB apart) are told apart by the fragment. Removing one (its
+ * page invalidated) keeps the others findable, whatever their probe runs;
+ * the page index forgets only that one. */
+static void test_table_same_low_half(void **state)
+{
+    (void)state;
+    const uint64_t far = 1ull << 32;
+    struct fragment *f[24];
+    for (uint64_t i = 0; i < 24; i++) {
+        f[i] = fake_fragment(0x10000000 + (i % 3) * far + 4096 * (i / 3), 16);
+        cache_insert(f[i]);
+    }
+    for (uint64_t i = 0; i < 24; i++)
+        assert_ptr_equal(cache_lookup(f[i]->guest_pc), f[i]);
+    assert_null(cache_lookup(0x10000000 + 3 * far));
+    /* Invalidate the pages of the first of each triple that are 4 GiB up. */
+    for (uint64_t k = 0; k < 8; k++)
+        assert_int_equal(cache_invalidate_range(0x10000000 + far + 4096 * k, 1, NULL, NULL), 1);
+    for (uint64_t i = 0; i < 24; i++)
+        assert_ptr_equal(cache_lookup(f[i]->guest_pc), i % 3 == 1 ? NULL : f[i]);
+    assert_false(cache_range_has_code(0x10000000 + far, 8 * 4096));
+    assert_true(cache_range_has_code(0x10000000 + 2 * far, 8 * 4096));
+    assert_true(cache_range_has_code(0x10000000, 1));
+    cache_flush_all(false, 1);
+    for (uint64_t i = 0; i < 24; i++)
+        assert_null(cache_lookup(f[i]->guest_pc));
+}
+
 /* A target out of rel32 reach: the stub becomes an absolute jump, and
  * unlinking (the target invalidated) puts the stub's bytes back. */
 static void test_link_far(void **state)
@@ -359,11 +388,12 @@ static void test_retired_generations(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_chunk_is_near), cmocka_unit_test(test_chunk_cold_code),
-        cmocka_unit_test(test_table_many),    cmocka_unit_test(test_link_near),
-        cmocka_unit_test(test_link_far),      cmocka_unit_test(test_exit_targets),
-        cmocka_unit_test(test_record_alloc),  cmocka_unit_test(test_link_at_birth),
-        cmocka_unit_test(test_serials),       cmocka_unit_test(test_retired_generations),
+        cmocka_unit_test(test_chunk_is_near),       cmocka_unit_test(test_chunk_cold_code),
+        cmocka_unit_test(test_table_many),          cmocka_unit_test(test_table_same_low_half),
+        cmocka_unit_test(test_link_near),           cmocka_unit_test(test_link_far),
+        cmocka_unit_test(test_exit_targets),        cmocka_unit_test(test_record_alloc),
+        cmocka_unit_test(test_link_at_birth),       cmocka_unit_test(test_serials),
+        cmocka_unit_test(test_retired_generations),
     };
     return cmocka_run_group_tests_name("cache", tests, NULL, NULL);
 }
