@@ -101,25 +101,27 @@ static void test_table_many(void **state)
 static void test_table_same_low_half(void **state)
 {
     (void)state;
-    const uint64_t far = 1ull << 32;
-    struct fragment *f[24];
-    for (uint64_t i = 0; i < 24; i++) {
-        f[i] = fake_fragment(0x10000000 + (i % 3) * far + 4096 * (i / 3), 16);
+    /* Three groups of fragments, one per page, 4 GiB apart: with 6 000
+     * entries many probe runs hold two pcs with the same low half. */
+    enum { PER_GROUP = 2000, N = 3 * PER_GROUP };
+    const uint64_t far = 1ull << 32, base = 0x10000000;
+    static struct fragment *f[N];
+    for (uint64_t i = 0; i < N; i++) {
+        f[i] = fake_fragment(base + (i % 3) * far + 4096 * (i / 3), 16);
         cache_insert(f[i]);
     }
-    for (uint64_t i = 0; i < 24; i++)
+    for (uint64_t i = 0; i < N; i++)
         assert_ptr_equal(cache_lookup(f[i]->guest_pc), f[i]);
-    assert_null(cache_lookup(0x10000000 + 3 * far));
-    /* Invalidate the pages of the first of each triple that are 4 GiB up. */
-    for (uint64_t k = 0; k < 8; k++)
-        assert_int_equal(cache_invalidate_range(0x10000000 + far + 4096 * k, 1, NULL, NULL), 1);
-    for (uint64_t i = 0; i < 24; i++)
+    assert_null(cache_lookup(base + 3 * far));
+    /* Invalidate the middle group's pages. */
+    assert_int_equal(cache_invalidate_range(base + far, 4096 * PER_GROUP, NULL, NULL), PER_GROUP);
+    for (uint64_t i = 0; i < N; i++)
         assert_ptr_equal(cache_lookup(f[i]->guest_pc), i % 3 == 1 ? NULL : f[i]);
-    assert_false(cache_range_has_code(0x10000000 + far, 8 * 4096));
-    assert_true(cache_range_has_code(0x10000000 + 2 * far, 8 * 4096));
-    assert_true(cache_range_has_code(0x10000000, 1));
+    assert_false(cache_range_has_code(base + far, 4096 * PER_GROUP));
+    assert_true(cache_range_has_code(base + 2 * far, 4096 * PER_GROUP));
+    assert_true(cache_range_has_code(base, 1));
     cache_flush_all(false, 1);
-    for (uint64_t i = 0; i < 24; i++)
+    for (uint64_t i = 0; i < N; i++)
         assert_null(cache_lookup(f[i]->guest_pc));
 }
 
