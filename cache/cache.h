@@ -34,31 +34,38 @@ struct guest_range {
  * below) rather than being kept: 32 bytes less a fragment, of which cc1
  * has 93 000. */
 struct fragment {
-    uint64_t guest_pc;  /* first guest instruction */
-    uint64_t guest_end; /* one past the last guest byte translated (of its first range) */
-    uint8_t *cache_pc;  /* entry point in the cache */
-    uint32_t incoming;  /* the first exit linked to it, by exit_id() (0: none) */
-    uint32_t cold_off;  /* its cold code's start, from cache_pc */
-    uint32_t serial;    /* names it in its exit stubs (cache_serial_new); 0: none */
+    uint64_t guest_pc;    /* first guest instruction */
+    uint8_t *cache_pc;    /* entry point in the cache */
+    uint32_t incoming;    /* the first exit linked to it, by exit_id() (0: none) */
+    uint32_t cold_off;    /* its cold code's start, from cache_pc */
+    uint32_t serial : 24; /* names it in exit ids and indexes (cache_serial_new); 0: none */
     /* Sizes and counts are bounded by the builder (builder.h): code and
      * cold code under 32 KiB, up to 40 exits, 256 instructions, 16 blocks. */
+    uint32_t n_exits : 8;
     uint16_t cache_size;
     uint16_t cold_bytes; /* its cold code (exit stubs, lookup misses), apart (see chunks.c) */
     uint16_t n_insns;
     uint16_t first_insn_off; /* its first instruction's code, from cache_pc (pc map) */
-    uint8_t n_exits;
+    /* The guest bytes translated (of its first range): fragment_guest_end(). */
+    uint16_t guest_len;
     /* A trace (optimizer/) follows a path through several blocks, n_ranges
      * of them; a fragment has one contiguous range [guest_pc, guest_end). */
     uint8_t n_ranges;
-    uint8_t ends_with; /* enum fragment_end: how its last instruction leaves */
+    uint8_t ends_with : 2; /* enum fragment_end: how its last instruction leaves */
     bool is_trace : 1;
     bool dead : 1;       /* invalidated; code kept until a flush */
     bool self_check : 1; /* checks its guest bytes on entry */
     bool is_counter : 1; /* a trace head's execution counter, no guest code */
     bool indexed : 1;    /* in the page index (table.c) */
 };
-/* 48 bytes (cc1 has 93 000): its exit records follow it, 16-byte aligned. */
-_Static_assert(sizeof(struct fragment) == 48, "fragment records stay small");
+/* 40 bytes (cc1 has 93 000): its exit records follow it. */
+_Static_assert(sizeof(struct fragment) == 40, "fragment records stay small");
+
+/* One past the last guest byte it translates (of its first range). */
+static inline uint64_t fragment_guest_end(const struct fragment *f)
+{
+    return f->guest_pc + f->guest_len;
+}
 
 enum fragment_end {
     ENDS_OTHER,
@@ -108,7 +115,7 @@ static inline uint32_t fragment_n_ranges(const struct fragment *f)
 static inline struct guest_range fragment_range(const struct fragment *f, uint32_t i)
 {
     if (!f->is_trace)
-        return (struct guest_range){f->guest_pc, f->guest_end};
+        return (struct guest_range){f->guest_pc, fragment_guest_end(f)};
     const struct guest_range *ranges =
         (const struct guest_range *)(fragment_insn_pcs(f) + f->n_insns);
     return ranges[i];

@@ -205,7 +205,7 @@ uint8_t *cache_stub_space(uint64_t cache_pc)
 
 void *cache_record_alloc(struct cache_chunk *c, size_t size)
 {
-    size = (size + 15) & ~(size_t)15;
+    size = (size + 7) & ~(size_t)7; /* records hold nothing wider than 8 bytes */
     struct record_block *b = c->records;
     if (!b || b->size - b->used < size) {
         size_t cap = size > RECORD_BLOCK_SIZE ? size : RECORD_BLOCK_SIZE;

@@ -28,7 +28,7 @@ struct fragment *optimizer_link_target(const struct exit_record *exit, struct fr
     /* NET's heads: loops are entered again through a backward branch (a
      * target inside or before the code that branches), and a trace's exit
      * leads to code that is hot too. */
-    if (!from->is_trace && (exit->kind == EXIT_CALL || exit_target(exit) >= from->guest_end))
+    if (!from->is_trace && (exit->kind == EXIT_CALL || exit_target(exit) >= fragment_guest_end(from)))
         return to;
     struct fragment *counter = cache_counter(to->guest_pc);
     if (!counter) {
@@ -82,7 +82,7 @@ void optimizer_exit_seen(struct guest_context *ctx, const struct exit_record *ex
         abandon(ctx); /* it left the recorded code some other way */
         return;
     }
-    rec->blocks[rec->n_blocks++] = (struct guest_range){from->guest_pc, from->guest_end};
+    rec->blocks[rec->n_blocks++] = (struct guest_range){from->guest_pc, fragment_guest_end(from)};
     rec->end_pc = target;
     /* A trace follows a return only to a call on its path, and indirect
      * branches only with --trace-indirect (as translate_trace does). */
@@ -98,7 +98,7 @@ void optimizer_exit_seen(struct guest_context *ctx, const struct exit_record *ex
     /* The path ends where a loop closes (back at the head, or a backward
      * branch), at another head or trace, at a system call, or when full. */
     rec->complete = ends_here || exit->kind == EXIT_SYSCALL || target == rec->head ||
-                    (exit->kind == EXIT_DIRECT && target < from->guest_end) ||
+                    (exit->kind == EXIT_DIRECT && target < fragment_guest_end(from)) ||
                     (there && there->is_trace) || cache_counter(target) ||
                     rec->n_blocks == TRACE_MAX_BLOCKS ||
                     (target > rec->head ? target - rec->head : rec->head - target) > TRACE_REACH;

@@ -581,7 +581,7 @@ void *dispatch(struct guest_context *ctx)
         /* Its guest bytes changed: drop it (and whatever else covers them). */
         ctx->rip = exit_target(exit);
         struct fragment *stale = exit_from(exit);
-        translator_invalidate(stale->guest_pc, stale->guest_end - stale->guest_pc);
+        translator_invalidate(stale->guest_pc, stale->guest_len);
         break;
     case EXIT_TRACE_HEAD:
         ctx->rip = exit_target(exit);

@@ -181,7 +181,7 @@ struct fragment *translate_head_counter(struct fragment *head, uint32_t threshol
     emit_exit_stub(&b, go_on);
 
     struct fragment *frag = cache_record_alloc(chunk, fragment_alloc_size(b.n_exits, 0, false, 0));
-    frag->guest_pc = frag->guest_end = head->guest_pc;
+    frag->guest_pc = head->guest_pc; /* guest_len 0 */
     place_exits(&b, frag);
     frag->cache_pc = b.start;
     frag->cache_size = (uint16_t)(b.p - b.start); /* a counter is some 60 bytes */

@@ -427,7 +427,7 @@ static struct fragment *translate(struct guest_context *ctx, uint64_t guest_pc,
     bool self_check = mode != BUILD_TRACE && cache_page_volatile(guest_pc);
     struct fragment *frag = build_fragment(ctx, guest_pc, chunk, self_check, mode, path);
     if (!frag->self_check && mode != BUILD_TRACE &&
-        touches_volatile_page(frag->guest_pc, frag->guest_end)) {
+        touches_volatile_page(frag->guest_pc, fragment_guest_end(frag))) {
         /* It ran onto a volatile page: build it again, self-checking. */
         cache_free_fragment(frag);
         frag = build_fragment(ctx, guest_pc, chunk, true, mode, path);
@@ -458,7 +458,7 @@ static struct fragment *translate(struct guest_context *ctx, uint64_t guest_pc,
                 mode == BUILD_TRACE    ? "trace"
                 : mode == BUILD_RECORD ? "recording block"
                                        : "fragment",
-                frag->guest_pc, frag->guest_end, (void *)frag->cache_pc, frag->cache_size,
+                frag->guest_pc, fragment_guest_end(frag), (void *)frag->cache_pc, frag->cache_size,
                 frag->self_check ? ", self-checking" : "");
     return frag;
 }
@@ -828,7 +828,10 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
     frag->guest_pc = guest_pc; /* before place_exits(): targets are offsets from it */
     place_exits(&b, frag);
     store_pc_map(frag, &b, (uint32_t)code_bytes);
-    frag->guest_end = t ? b.ranges[0].end : pc;
+    uint64_t guest_end = t ? b.ranges[0].end : pc;
+    if (guest_end - guest_pc > UINT16_MAX)
+        dbo_fatal("a fragment of %" PRIu64 " guest bytes", guest_end - guest_pc);
+    frag->guest_len = (uint16_t)(guest_end - guest_pc);
     frag->cache_pc = b.start;
     frag->cache_size = (uint16_t)code_bytes;
     frag->cold_bytes = (uint16_t)cold_bytes;

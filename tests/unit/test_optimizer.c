@@ -40,7 +40,7 @@ static struct guest_range block_at(struct guest_context *ctx, uint8_t *pc)
     struct fragment *b = translate_record_block(ctx, (uint64_t)pc);
     assert_non_null(b);
     assert_false(b->is_trace);
-    return (struct guest_range){b->guest_pc, b->guest_end};
+    return (struct guest_range){b->guest_pc, fragment_guest_end(b)};
 }
 
 static int exits_of_kind(const struct fragment *f, enum exit_kind kind, uint64_t target)
