@@ -11,15 +11,45 @@ struct exit_record;
 
 /* Where each guest instruction's translation starts, so that a cache PC can
  * be mapped back to the guest PC (precise signals): the fragment's first
- * one at first_insn_off, then one step per instruction, in order. Two
- * bytes: there is one per guest instruction translated (a million for
- * cc1; they were four, with offsets instead of lengths). */
+ * one at first_insn_off, then one step per instruction, in order. */
 struct pc_map_step {
-    uint16_t cache_len : 11; /* bytes of its translation, to the next one's (builder.h) */
-    uint16_t guest_len : 4;  /* its length (0 in a trace: a trace keeps their pcs) */
-    uint16_t spilled : 1;    /* %rcx/%rdx live in their %gs: spill slots in it */
+    uint16_t cache_len; /* bytes of its translation, to the next one's (builder.h) */
+    uint8_t guest_len;  /* its length (0 in a trace: a trace keeps their pcs) */
+    bool spilled;       /* %rcx/%rdx live in their %gs: spill slots in it */
 };
-_Static_assert(sizeof(struct pc_map_step) == 2, "pc map steps stay small");
+/* A step is stored in one byte where its code is its guest bytes plus 0-7
+ * (most: copied, or a short branch made long) and nothing is spilled:
+ * 0ddd llll (l: guest_len, d: cache_len - guest_len); else in three:
+ * 100s llll, then cache_len in 16 bits. cc1 has a million steps; they
+ * took two bytes each (four, with offsets instead of lengths). */
+#define PC_MAP_MAX_STEP 3
+static inline size_t pc_map_write(uint8_t *out, struct pc_map_step s)
+{
+    uint32_t extra = (uint32_t)s.cache_len - s.guest_len;
+    if (!s.spilled && s.cache_len >= s.guest_len && extra < 8) {
+        out[0] = (uint8_t)(extra << 4 | s.guest_len);
+        return 1;
+    }
+    out[0] = (uint8_t)(0x80 | (s.spilled ? 0x10 : 0) | s.guest_len);
+    out[1] = (uint8_t)s.cache_len;
+    out[2] = (uint8_t)(s.cache_len >> 8);
+    return 3;
+}
+
+static inline struct pc_map_step pc_map_read(const uint8_t **in)
+{
+    const uint8_t *p = *in;
+    struct pc_map_step s = {.guest_len = p[0] & 0xf};
+    if (p[0] & 0x80) {
+        s.spilled = p[0] & 0x10;
+        s.cache_len = (uint16_t)(p[1] | p[2] << 8);
+        *in = p + 3;
+    } else {
+        s.cache_len = (uint16_t)(s.guest_len + (p[0] >> 4));
+        *in = p + 1;
+    }
+    return s;
+}
 #define PC_MAP_MAX_CACHE_LEN 2047
 
 /* Guest bytes [start, end) that a fragment translates. */
@@ -88,20 +118,19 @@ static inline uint64_t *fragment_insn_pcs(const struct fragment *f)
     return f->is_trace ? (uint64_t *)((uint8_t *)(f + 1) + f->n_exits * EXIT_RECORD_SIZE) : NULL;
 }
 
-static inline struct pc_map_step *fragment_pc_map(const struct fragment *f)
+static inline uint8_t *fragment_pc_map(const struct fragment *f)
 {
     uint8_t *p = (uint8_t *)(f + 1) + f->n_exits * EXIT_RECORD_SIZE;
     if (f->is_trace)
         p += f->n_insns * sizeof(uint64_t) + f->n_ranges * sizeof(struct guest_range);
-    return (struct pc_map_step *)p;
+    return p;
 }
 
 /* The bytes a fragment's allocation needs for these counts. */
-static inline size_t fragment_alloc_size(uint32_t n_exits, uint32_t n_insns, bool is_trace,
-                                         uint32_t n_ranges)
+static inline size_t fragment_alloc_size(uint32_t n_exits, uint32_t n_insns, size_t pc_map_bytes,
+                                         bool is_trace, uint32_t n_ranges)
 {
-    size_t size =
-        sizeof(struct fragment) + n_exits * EXIT_RECORD_SIZE + n_insns * sizeof(struct pc_map_step);
+    size_t size = sizeof(struct fragment) + n_exits * EXIT_RECORD_SIZE + pc_map_bytes;
     if (is_trace)
         size += n_insns * sizeof(uint64_t) + n_ranges * sizeof(struct guest_range);
     return size;

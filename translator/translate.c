@@ -242,23 +242,25 @@ bool translator_guest_pc(uint64_t cache_pc, uint64_t *guest_pc, bool *spilled, b
         return false;
     /* Walk to the instruction whose code holds off (the last one's runs
      * on to the fragment's end). */
-    const struct pc_map_step *map = fragment_pc_map(f);
-    while (i + 1 < f->n_insns && at + map[i].cache_len <= off) {
-        at += map[i].cache_len;
-        guest_off += map[i].guest_len;
+    const uint8_t *map = fragment_pc_map(f);
+    struct pc_map_step step = pc_map_read(&map);
+    while (i + 1 < f->n_insns && at + step.cache_len <= off) {
+        at += step.cache_len;
+        guest_off += step.guest_len;
+        step = pc_map_read(&map);
         i++;
     }
     *guest_pc = f->is_trace ? fragment_insn_pcs(f)[i] : f->guest_pc + guest_off;
-    *spilled = map[i].spilled;
+    *spilled = step.spilled;
     *at_boundary = off == at;
     return true;
 }
 
-/* The builder's marks as the fragment's pc map: lengths, not offsets. */
-static void store_pc_map(struct fragment *frag, const struct builder *b, uint32_t code_end)
+/* The builder's marks as a pc map (lengths, not offsets) in `map`;
+ * returns its size in bytes. */
+static size_t encode_pc_map(const struct builder *b, uint32_t code_end, uint8_t *map)
 {
-    struct pc_map_step *map = fragment_pc_map(frag);
-    frag->first_insn_off = b->n_insns ? b->map[0].cache_off : 0;
+    size_t n = 0;
     for (int i = 0; i < b->n_insns; i++) {
         bool last = i + 1 == b->n_insns;
         uint32_t next_cache = last ? code_end : b->map[i + 1].cache_off;
@@ -267,12 +269,13 @@ static void store_pc_map(struct fragment *frag, const struct builder *b, uint32_
             last ? 0 : b->map[i + 1].guest_off - b->map[i].guest_off; /* 0 in traces */
         if ((cache_len > PC_MAP_MAX_CACHE_LEN && !last) || guest_len > 15)
             dbo_fatal("pc map: an instruction of %u bytes translated to %u", guest_len, cache_len);
-        map[i] = (struct pc_map_step){
-            .cache_len = last ? 0 : cache_len,
-            .guest_len = guest_len,
-            .spilled = b->map[i].spilled,
-        };
+        n += pc_map_write(map + n, (struct pc_map_step){
+                                       .cache_len = (uint16_t)(last ? 0 : cache_len),
+                                       .guest_len = (uint8_t)guest_len,
+                                       .spilled = b->map[i].spilled,
+                                   });
     }
+    return n;
 }
 
 /* The entry check of a fragment from a volatile page: compare the guest
@@ -814,8 +817,11 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
     if (code_bytes > UINT16_MAX || cold_bytes > UINT16_MAX)
         dbo_fatal("fragment at %#lx: %zu bytes of code, %zu of cold code", (unsigned long)guest_pc,
                   code_bytes, cold_bytes);
-    struct fragment *frag = cache_record_alloc(
-        chunk, fragment_alloc_size(b.n_exits, b.n_insns, t != NULL, t ? b.n_ranges : 0));
+    uint8_t pc_map[MAX_TRACE_INSNS * PC_MAP_MAX_STEP];
+    size_t pc_map_bytes = encode_pc_map(&b, (uint32_t)code_bytes, pc_map);
+    struct fragment *frag =
+        cache_record_alloc(chunk, fragment_alloc_size(b.n_exits, b.n_insns, pc_map_bytes, t != NULL,
+                                                      t ? b.n_ranges : 0));
     frag->n_exits = b.n_exits;
     frag->n_insns = b.n_insns;
     if (t) {
@@ -827,7 +833,8 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
     }
     frag->guest_pc = guest_pc; /* before place_exits(): targets are offsets from it */
     place_exits(&b, frag);
-    store_pc_map(frag, &b, (uint32_t)code_bytes);
+    memcpy(fragment_pc_map(frag), pc_map, pc_map_bytes);
+    frag->first_insn_off = b.n_insns ? b.map[0].cache_off : 0;
     uint64_t guest_end = t ? b.ranges[0].end : pc;
     if (guest_end - guest_pc > UINT16_MAX)
         dbo_fatal("a fragment of %" PRIu64 " guest bytes", guest_end - guest_pc);

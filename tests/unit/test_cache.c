@@ -16,7 +16,7 @@
 static struct fragment *fake_fragment(uint64_t pc, uint64_t len)
 {
     struct cache_chunk *c = cache_chunk_near((uint64_t)&fake_fragment, 64);
-    struct fragment *f = calloc(1, fragment_alloc_size(1, 0, false, 0));
+    struct fragment *f = calloc(1, fragment_alloc_size(1, 0, 0, false, 0));
     f->guest_pc = pc;
     f->guest_len = (uint16_t)len;
     f->cache_pc = cache_chunk_cursor(c);
@@ -223,7 +223,7 @@ static void test_link_at_birth(void **state)
     struct cache_chunk *c = cache_chunk_near((uint64_t)&test_link_at_birth, 4096);
     uint8_t *code = cache_chunk_cursor(c);
     cache_chunk_commit(c, code + 64, 0);
-    struct fragment *from = calloc(1, fragment_alloc_size(2, 0, false, 0));
+    struct fragment *from = calloc(1, fragment_alloc_size(2, 0, 0, false, 0));
     from->guest_pc = 0x2100;
     from->cache_pc = code;
     from->n_exits = 2;
@@ -279,7 +279,7 @@ static void test_link_at_birth(void **state)
 static void test_exit_targets(void **state)
 {
     (void)state;
-    struct fragment *f = calloc(1, fragment_alloc_size(3, 0, false, 0));
+    struct fragment *f = calloc(1, fragment_alloc_size(3, 0, 0, false, 0));
     f->guest_pc = 0x400000;
     f->n_exits = 3;
     struct exit_record *e = fragment_exits(f);

@@ -77,16 +77,19 @@ static void test_trace_shape(void **state)
     /* Each copied instruction maps back to its own guest address. */
     cache_insert_transient(t); /* findable by its cache address */
     uint32_t off = t->first_insn_off;
-    for (uint32_t i = 0; i < t->n_insns; off += fragment_pc_map(t)[i++].cache_len) {
+    const uint8_t *map = fragment_pc_map(t);
+    struct pc_map_step step;
+    for (uint32_t i = 0; i < t->n_insns; off += step.cache_len, i++) {
+        step = pc_map_read(&map);
         uint64_t guest_pc;
         bool spilled, at_boundary;
         assert_true(
             translator_guest_pc((uint64_t)t->cache_pc + off, &guest_pc, &spilled, &at_boundary));
         assert_true(at_boundary);
-        if (i + 1 < t->n_insns && fragment_pc_map(t)[i].cache_len == 0)
+        if (i + 1 < t->n_insns && step.cache_len == 0)
             continue; /* a jump the trace drops has no code: the next one's offset */
         assert_int_equal(guest_pc, fragment_insn_pcs(t)[i]);
-        if (fragment_pc_map(t)[i].cache_len > 1) { /* inside it, the same */
+        if (step.cache_len > 1) { /* inside it, the same */
             assert_true(translator_guest_pc((uint64_t)t->cache_pc + off + 1, &guest_pc, &spilled,
                                             &at_boundary));
             assert_false(at_boundary);

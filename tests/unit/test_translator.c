@@ -71,8 +71,10 @@ static void test_pc_map(void **state)
     assert_int_equal(f->n_insns, 6);
     uint64_t guest = fib, last_guest = 0;
     uint32_t off = f->first_insn_off;
+    const uint8_t *map = fragment_pc_map(f);
     for (uint32_t i = 0; i < f->n_insns; i++) {
-        uint32_t len = i + 1 < f->n_insns ? fragment_pc_map(f)[i].cache_len : 3;
+        struct pc_map_step step = pc_map_read(&map);
+        uint32_t len = i + 1 < f->n_insns ? step.cache_len : 3;
         assert_true(len > 0);
         for (uint32_t b = 0; b < len; b++) {
             uint64_t guest_pc;
