@@ -166,6 +166,9 @@ uint8_t *cache_chunk_cold(struct cache_chunk *chunk);
  * without a stub: room for theirs is kept free (untouched, so costing no
  * memory) in case they are unlinked (cache_stub_space()). */
 void cache_chunk_reserve_stubs(struct cache_chunk *chunk, uint32_t n);
+/* The tail every exit stub of the chunk holding `stub` jumps to (chunks.c). */
+#define STUB_TAIL_SIZE 16
+uint8_t *cache_stub_tail(const uint8_t *stub);
 /* STUB_SIZE bytes of that room in the chunk holding cache_pc. */
 uint8_t *cache_stub_space(uint64_t cache_pc);
 /* Zeroed memory for a record of a fragment whose code is in the chunk:

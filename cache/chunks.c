@@ -48,6 +48,22 @@ static int n_chunks;
 static struct cache_chunk *retired;
 static int n_retired, cap_retired;
 
+/* The last STUB_TAIL_SIZE bytes of a chunk hold the exit stubs' shared
+ * tail, `jmp *%gs:CTX_STUB_ENTRY`; its cold code grows down from there. */
+static uint8_t *cold_start(uint8_t *end)
+{
+    return end - STUB_TAIL_SIZE;
+}
+
+static void write_stub_tail(uint8_t *at)
+{
+    static const uint8_t jump[4] = {0x65, 0xff, 0x24, 0x25};
+    uint32_t entry = CTX_STUB_ENTRY;
+    memset(at, 0xcc, STUB_TAIL_SIZE);
+    memcpy(at, jump, 4);
+    memcpy(at + 4, &entry, 4);
+}
+
 static bool within_reach(const struct cache_chunk *c, uint64_t pc)
 {
     uint64_t lo = (uint64_t)c->base, hi = (uint64_t)c->end;
@@ -82,7 +98,9 @@ static bool map_chunk_near(uint64_t pc, struct cache_chunk *out)
             if (m == MAP_FAILED)
                 continue;
             uint8_t *end = (uint8_t *)m + size;
-            *out = (struct cache_chunk){.base = m, .cursor = m, .end = end, .cold = end};
+            *out =
+                (struct cache_chunk){.base = m, .cursor = m, .end = end, .cold = cold_start(end)};
+            write_stub_tail(cold_start(end));
             if (within_reach(out, pc))
                 return true;
             munmap(m, size);
@@ -147,7 +165,7 @@ size_t cache_bytes_used(void)
 {
     size_t used = 0;
     for (int i = 0; i < n_chunks; i++)
-        used += (chunks[i].cursor - chunks[i].base) + (chunks[i].end - chunks[i].cold);
+        used += (chunks[i].cursor - chunks[i].base) + (cold_start(chunks[i].end) - chunks[i].cold);
     return used;
 }
 
@@ -157,6 +175,17 @@ static struct cache_chunk *chunk_of(uint64_t cache_pc)
         if (overlaps(&chunks[i], cache_pc, 1))
             return &chunks[i];
     return NULL;
+}
+
+uint8_t *cache_stub_tail(const uint8_t *stub)
+{
+    for (int i = 0; i < n_chunks; i++)
+        if (overlaps(&chunks[i], (uint64_t)stub, 1))
+            return cold_start(chunks[i].end);
+    for (int i = 0; i < n_retired; i++)
+        if (overlaps(&retired[i], (uint64_t)stub, 1))
+            return cold_start(retired[i].end);
+    dbo_fatal("exit stub at %p is outside the code cache", (const void *)stub);
 }
 
 struct fragment *cache_fragment_at(uint64_t cache_pc)
@@ -250,7 +279,7 @@ void cache_chunks_reset(bool retire, uint64_t generation)
             chunks[i].stub_reserve = 0;
             chunks[i].n_frags = 0;
             chunks[i].cursor = chunks[i].base;
-            chunks[i].cold = chunks[i].end;
+            chunks[i].cold = cold_start(chunks[i].end);
         }
     }
 }

@@ -29,7 +29,7 @@ static uint8_t *stub_of(struct exit_record *e)
     if (stub || !exit_branch(e) || e->kind == EXIT_INDIRECT)
         return stub;
     stub = cache_stub_space((uint64_t)exit_branch(e));
-    write_exit_stub(stub, exit_id(e));
+    write_exit_stub(stub, stub, exit_id(e));
     e->stub_off = STUB_LATE;
     cache_set_late_stub(e, stub);
     return stub;
@@ -48,7 +48,7 @@ void cache_link(struct exit_record *exit, struct fragment *to)
         uint64_t target = (uint64_t)to->cache_pc;
         memcpy(far + 6, &target, 8);
         uint8_t expect[STUB_SIZE]; /* what unlinking puts back */
-        write_exit_stub(expect, exit_id(exit));
+        write_exit_stub(expect, stub, exit_id(exit));
         if (memcmp(stub, expect, sizeof expect))
             dbo_fatal("exit stub at %p is not like the others", (void *)stub);
         memcpy(stub, far, sizeof far);
@@ -95,7 +95,7 @@ static void unlink_exit(struct exit_record *e)
     if (!e->linked)
         return;
     if (e->linked_far)
-        write_exit_stub(exit_stub(e), exit_id(e));
+        write_exit_stub(exit_stub(e), exit_stub(e), exit_id(e));
     else
         store_rel32(exit_branch(e), stub_of(e));
     e->linked = e->linked_far = false;

@@ -47,7 +47,7 @@ void emit_exit_stub(struct builder *b, int exit)
 {
     if (b->p != b->exits[exit].stub)
         dbo_fatal("exit stub out of place");
-    write_exit_stub(b->p, 0);
+    write_exit_stub(b->p, b->p, 0);
     b->p += STUB_SIZE;
     b->exits[exit].id_stub = true;
 }

@@ -139,8 +139,13 @@ static void test_link_far(void **state)
     uint32_t at = CTX_STUB_ID, entry = CTX_STUB_ENTRY;
     memcpy(stub + 4, &at, 4);
     memcpy(stub + STUB_ID_AT, &id, 4);
-    memcpy(stub + 12, (const uint8_t[]){0x65, 0xff, 0x24, 0x25}, 4); /* jmp *%gs:stub_entry */
-    memcpy(stub + 16, &entry, 4);
+    /* jmp rel32 to the chunk's stub tail, jmp *%gs:stub_entry */
+    uint8_t *tail = cache_stub_tail(code + 8);
+    assert_memory_equal(tail, ((const uint8_t[]){0x65, 0xff, 0x24, 0x25}), 4);
+    assert_memory_equal(tail + 4, &entry, 4);
+    int32_t to_tail = (int32_t)(tail - (code + 8 + STUB_SIZE));
+    stub[12] = 0xe9;
+    memcpy(stub + 13, &to_tail, 4);
     code[0] = 0xe9; /* jmp rel32 to the stub at code + 8 */
     int32_t to_stub = 3;
     memcpy(code + 1, &to_stub, 4);
@@ -247,7 +252,7 @@ static void test_link_at_birth(void **state)
     assert_false(e[1].linked);
     uint8_t *stub1 = exit_stub(&e[1]);
     assert_non_null(stub1);
-    write_exit_stub(expect, exit_id(&e[1]));
+    write_exit_stub(expect, stub1, exit_id(&e[1]));
     assert_memory_equal(stub1, expect, STUB_SIZE);
     memcpy(&rel, code + 6, 4);
     assert_ptr_equal(code + 10 + rel, stub1);
@@ -257,7 +262,7 @@ static void test_link_at_birth(void **state)
     uint8_t *stub0 = exit_stub(&e[0]);
     assert_non_null(stub0);
     assert_ptr_not_equal(stub0, stub1);
-    write_exit_stub(expect, exit_id(&e[0]));
+    write_exit_stub(expect, stub0, exit_id(&e[0]));
     assert_memory_equal(stub0, expect, STUB_SIZE);
     memcpy(&rel, code + 1, 4);
     assert_ptr_equal(code + 5 + rel, stub0);
