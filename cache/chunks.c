@@ -36,7 +36,7 @@ struct cache_chunk {
     struct record_block *records;
     size_t stub_reserve;     /* kept free below cold for stubs made late (link.c) */
     uint8_t *cold;           /* stubs live in [cold, end) */
-    struct fragment **frags; /* in address order: bump allocation keeps it sorted */
+    uint32_t *frags; /* by serial, in address order: bump allocation keeps it sorted */
     size_t n_frags, cap_frags;
     uint64_t generation; /* retired: the flush that retired it (cache_flush_all) */
 };
@@ -196,12 +196,12 @@ struct fragment *cache_fragment_at(uint64_t cache_pc)
     size_t lo = 0, hi = c->n_frags;
     while (hi - lo > 1) {
         size_t mid = (lo + hi) / 2;
-        if ((uint64_t)c->frags[mid]->cache_pc <= cache_pc)
+        if ((uint64_t)cache_fragment_by_serial(c->frags[mid])->cache_pc <= cache_pc)
             lo = mid;
         else
             hi = mid;
     }
-    struct fragment *f = c->frags[lo];
+    struct fragment *f = cache_fragment_by_serial(c->frags[lo]);
     if (cache_pc < (uint64_t)f->cache_pc || cache_pc >= (uint64_t)f->cache_pc + f->cache_size)
         return NULL;
     return f;
@@ -211,10 +211,14 @@ void chunk_add_fragment(struct fragment *frag)
 {
     struct cache_chunk *c = chunk_of((uint64_t)frag->cache_pc);
     if (c->n_frags == c->cap_frags) {
-        c->cap_frags = c->cap_frags ? 2 * c->cap_frags : 1024;
+        c->cap_frags = c->cap_frags ? c->cap_frags + c->cap_frags / 2 : 1024;
         c->frags = realloc(c->frags, c->cap_frags * sizeof *c->frags);
+        if (!c->frags)
+            dbo_fatal("out of memory for the cache's address index");
     }
-    c->frags[c->n_frags++] = frag;
+    if (!frag->serial) /* the index names it by it: 4 bytes, not a pointer's 8 */
+        cache_serial_new(frag);
+    c->frags[c->n_frags++] = frag->serial;
 }
 
 void cache_chunk_reserve_stubs(struct cache_chunk *chunk, uint32_t n)
@@ -307,7 +311,7 @@ void cache_free_retired(bool (*in_use)(uint64_t generation, void *arg), void *ar
             continue;
         }
         for (size_t k = 0; k < c->n_frags; k++)
-            cache_free_fragment(c->frags[k]);
+            cache_free_fragment(cache_fragment_by_serial(c->frags[k]));
         munmap(c->base, c->end - c->base);
         free(c->frags);
         free_records(c);
