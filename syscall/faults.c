@@ -66,7 +66,16 @@ static void redirect_to_runtime(struct guest_context *ctx, ucontext_t *uc)
 
 void signals_record_pending(struct guest_context *ctx, int sig, const siginfo_t *info)
 {
-    memcpy(ctx->siginfo[sig - 1], info, sizeof ctx->siginfo[sig - 1]);
+    /* Each delivery keeps its own siginfo (a child's SIGCHLD for
+     * CLD_CONTINUED, then one for CLD_EXITED), up to SIGINFO_QUEUE; past
+     * that a delivery repeats the last one given. Only this handler adds,
+     * only signals_deliver_pending() takes, both on this thread. */
+    uint8_t tail = ctx->ts.siginfo_tail[sig - 1];
+    if ((uint8_t)(tail - __atomic_load_n(&ctx->ts.siginfo_head[sig - 1], __ATOMIC_ACQUIRE)) <
+        SIGINFO_QUEUE) {
+        memcpy(ctx->siginfo_queue[sig - 1][tail % SIGINFO_QUEUE], info, sizeof(siginfo_t));
+        __atomic_store_n(&ctx->ts.siginfo_tail[sig - 1], (uint8_t)(tail + 1), __ATOMIC_RELEASE);
+    }
     /* The kernel already merged what it merges (one per signal and queue,
      * more for real-time ones): every host delivery is one guest delivery. */
     if (ctx->ts.pending_count[sig - 1] < 255)

@@ -528,6 +528,13 @@ void signals_deliver_pending(struct guest_context *ctx)
         if (__atomic_load_n(count, __ATOMIC_SEQ_CST) > 0)
             __atomic_or_fetch(&ctx->pending_signals, 1ull << (sig - 1), __ATOMIC_SEQ_CST);
     }
+    /* Its oldest queued siginfo is the one this delivery gives. */
+    uint8_t head = ctx->ts.siginfo_head[sig - 1];
+    if (head != __atomic_load_n(&ctx->ts.siginfo_tail[sig - 1], __ATOMIC_ACQUIRE)) {
+        memcpy(ctx->siginfo[sig - 1], ctx->siginfo_queue[sig - 1][head % SIGINFO_QUEUE],
+               sizeof ctx->siginfo[sig - 1]);
+        __atomic_store_n(&ctx->ts.siginfo_head[sig - 1], (uint8_t)(head + 1), __ATOMIC_RELEASE);
+    }
     deliver(ctx, sig);
 }
 

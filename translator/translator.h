@@ -75,7 +75,11 @@
 #define CTX_IBL_VICTIM (CTX_IBL_TABLE + IBL_SLOTS * 16)
 #define CTX_TRACE_COUNTS (CTX_IBL_VICTIM + IBL_SLOTS * 16)
 #define TRACE_MAX_HEADS 32768 /* trace head counters per thread, 2 bytes each */
-#define CTX_SIZE (CTX_TRACE_COUNTS + TRACE_MAX_HEADS * 2)
+/* Host deliveries of a signal not yet given to the guest keep their
+ * siginfo here, oldest first, up to SIGINFO_QUEUE a signal (faults.c). */
+#define SIGINFO_QUEUE 4
+#define CTX_SIGINFO_QUEUE (CTX_TRACE_COUNTS + TRACE_MAX_HEADS * 2)
+#define CTX_SIZE (CTX_SIGINFO_QUEUE + 64 * SIGINFO_QUEUE * 128)
 
 /* General registers in encoding order (the index into gpr[]). */
 #define GPR_RAX 0
@@ -185,6 +189,8 @@ struct thread_state {
     int32_t in_sigsuspend;     /* frames save suspend_mask, not sigmask */
     uint64_t suspend_mask;     /* the mask sigsuspend restores */
     uint8_t pending_count[64]; /* host deliveries not yet given to the guest */
+    uint8_t siginfo_head[64];  /* siginfo_queue positions (wrapping counters) */
+    uint8_t siginfo_tail[64];
     uint64_t fault_err, fault_trapno, fault_cr2; /* for the guest's ucontext */
     void *host_altstack;   /* the runtime's signal stack; kept when the context is reused */
     uint8_t *return_stack; /* the return stack's memory (guard page first); kept likewise */
@@ -227,6 +233,7 @@ struct guest_context {
      * never fire, lua ran 2.3x (counts in the cache) or 2.6x (here) of
      * native, against 1.7x without. */
     uint16_t trace_counts[TRACE_MAX_HEADS];
+    uint8_t siginfo_queue[64][SIGINFO_QUEUE][128];
 };
 
 _Static_assert(offsetof(struct guest_context, gpr) == CTX_GPR, "ctx layout");
