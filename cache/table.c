@@ -42,7 +42,7 @@ uint32_t cache_serial_new(struct fragment *frag)
         if (n_serials == MAX_SERIALS)
             dbo_fatal("more than %u fragments at once", MAX_SERIALS - 1);
         if (n_serials >= cap_serials) {
-            cap_serials = cap_serials ? 2 * cap_serials : 4096;
+            cap_serials = cap_serials ? cap_serials + cap_serials / 2 : 4096;
             by_serial = realloc(by_serial, cap_serials * sizeof *by_serial);
             if (!by_serial)
                 dbo_fatal("out of memory for fragment serial numbers");
