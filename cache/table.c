@@ -96,16 +96,15 @@ static struct page_node *node_at(uint32_t index)
     return &node_blocks[index / NODES_PER_BLOCK][index % NODES_PER_BLOCK];
 }
 
-/* Chains block `b`'s nodes onto the free list. */
+/* Chains block `b`'s nodes onto the free list, lowest first. */
 static void free_block(size_t b)
 {
-    for (uint32_t k = NODES_PER_BLOCK; k-- > 0;) {
-        uint32_t index = (uint32_t)(b * NODES_PER_BLOCK + k);
-        if (!index)
-            continue;
-        node_at(index)->next = free_nodes;
-        free_nodes = index;
-    }
+    struct page_node *block = node_blocks[b];
+    uint32_t first = (uint32_t)(b * NODES_PER_BLOCK);
+    for (uint32_t k = NODES_PER_BLOCK - 1; k > 0; k--)
+        block[k - 1].next = first + k;
+    block[NODES_PER_BLOCK - 1].next = free_nodes;
+    free_nodes = first ? first : block[0].next; /* node 0 is never used */
 }
 
 static uint32_t new_page_node(void)
