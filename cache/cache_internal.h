@@ -13,7 +13,8 @@ struct fragment *fragment_table_get(uint64_t guest_pc);
 void fragment_table_put(struct fragment *frag);
 void fragment_table_remove(uint64_t guest_pc);
 void fragment_table_drain(void (*drop)(struct fragment *));
-/* page number + 1 -> 1 for every page that holds translated code (table.c) */
+/* page number + 1 -> the first page-index node of every page that holds
+ * translated code (table.c) */
 extern struct u64map code_pages;
 
 /* The distinct guest pages a fragment's code comes from, in order; at

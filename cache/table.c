@@ -75,10 +75,10 @@ struct fragment *cache_lookup(uint64_t guest_pc)
 }
 
 /* code_pages maps page + 1 to the head of a list of the fragments that
- * cover that page, so invalidating a page touches only its own fragments. */
-/* A page's list of fragments: nodes by index into a pool (0: none), each
- * naming its fragment by serial number. 8 bytes each: pointers made them
- * 16, 1.5 MB for cc1's 95 000 nodes. */
+ * cover that page, so invalidating a page touches only its own fragments.
+ * The list's nodes are indexes into a pool (0: none), each naming its
+ * fragment by serial number: 8 bytes a node, where pointers made them 16
+ * (1.5 MB for cc1's 95 000). */
 struct page_node {
     uint32_t serial;
     uint32_t next;
