@@ -34,9 +34,9 @@ struct record_block {
 struct cache_chunk {
     uint8_t *base, *cursor, *end;
     struct record_block *records;
-    size_t stub_reserve;     /* kept free below cold for stubs made late (link.c) */
-    uint8_t *cold;           /* stubs live in [cold, end) */
-    uint32_t *frags; /* by serial, in address order: bump allocation keeps it sorted */
+    size_t stub_reserve; /* kept free below cold for stubs made late (link.c) */
+    uint8_t *cold;       /* stubs live in [cold, end) */
+    uint32_t *frags;     /* by serial, in address order: bump allocation keeps it sorted */
     size_t n_frags, cap_frags;
     uint64_t generation; /* retired: the flush that retired it (cache_flush_all) */
 };

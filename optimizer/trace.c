@@ -28,7 +28,8 @@ struct fragment *optimizer_link_target(const struct exit_record *exit, struct fr
     /* NET's heads: loops are entered again through a backward branch (a
      * target inside or before the code that branches), and a trace's exit
      * leads to code that is hot too. */
-    if (!from->is_trace && (exit->kind == EXIT_CALL || exit_target(exit) >= fragment_guest_end(from)))
+    if (!from->is_trace &&
+        (exit->kind == EXIT_CALL || exit_target(exit) >= fragment_guest_end(from)))
         return to;
     struct fragment *counter = cache_counter(to->guest_pc);
     if (!counter) {

@@ -229,8 +229,10 @@ static long emulate_vfork(struct guest_context *ctx, uint64_t flags, uint64_t ne
      * signals that arrived meanwhile). */
     struct guest_context *next = ctx->ts.next;
     uint64_t pending = ctx->pending_signals, epoch = ctx->ts.flush_epoch;
-    uint8_t counts[sizeof ctx->ts.pending_count];
+    uint8_t counts[sizeof ctx->ts.pending_count], heads[64], tails[64];
     memcpy(counts, ctx->ts.pending_count, sizeof counts);
+    memcpy(heads, ctx->ts.siginfo_head, sizeof heads);
+    memcpy(tails, ctx->ts.siginfo_tail, sizeof tails);
     memcpy(ctx, saved, saved_size);
     ctx->ts.next = next;
     ctx->pending_signals = pending;
@@ -239,6 +241,8 @@ static long emulate_vfork(struct guest_context *ctx, uint64_t flags, uint64_t ne
      * have taken the parent's pads away: start it empty. */
     ctx->ts.return_sp = ctx->ts.return_sp_empty;
     memcpy(ctx->ts.pending_count, counts, sizeof counts);
+    memcpy(ctx->ts.siginfo_head, heads, sizeof heads); /* their siginfos, likewise */
+    memcpy(ctx->ts.siginfo_tail, tails, sizeof tails);
     free(saved);
     munmap(stack, stack_size);
     if (pid > 0 && (flags & CLONE_PARENT_SETTID))

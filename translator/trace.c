@@ -180,7 +180,8 @@ struct fragment *translate_head_counter(struct fragment *head, uint32_t threshol
     patch_rel32(b.exits[go_on].branch_rel32, b.p);
     emit_exit_stub(&b, go_on);
 
-    struct fragment *frag = cache_record_alloc(chunk, fragment_alloc_size(b.n_exits, 0, 0, false, 0));
+    struct fragment *frag =
+        cache_record_alloc(chunk, fragment_alloc_size(b.n_exits, 0, 0, false, 0));
     frag->guest_pc = head->guest_pc; /* guest_len 0 */
     place_exits(&b, frag);
     frag->cache_pc = b.start;

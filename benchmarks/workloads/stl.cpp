@@ -15,7 +15,8 @@
 #include <unordered_map>
 #include <vector>
 
-namespace {
+namespace
+{
 
 struct Rng {
     uint64_t s;
@@ -29,14 +30,17 @@ struct Rng {
     }
 };
 
-const char *const syll[] = {"ka", "lo", "mi", "ne", "ru", "ta", "shi", "vo", "ze", "qu", "ba", "dor"};
+const char *const syll[] = {"ka",  "lo", "mi", "ne", "ru", "ta",
+                            "shi", "vo", "ze", "qu", "ba", "dor"};
 
 std::string word(Rng &r)
 {
     std::string w;
     int n = 1 + r() % 4;
-    for (int i = 0; i < n; i++) w += syll[r() % 12];
-    if (r() % 5 == 0) w += std::to_string(r() % 100);
+    for (int i = 0; i < n; i++)
+        w += syll[r() % 12];
+    if (r() % 5 == 0)
+        w += std::to_string(r() % 100);
     return w;
 }
 
@@ -87,13 +91,16 @@ uint64_t strings_phase(Rng &r)
 {
     std::vector<std::string> v;
     v.reserve(1000);
-    for (int i = 0; i < 1000; i++) v.push_back(word(r));
+    for (int i = 0; i < 1000; i++)
+        v.push_back(word(r));
     std::sort(v.begin(), v.end());
     v.erase(std::unique(v.begin(), v.end()), v.end());
-    std::stable_sort(v.begin(), v.end(),
-                     [](const std::string &x, const std::string &y) { return x.size() < y.size(); });
+    std::stable_sort(v.begin(), v.end(), [](const std::string &x, const std::string &y) {
+        return x.size() < y.size();
+    });
     uint64_t h = v.size();
-    for (const auto &s : v) h = h * 1000003 + std::hash<std::string>{}(s) % 65521;
+    for (const auto &s : v)
+        h = h * 1000003 + std::hash<std::string>{}(s) % 65521;
     return h;
 }
 
@@ -107,10 +114,12 @@ uint64_t maps_phase(Rng &r)
         sums[r() % 512] += static_cast<long>(w.size());
     }
     uint64_t h = 0;
-    for (const auto &kv : count) h = h * 31 + static_cast<uint64_t>(kv.second) * kv.first.size();
+    for (const auto &kv : count)
+        h = h * 31 + static_cast<uint64_t>(kv.second) * kv.first.size();
     for (uint64_t k = 0; k < 512; k++) {
         auto it = sums.find(k);
-        if (it != sums.end()) h ^= static_cast<uint64_t>(it->second) << (k % 40);
+        if (it != sums.end())
+            h ^= static_cast<uint64_t>(it->second) << (k % 40);
     }
     auto lo = count.lower_bound("m"), hi = count.upper_bound("t");
     return h + static_cast<uint64_t>(std::distance(lo, hi));
@@ -119,19 +128,26 @@ uint64_t maps_phase(Rng &r)
 uint64_t shapes_phase(Rng &r)
 {
     std::vector<std::shared_ptr<Shape>> all;
-    for (int i = 0; i < 300; i++) all.push_back(make_shape(r));
+    for (int i = 0; i < 300; i++)
+        all.push_back(make_shape(r));
     // Copies bump the (atomic) reference counts; the sort moves them around.
     std::vector<std::shared_ptr<Shape>> big;
     for (const auto &s : all)
-        if (s->area() > 400) big.push_back(s);
-    std::sort(big.begin(), big.end(), [](const std::shared_ptr<Shape> &a, const std::shared_ptr<Shape> &b) {
-        return a->perimeter() != b->perimeter() ? a->perimeter() < b->perimeter() : a->area() < b->area();
-    });
+        if (s->area() > 400)
+            big.push_back(s);
+    std::sort(big.begin(), big.end(),
+              [](const std::shared_ptr<Shape> &a, const std::shared_ptr<Shape> &b) {
+                  return a->perimeter() != b->perimeter() ? a->perimeter() < b->perimeter()
+                                                          : a->area() < b->area();
+              });
     std::map<std::string, long> by_kind;
-    for (auto s : all) by_kind[s->kind()] += s->area() + s->perimeter();
+    for (auto s : all)
+        by_kind[s->kind()] += s->area() + s->perimeter();
     uint64_t h = big.size();
-    for (const auto &s : big) h = h * 7 + static_cast<uint64_t>(s->area()) + static_cast<uint64_t>(s.use_count());
-    for (const auto &kv : by_kind) h = h * 131 + static_cast<uint64_t>(kv.second);
+    for (const auto &s : big)
+        h = h * 7 + static_cast<uint64_t>(s->area()) + static_cast<uint64_t>(s.use_count());
+    for (const auto &kv : by_kind)
+        h = h * 131 + static_cast<uint64_t>(kv.second);
     return h;
 }
 
@@ -144,10 +160,14 @@ uint64_t function_phase(Rng &r)
         [](long x) { return x ^ (x >> 3); },
         [k](long x) { return x - k; },
     };
-    std::function<long(long, int)> rec = [&](long x, int d) { return d ? rec(fs[d & 3](x), d - 1) : x; };
+    std::function<long(long, int)> rec = [&](long x, int d) {
+        return d ? rec(fs[d & 3](x), d - 1) : x;
+    };
     long x = static_cast<long>(r() % 1000);
-    for (int i = 0; i < 2000; i++) x = fs[r() & 3](x) % 1000003;
-    for (int i = 0; i < 100; i++) x = rec(x, 10) % 1000003;
+    for (int i = 0; i < 2000; i++)
+        x = fs[r() & 3](x) % 1000003;
+    for (int i = 0; i < 100; i++)
+        x = rec(x, 10) % 1000003;
     return static_cast<uint64_t>(x);
 }
 
@@ -165,6 +185,7 @@ int main(int argc, char **argv)
         h[3] = h[3] * 3 + function_phase(r);
     }
     printf("stl %ld rounds: strings %016llx maps %016llx shapes %016llx function %016llx\n", n,
-           (unsigned long long)h[0], (unsigned long long)h[1], (unsigned long long)h[2], (unsigned long long)h[3]);
+           (unsigned long long)h[0], (unsigned long long)h[1], (unsigned long long)h[2],
+           (unsigned long long)h[3]);
     return 0;
 }

@@ -11,7 +11,8 @@
 #include <string>
 #include <vector>
 
-namespace {
+namespace
+{
 
 int live_objects = 0;
 
@@ -50,7 +51,8 @@ struct MyError : std::runtime_error {
     MyError(const std::string &what, int d) : std::runtime_error(what), depth(d) {}
 };
 
-__attribute__((noinline)) int thrower(int depth, int limit) {
+__attribute__((noinline)) int thrower(int depth, int limit)
+{
     Tracker t("level" + std::to_string(depth));
     if (depth == limit)
         throw MyError("bottom reached", depth);
@@ -60,13 +62,15 @@ __attribute__((noinline)) int thrower(int depth, int limit) {
 struct Fragile {
     Tracker a{"a"};
     Tracker b;
-    explicit Fragile(bool fail) : b("b") {
+    explicit Fragile(bool fail) : b("b")
+    {
         if (fail)
             throw std::invalid_argument("constructor failed");
     }
 };
 
-__attribute__((noinline)) void rethrower() {
+__attribute__((noinline)) void rethrower()
+{
     try {
         thrower(0, 50);
     } catch (MyError &e) {
@@ -77,7 +81,8 @@ __attribute__((noinline)) void rethrower() {
 
 } // namespace
 
-int main() {
+int main()
+{
     // exceptions across 200 frames, destructors run during unwinding
     try {
         thrower(0, 200);

@@ -21,7 +21,8 @@ static thread_local std::string trail; // each thread's own record of destructor
 struct Guard {
     const char *name;
     explicit Guard(const char *n) : name(n) {}
-    ~Guard() {
+    ~Guard()
+    {
         trail += '~';
         trail += name;
         trail += ' ';
@@ -37,18 +38,21 @@ struct DeepError : AppError {
     DeepError(int d) : AppError("deep", 100 + d), depth(d) {}
 };
 
-__attribute__((noinline)) static int level3(int x) {
+__attribute__((noinline)) static int level3(int x)
+{
     Guard g("l3");
     if (x > 2)
         throw AppError("level3 failed with " + std::to_string(x), x);
     return x * 3;
 }
-__attribute__((noinline)) static int level2(int x) {
+__attribute__((noinline)) static int level2(int x)
+{
     Guard g("l2");
     std::vector<int> v(100, x); // heap memory released by unwinding
     return level3(x) + v[99];
 }
-__attribute__((noinline)) static int level1(int x) {
+__attribute__((noinline)) static int level1(int x)
+{
     Guard g("l1");
     try {
         return level2(x) + 1;
@@ -58,14 +62,16 @@ __attribute__((noinline)) static int level1(int x) {
     }
 }
 
-__attribute__((noinline)) static int recurse(int n, int at) {
+__attribute__((noinline)) static int recurse(int n, int at)
+{
     Guard g(n % 2 ? "odd" : "even");
     if (n == at)
         throw DeepError(n);
     return recurse(n + 1, at) + 1;
 }
 
-static int cmp_throwing(const void *a, const void *b) {
+static int cmp_throwing(const void *a, const void *b)
+{
     int x = *static_cast<const int *>(a), y = *static_cast<const int *>(b);
     if (x == 13 || y == 13)
         throw std::out_of_range("unlucky element met in qsort");
@@ -74,14 +80,16 @@ static int cmp_throwing(const void *a, const void *b) {
 
 struct Ctor {
     std::string s;
-    Ctor(int v) try : s(v < 0 ? throw std::invalid_argument("negative") : std::to_string(v)) {
+    Ctor(int v)
+    try : s(v < 0 ? throw std::invalid_argument("negative") : std::to_string(v)) {
     } catch (const std::invalid_argument &e) {
         trail += "[ctor function-try-block] ";
         // rethrown automatically
     }
 };
 
-static void nested() {
+static void nested()
+{
     try {
         try {
             throw std::runtime_error("inner");
@@ -98,7 +106,8 @@ static void nested() {
     }
 }
 
-__attribute__((noinline)) static long thread_work(int id) {
+__attribute__((noinline)) static long thread_work(int id)
+{
     long caught = 0;
     for (int i = 0; i < 300; i++) {
         try {
@@ -110,7 +119,8 @@ __attribute__((noinline)) static long thread_work(int id) {
     return caught;
 }
 
-int main() {
+int main()
+{
     // 1: through three frames, caught in main, destructors in order
     for (int x = 1; x <= 4; x++) {
         trail.clear();
@@ -118,7 +128,8 @@ int main() {
             int r = level1(x);
             std::printf("level1(%d) = %d; %s\n", x, r, trail.c_str());
         } catch (const AppError &e) {
-            std::printf("level1(%d) threw \"%s\" code %d; %s\n", x, e.what(), e.code, trail.c_str());
+            std::printf("level1(%d) threw \"%s\" code %d; %s\n", x, e.what(), e.code,
+                        trail.c_str());
         }
     }
 
@@ -193,7 +204,8 @@ int main() {
 
     // 7: std::terminate is not reached; uncaught_exceptions inside a dtor
     struct Probe {
-        ~Probe() {
+        ~Probe()
+        {
             std::printf("uncaught_exceptions in a destructor during unwinding: %d\n",
                         std::uncaught_exceptions());
         }
