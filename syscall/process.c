@@ -264,6 +264,10 @@ long emulate_clone(struct guest_context *ctx, uint64_t flags, uint64_t newsp, ui
     int pipefd[2] = {-1, -1};
     if ((flags & CLONE_VFORK) && vfork_pipe(pipefd) < 0)
         return -EAGAIN;
+    /* Host signals wait until the child has dropped what the parent had
+     * pending (signals_after_fork): one sent to the child at once stays. */
+    uint64_t all = ~0ull, mask;
+    syscall_raw(SYS_rt_sigprocmask, SIG_SETMASK, (long)&all, (long)&mask, 8, 0, 0);
     long pid;
     if (plain) {
         pid = fork(); /* through glibc, so the runtime's own locks are sane in the child */
@@ -275,7 +279,8 @@ long emulate_clone(struct guest_context *ctx, uint64_t flags, uint64_t newsp, ui
     }
     if (pid == 0) {
         translator_after_fork(ctx); /* only this thread lives on */
-        signals_after_fork();
+        signals_after_fork(ctx);
+        syscall_raw(SYS_rt_sigprocmask, SIG_SETMASK, (long)&mask, 0, 8, 0, 0);
         if (pipefd[0] >= 0)
             close(pipefd[0]);
         if (flags & CLONE_CHILD_SETTID)
@@ -289,6 +294,7 @@ long emulate_clone(struct guest_context *ctx, uint64_t flags, uint64_t newsp, ui
         ctx->ts.tid = (int)syscall_raw(SYS_gettid, 0, 0, 0, 0, 0, 0);
         return 0;
     }
+    syscall_raw(SYS_rt_sigprocmask, SIG_SETMASK, (long)&mask, 0, 8, 0, 0);
     if (pipefd[1] >= 0) {
         close(pipefd[1]);
         char c;

@@ -101,9 +101,15 @@ static void know_action(int sig)
     pthread_mutex_unlock(&actions_lock);
 }
 
-void signals_after_fork(void)
+void signals_after_fork(struct guest_context *ctx)
 {
     pthread_mutex_init(&actions_lock, NULL); /* a thread that held it is gone */
+    /* A child starts with no signal pending (the kernel cleared its own
+     * set): what had reached the parent but not its handlers stays the
+     * parent's alone. */
+    __atomic_store_n(&ctx->pending_signals, 0, __ATOMIC_SEQ_CST);
+    memset(ctx->ts.pending_count, 0, sizeof ctx->ts.pending_count);
+    memcpy(ctx->ts.siginfo_head, ctx->ts.siginfo_tail, sizeof ctx->ts.siginfo_head);
 }
 
 static struct kernel_sigaction *guest_action(int sig)

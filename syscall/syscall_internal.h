@@ -56,6 +56,6 @@ void signals_record_pending(struct guest_context *ctx, int sig, const siginfo_t 
  * would deliver it, without a host signal; any other goes to the kernel. */
 long emulate_kill(struct guest_context *ctx, long nr, long a1, long a2, long a3);
 /* In a forked child, whose other threads are gone. */
-void signals_after_fork(void);
+void signals_after_fork(struct guest_context *ctx);
 
 #endif
