@@ -390,6 +390,12 @@ struct fragment *translate_trace(struct guest_context *ctx, const struct guest_r
 /* Links the exits build_fragment() made without a stub, its branch
  * already at the target: room for their stubs is kept in the chunk, in
  * case they are unlinked. */
+/* The fragments the last build_fragment() linked its exits to as it made
+ * them, by exit (NULL: not linked at birth), for link_at_birth() to put
+ * them on those fragments' incoming lists without looking them up again
+ * (translator lock held throughout). */
+static struct fragment *born_links[MAX_EXITS];
+
 static void link_at_birth(struct fragment *frag, struct cache_chunk *chunk)
 {
     uint32_t n = 0;
@@ -403,7 +409,7 @@ static void link_at_birth(struct fragment *frag, struct cache_chunk *chunk)
     for (uint32_t i = 0; i < frag->n_exits; i++) {
         struct exit_record *e = &fragment_exits(frag)[i];
         if (e->branch_off && !e->stub_off && e->kind != EXIT_INDIRECT) {
-            cache_link_at_birth(e, cache_lookup(exit_target(e)));
+            cache_link_at_birth(e, born_links[i]);
             dbo_stats.direct_links++;
         }
     }
@@ -787,6 +793,7 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
                                   : NULL;
         int64_t reach = to ? to->cache_pc - (e->branch_rel32 + 4) : 0;
         e->linked_at_birth = to && !to->dead && reach == (int32_t)reach;
+        born_links[i] = e->linked_at_birth ? to : NULL;
         if (e->linked_at_birth)
             patch_rel32(e->branch_rel32, to->cache_pc);
         else if (e->branch_rel32)
