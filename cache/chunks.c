@@ -14,7 +14,7 @@
 
 #include "cache/cache_internal.h"
 #include "runtime/runtime.h"
-#include "translator/translator.h" /* STUB_SIZE */
+#include "translator/translator.h" /* the exit stubs' format */
 
 #define MAX_CHUNK_SIZE (64ul << 20)
 #define MAX_CHUNKS 64
@@ -49,19 +49,10 @@ static struct cache_chunk *retired;
 static int n_retired, cap_retired;
 
 /* The last STUB_TAIL_SIZE bytes of a chunk hold the exit stubs' shared
- * tail, `jmp *%gs:CTX_STUB_ENTRY`; its cold code grows down from there. */
+ * tail (write_stub_tail()); its cold code grows down from there. */
 static uint8_t *cold_start(uint8_t *end)
 {
     return end - STUB_TAIL_SIZE;
-}
-
-static void write_stub_tail(uint8_t *at)
-{
-    static const uint8_t jump[4] = {0x65, 0xff, 0x24, 0x25};
-    uint32_t entry = CTX_STUB_ENTRY;
-    memset(at, 0xcc, STUB_TAIL_SIZE);
-    memcpy(at, jump, 4);
-    memcpy(at + 4, &entry, 4);
 }
 
 static bool within_reach(const struct cache_chunk *c, uint64_t pc)

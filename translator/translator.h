@@ -61,9 +61,9 @@
  * index mixing in bits 16-31 took 10 000 more misses off cc1 but made
  * ls 5-8% slower.) */
 #define VICTIM_PROMOTE_EVERY 64
-/* Exit stubs (indirect.c): `movl $id, %gs:CTX_STUB_ID; jmp *%gs:CTX_STUB_ENTRY`
- * to dbo_stub_entry, which hands the dispatcher the exit as
- * STUB_ID_BASE + id (exit_by_id()). */
+/* Exit stubs (write_exit_stub()): `movl $id, %gs:CTX_STUB_ID`, then through
+ * their chunk's tail `jmp *%gs:CTX_STUB_ENTRY` to dbo_stub_entry, which hands the dispatcher the
+ * exit as STUB_ID_BASE + id (exit_by_id()). */
 #define CTX_STUB_ENTRY (CTX_THREAD_STATE + 144)
 #define CTX_STUB_ID (CTX_THREAD_STATE + 152)
 /* 1 while the fast gate makes a call, 2 once a flush found it so (the
@@ -348,7 +348,7 @@ static inline void exit_set_target(struct exit_record *e, uint64_t target)
 
 /* An exit's id: its fragment's serial number (cache.h) and the exit's
  * index. 32 bits where a record's address took 64: in an exit stub, which
- * is 20 bytes, not 36 (a large program has 100 000s, most never run), and
+ * is 17 bytes, not 36 (a large program has 100 000s, most never run), and
  * on incoming lists. The dispatcher gets it from a stub as STUB_ID_BASE +
  * id, an address no record has. */
 #define STUB_ID_BASE 0xffffffff80000000ull
@@ -370,6 +370,17 @@ static inline void write_exit_stub(uint8_t *out, const uint8_t *at, uint32_t id)
     __builtin_memcpy(out + STUB_ID_AT, &id, 4);
     out[12] = 0xe9;
     __builtin_memcpy(out + 13, &rel, 4);
+}
+
+/* Writes the tail every exit stub of a chunk jumps to, STUB_TAIL_SIZE
+ * bytes at `at`: `jmp *%gs:stub_entry`, then int3 padding. */
+static inline void write_stub_tail(uint8_t *at)
+{
+    static const uint8_t jump[4] = {0x65, 0xff, 0x24, 0x25};
+    uint32_t entry = CTX_STUB_ENTRY;
+    __builtin_memset(at, 0xcc, STUB_TAIL_SIZE);
+    __builtin_memcpy(at, jump, 4);
+    __builtin_memcpy(at + 4, &entry, 4);
 }
 
 static inline uint32_t exit_id(const struct exit_record *e)
