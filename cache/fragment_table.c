@@ -37,8 +37,11 @@ struct fragment *fragment_table_get(uint64_t guest_pc)
     for (size_t i = home(guest_pc, cap);; i = (i + 1) & (cap - 1)) {
         if (!slots[i].serial)
             return NULL;
-        if (holds(&slots[i], guest_pc))
-            return cache_fragment_by_serial(slots[i].serial);
+        if (slots[i].pc_lo != (uint32_t)guest_pc)
+            continue;
+        struct fragment *f = cache_fragment_by_serial(slots[i].serial);
+        if (f->guest_pc == guest_pc)
+            return f;
     }
 }
 
