@@ -387,15 +387,16 @@ struct fragment *translate_trace(struct guest_context *ctx, const struct guest_r
     return translate(ctx, blocks[0].start, BUILD_TRACE, &path);
 }
 
-/* Links the exits build_fragment() made without a stub, its branch
- * already at the target: room for their stubs is kept in the chunk, in
- * case they are unlinked. */
 /* The fragments the last build_fragment() linked its exits to as it made
- * them, by exit (NULL: not linked at birth), for link_at_birth() to put
- * them on those fragments' incoming lists without looking them up again
- * (translator lock held throughout). */
+ * them, by exit, for link_at_birth() to put them on those fragments'
+ * incoming lists without looking them up again (translator lock held
+ * throughout). Set for the exits there were when it placed the stubs
+ * (NULL: given a stub); read only for an exit with a branch and no stub. */
 static struct fragment *born_links[MAX_EXITS];
 
+/* Links the exits build_fragment() made without a stub, their branches
+ * already at their targets: room for their stubs is kept in the chunk, in
+ * case they are unlinked. */
 static void link_at_birth(struct fragment *frag, struct cache_chunk *chunk)
 {
     uint32_t n = 0;
