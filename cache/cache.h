@@ -83,10 +83,11 @@ struct fragment {
     uint8_t n_ranges;
     uint8_t ends_with : 2; /* enum fragment_end: how its last instruction leaves */
     bool is_trace : 1;
-    bool dead : 1;       /* invalidated; code kept until a flush */
-    bool self_check : 1; /* checks its guest bytes on entry */
-    bool is_counter : 1; /* a trace head's execution counter, no guest code */
-    bool indexed : 1;    /* in the page index (table.c) */
+    bool dead : 1;        /* invalidated; code kept until a flush */
+    bool self_check : 1;  /* checks its guest bytes on entry */
+    bool is_counter : 1;  /* a trace head's execution counter, no guest code */
+    bool indexed : 1;     /* in the page index (table.c) */
+    bool site_target : 1; /* in some thread's jump-table site slots (table_jump.c) */
 };
 /* 40 bytes (cc1 has 93 000): its exit records follow it. */
 _Static_assert(sizeof(struct fragment) == 40, "fragment records stay small");

@@ -97,6 +97,7 @@ void dbo_print_stats(void)
             "  indirect branches      %" PRIu64 " (%" PRIu64
             " hit an inline target or trace guard, %" PRIu64 " the table, %" PRIu64
             " missed: %.1f%% in cache)\n"
+            "  jump-table sites       %" PRIu64 " hits at %" PRIu64 " sites\n"
             "  inline targets set     %" PRIu64 "\n"
             "  return stack           %" PRIu64 " returns reached their call, %" PRIu64 " did not\n"
             "  traces                 %" PRIu64 " built from %" PRIu64 " heads (%" PRIu64
@@ -110,11 +111,11 @@ void dbo_print_stats(void)
             getpid(), s->fragments_built, s->guest_instructions, s->cache_bytes, cache_bytes_used(),
             heap.uordblks + heap.hblkhd, s->dispatcher_entries, s->direct_links, lookups,
             inline_hits, hits, s->indirect_misses,
-            lookups ? 100.0 * (inline_hits + hits) / lookups : 0.0, s->inline_targets, return_hits,
-            return_misses, s->traces_built, s->trace_heads, s->traces_abandoned,
-            s->trace_blocks_recorded, s->flags_dead, s->flags_checked, s->syscalls + fast_syscalls,
-            fast_syscalls, s->flushes, s->invalidations, s->code_write_faults, ms,
-            ms > 0 ? s->fragments_built / ms : 0.0);
+            lookups ? 100.0 * (inline_hits + hits) / lookups : 0.0, translator_site_hits(),
+            s->table_sites, s->inline_targets, return_hits, return_misses, s->traces_built,
+            s->trace_heads, s->traces_abandoned, s->trace_blocks_recorded, s->flags_dead,
+            s->flags_checked, s->syscalls + fast_syscalls, fast_syscalls, s->flushes,
+            s->invalidations, s->code_write_faults, ms, ms > 0 ? s->fragments_built / ms : 0.0);
     if (dbo_opts.stats_file)
         close(fd);
 }

@@ -25,6 +25,8 @@ static const char usage[] =
     "  --stats[=FILE]   print translation counters at exit (to stderr or FILE)\n"
     "  --no-fsgsbase    switch %fs/%gs with arch_prctl, not rdfsbase/wrfsbase\n"
     "  --verbose        log every fragment and system call to stderr\n"
+    "  --perf-map       name translated code in /tmp/perf-PID.map for perf\n"
+    "                   (kind of code and guest address: benchmarks/profile)\n"
     "  --cache-size=SIZE  bound the code cache to SIZE bytes (suffix K, M or G;\n"
     "                   at least 64K); when full it is flushed and refilled\n"
     "  -h, --help       show this help and exit\n"
@@ -41,6 +43,8 @@ static const char usage[] =
     "                   flag-free even where the guest's flags are dead\n"
     "  --inline-targets each indirect branch first checks the target it took\n"
     "                   the first time (off: measured slower on lua)\n"
+    "  --no-table-jumps  a jump through a table (switch, computed goto) looks\n"
+    "                   its target up in the shared table, not in its own\n"
     "  --no-return-prefetch  calls do not prefetch the table slot their return\n"
     "                   will read (the prefetch makes cc1 5% faster)\n"
     "  --return-stack   calls and returns as real call/ret on a stack of dbo's,\n"
@@ -97,6 +101,7 @@ static int parse_options(int argc, char **argv)
 {
     dbo_opts.fragment_branches = 8;
     dbo_opts.return_prefetch = true;
+    dbo_opts.table_jumps = true;
     dbo_opts.trace_threshold = OPTIMIZER_DEFAULT_TRACE_THRESHOLD;
     dbo_opts.flags_liveness = true;
     int i = 1;
@@ -148,11 +153,14 @@ static int parse_options(int argc, char **argv)
         } else if (switch_option(a, "trace-indirect", &dbo_opts.trace_indirect) ||
                    switch_option(a, "flags-liveness", &dbo_opts.flags_liveness) ||
                    switch_option(a, "return-prefetch", &dbo_opts.return_prefetch) ||
+                   switch_option(a, "table-jumps", &dbo_opts.table_jumps) ||
                    switch_option(a, "return-stack", &dbo_opts.return_stack)) {
         } else if (!strcmp(a, "--inline-targets")) {
             dbo_opts.inline_targets = true;
         } else if (!strcmp(a, "--verbose")) {
             dbo_opts.verbose = true;
+        } else if (!strcmp(a, "--perf-map")) {
+            dbo_opts.perf_map = true;
         } else if (!strcmp(a, "--argv0")) {
             if (i + 1 >= argc)
                 dbo_fatal("option --argv0 needs an argument");

@@ -11,9 +11,11 @@ struct dbo_options {
     const char *stats_file;   /* --stats=FILE, NULL for stderr */
     bool no_fsgsbase;         /* --no-fsgsbase: switch fs/gs with arch_prctl */
     bool verbose;             /* --verbose: log translation events */
+    bool perf_map;            /* --perf-map: name translated code in /tmp/perf-PID.map */
     bool return_stack;        /* calls and returns on a return stack of the runtime's */
     bool return_prefetch;     /* a call prefetches its return's table slot */
     bool inline_targets;      /* --inline-targets: per-site predicted target */
+    bool table_jumps;         /* jumps through a table look up in a table of their own */
     int fragment_branches;    /* --fragment-branches=N: continue past N branches */
     uint64_t cache_size;      /* --cache-size=SIZE: bytes of translated code, 0 = no bound */
     uint32_t trace_threshold; /* --trace-threshold=N: runs of a head before its trace, 0 = none */
@@ -38,6 +40,7 @@ struct dbo_stats {
     uint64_t indirect_lookups; /* in-cache hits are counted only with --stats */
     uint64_t indirect_misses;
     uint64_t inline_targets; /* indirect branch sites given a predicted target */
+    uint64_t table_sites;    /* jump-table sites made (table_jump.c) */
     uint64_t syscalls;
     uint64_t flushes;
     uint64_t invalidations;     /* fragments invalidated by unmap, protect or writes */

@@ -319,6 +319,7 @@ long emulate_clone3(struct guest_context *ctx, const void *args, uint64_t size)
 void emulate_exit_group(int status)
 {
     dbo_print_stats();
+    translator_flush_perf_map();
     /* A vfork child shares the parent's runtime: leave its lock free. */
     if (translator_lock_held())
         translator_unlock();
@@ -387,6 +388,7 @@ long emulate_execve(struct guest_context *ctx, int dirfd, const char *path, char
         }
     }
     dbo_print_stats();
+    translator_flush_perf_map();
     translator_unlock(); /* a vfork parent resumes when this succeeds */
     long r = syscall_raw(SYS_execve, (long)dbo_self_path, (long)new_argv, (long)new_envp, 0, 0, 0);
     translator_lock();

@@ -443,6 +443,7 @@ static void deliver(struct guest_context *ctx, int sig)
         /* Changed to default after it arrived: take the default action. */
         if (signal_is_synchronous(sig) || sig == SIGABRT || sig == SIGQUIT) {
             dbo_print_stats();
+            translator_flush_perf_map();
             signal_die_by_default(sig);
         }
         install_host(sig);
@@ -516,6 +517,7 @@ void signals_deliver_pending(struct guest_context *ctx)
         if ((ctx->ts.sigmask & (1ull << (sync - 1))) || h == (uint64_t)SIG_IGN ||
             h == (uint64_t)SIG_DFL) {
             dbo_print_stats();
+            translator_flush_perf_map();
             signal_die_by_default(sync);
         }
         deliver(ctx, sync);

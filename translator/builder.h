@@ -29,6 +29,19 @@
 #define MAX_TRACE_BYTES 16384
 _Static_assert(MAX_TRACE_BYTES < 32768, "insn_mark.cache_off has 15 bits");
 
+/* What a guest instruction's code is, for --perf-map (perf_map.c). */
+enum code_kind {
+    CODE_GUEST,    /* the guest's own instruction, copied (or rewritten in place) */
+    CODE_ENTRY,    /* a fragment's indirect entry and entry check */
+    CODE_BRANCH,   /* a direct branch: its jcc/jmp rel32 and exit jump */
+    CODE_CALL,     /* a direct call: the push of its return address */
+    CODE_RETURN,   /* a return: the lookup of its target (or its guard) */
+    CODE_INDIRECT, /* an indirect jump or call: the lookup of its target */
+    CODE_SYSCALL,  /* a system call through the gate */
+    CODE_COLD,     /* exit stubs and lookup misses, apart from the hot code */
+    CODE_COUNTER,  /* a trace head's counter */
+};
+
 /* Where the builder put each guest instruction's code; made the
  * fragment's pc map (cache.h) when it is done. */
 struct insn_mark {
@@ -96,10 +109,16 @@ struct builder {
     int n_record_refs;
     int n_literals;
     uint8_t *inline_hit_rel32; /* the inline check's jump to its hit block */
+    int site_exit, site;       /* a jump-table site's miss exit (-1: none) and site */
+    /* table_jump_lookahead() saw a table load feeding the jump at
+     * table_jump_at (0: none), through the register table_jump_target */
+    uint64_t table_jump_at, table_jump_table;
+    int table_jump_target;
     /* The arrays from here on are written before they are read (up to
      * their counts above): builder_init() does not clear them, which for
      * every fragment cost 8 KB of stores, a quarter of build_fragment. */
     struct insn_mark map[MAX_TRACE_INSNS];
+    uint8_t kinds[MAX_TRACE_INSNS];              /* enum code_kind of each, for --perf-map */
     uint64_t insn_pcs[MAX_TRACE_INSNS];          /* traces: the guest pc of each */
     struct guest_range ranges[TRACE_MAX_BLOCKS]; /* traces: the guest code covered */
     struct trace_guard guards[TRACE_MAX_BLOCKS];
@@ -121,6 +140,7 @@ static inline void builder_init(struct builder *b, struct guest_context *ctx, en
     memset(b, 0, offsetof(struct builder, map));
     b->ctx = ctx;
     b->mode = mode;
+    b->site_exit = -1;
     b->p = p;
     b->cold = cold;
 }
@@ -237,6 +257,20 @@ bool quick_decode(const uint8_t *bytes, size_t avail, ZydisDecodedInstruction *i
 int64_t mov_imm_to_eax(const uint8_t *bytes, int length);
 /* A syscall through the gate's fast path (`known`: the number was seen). */
 void emit_fast_syscall(struct builder *b, uint64_t next, bool known);
+
+/* table_jump.c: before a copied instruction at pc (bytes, as the quick
+ * decoder saw it): if it loads the target of a jump a few instructions
+ * on from a table, save the index's low byte for the jump's site; then
+ * at that jump, the site's code (false: no site left, emit the usual
+ * lookup). */
+bool table_jump_lookahead(struct builder *b, const uint8_t *bytes,
+                          const ZydisDecodedInstruction *quick, uint64_t pc);
+bool emit_table_jump(struct builder *b);
+/* The fragment's site exit for the dispatcher, once it has its records. */
+void table_jump_placed(const struct builder *b, struct fragment *frag);
+
+/* perf_map.c: the lines of a fragment just built (b its builder). */
+void perf_map_fragment(const struct builder *b, const struct fragment *frag);
 
 /* trace.c */
 /* A trace's guard that the indirect target in %rdx (or, for a return, the

@@ -50,7 +50,22 @@ static uint64_t ibl_epoch;
 static int live_threads;
 /* from threads that are gone */
 static uint64_t exited_indirect_hits, exited_inline_hits, exited_fast_syscalls;
-static uint64_t exited_return_hits, exited_return_misses;
+static uint64_t exited_return_hits, exited_return_misses, exited_site_hits;
+
+static uint64_t site_hits_of(const struct guest_context *c)
+{
+    uint64_t n;
+    memcpy(&n, c->site_key + 16, 8); /* CTX_SITE_HITS */
+    return n;
+}
+
+uint64_t translator_site_hits(void)
+{
+    uint64_t n = exited_site_hits;
+    for (struct guest_context *c = live_contexts; c; c = c->ts.next)
+        n += site_hits_of(c);
+    return n;
+}
 static uint64_t flush_epoch;
 
 static __thread bool holding_lock;
@@ -126,6 +141,7 @@ static void ibl_clear(struct guest_context *ctx)
 {
     for (int i = 0; i < IBL_SLOTS; i++)
         ctx->ibl[i].neg_guest_pc = ctx->ibl_victim[i].neg_guest_pc = 0;
+    table_jump_clear(ctx);
 }
 
 /* An invalidated fragment must not be reachable through any thread's
@@ -140,14 +156,18 @@ static void forget_indirect(struct fragment *frag, void *arg)
             e->neg_guest_pc = 0;
         if ((e = ibl_find(c->ibl_victim, frag->guest_pc)))
             e->neg_guest_pc = 0;
+        if (frag->site_target)
+            table_jump_forget(c, frag->guest_pc);
     }
 }
 
 /* Every thread's indirect table entry for guest_pc, if any, leads to
  * cache_pc from now on. */
-static void retarget_indirect(uint64_t guest_pc, uint64_t cache_pc)
+static void retarget_indirect(uint64_t guest_pc, uint64_t cache_pc, bool in_sites)
 {
     for (struct guest_context *c = live_contexts; c; c = c->ts.next) {
+        if (in_sites)
+            table_jump_retarget(c, guest_pc, cache_pc);
         struct ibl_entry *e = ibl_find(c->ibl, guest_pc);
         if (e)
             e->cache_pc = cache_pc;
@@ -158,11 +178,14 @@ static void retarget_indirect(uint64_t guest_pc, uint64_t cache_pc)
 
 void translator_install_trace(struct fragment *trace)
 {
+    struct fragment *head = cache_lookup(trace->guest_pc);
+    bool in_sites = head && head->site_target;
+    trace->site_target = in_sites;
     cache_install_trace(trace);
     cache_protect_code(trace);
     /* Indirect branches to the head go to the trace from now on (the old
      * head stays valid code until a flush, for a thread just looking it up). */
-    retarget_indirect(trace->guest_pc, (uint64_t)trace->cache_pc - INDIRECT_ENTRY_SIZE);
+    retarget_indirect(trace->guest_pc, (uint64_t)trace->cache_pc - INDIRECT_ENTRY_SIZE, in_sites);
 }
 
 void translator_invalidate(uint64_t start, uint64_t len)
@@ -223,6 +246,8 @@ static void put_on_free_list(struct guest_context *ctx)
     exited_fast_syscalls += ctx->ts.fast_syscalls;
     exited_return_hits += ctx->ts.return_hits;
     exited_return_misses += ctx->ts.return_misses;
+    exited_site_hits += site_hits_of(ctx);
+    memset(ctx->site_key + 16, 0, 8);
     optimizer_thread_exit(ctx);
     ctx->ts.ibl_epoch = ibl_epoch;
     ctx->ts.next = free_contexts;
@@ -323,6 +348,7 @@ struct guest_context *context_create(bool use_fsgsbase)
     ctx->ts.return_lookup = (uint64_t)dbo_return_lookup;
     ctx->ts.victim_lookup = (uint64_t)dbo_victim_lookup;
     ctx->ts.victim_countdown = VICTIM_PROMOTE_EVERY;
+    memcpy(ctx->site_key + 8, &(uint64_t){SITE_LEARN_EVERY}, 8); /* CTX_SITE_COUNTDOWN */
     ctx->self = (uint64_t)ctx;
     ctx->exit_entry = (uint64_t)dbo_exit_entry;
     ctx->ts.stub_entry = (uint64_t)dbo_stub_entry;
@@ -363,6 +389,7 @@ void translator_after_fork(struct guest_context *ctx)
     ctx->ts.next = NULL;
     live_contexts = ctx;
     live_threads = 1;
+    translator_perf_map_after_fork();
 }
 
 void context_release(struct guest_context *ctx)
@@ -410,6 +437,7 @@ void translator_flush(struct guest_context *ctx)
      * load the old cache address, which stays valid until it returns. */
     for (struct guest_context *c = live_contexts; c; c = c->ts.next)
         ibl_clear(c);
+    table_jump_flush();
 }
 
 /* Which retired code the threads that were in the cache at a flush can
@@ -575,6 +603,8 @@ void *dispatch(struct guest_context *ctx)
         }
         frag = fragment_for(ctx, ctx->rip);
         ibl_insert(ctx, ctx->rip, (uint64_t)frag->cache_pc - INDIRECT_ENTRY_SIZE);
+        if (dbo_stats.flushes == flushes) /* else the exit's record may be gone */
+            table_jump_learn(ctx, exit, frag);
         break;
     }
     case EXIT_STALE:

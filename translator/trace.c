@@ -188,6 +188,8 @@ struct fragment *translate_head_counter(struct fragment *head, uint32_t threshol
     frag->cache_size = (uint16_t)(b.p - b.start); /* a counter is some 60 bytes */
     frag->is_counter = true;
     cache_chunk_commit(chunk, b.p, 0);
+    if (dbo_opts.perf_map)
+        perf_map_fragment(&b, frag);
     cache_insert_helper(frag);
     cache_link(&fragment_exits(frag)[go_on], head);
     return frag;

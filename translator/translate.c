@@ -566,6 +566,7 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
             b.insn_pcs[b.n_insns] = pc;
             b.ranges[b.n_ranges - 1].end = next;
         }
+        b.kinds[b.n_insns] = CODE_GUEST; /* (the cases below say otherwise) */
         b.map[b.n_insns++] = (struct insn_mark){
             .cache_off = (uint16_t)(b.p - b.start),
             .guest_off = t ? 0 : (uint16_t)(pc - guest_pc),
@@ -590,6 +591,18 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
             if (insn.meta.branch_type == ZYDIS_BRANCH_TYPE_FAR)
                 untranslatable(pc, bytes, insn.length, "far control transfer");
             bool indirect = ops[0].type != ZYDIS_OPERAND_TYPE_IMMEDIATE;
+            if (pc == b.table_jump_at && insn.mnemonic == ZYDIS_MNEMONIC_JMP &&
+                ops[0].type == ZYDIS_OPERAND_TYPE_REGISTER &&
+                gpr_number(ops[0].reg.value) == b.table_jump_target &&
+                emit_table_jump(&b)) { /* its target was loaded from a table */
+                b.kinds[b.n_insns - 1] = CODE_INDIRECT;
+                b.ends_with = ENDS_INDIRECT;
+                ended = true;
+                break;
+            }
+            b.kinds[b.n_insns - 1] = indirect                               ? CODE_INDIRECT
+                                     : insn.mnemonic == ZYDIS_MNEMONIC_CALL ? CODE_CALL
+                                                                            : CODE_BRANCH;
             if (indirect) {
                 emit_store_gs(&b.p, GPR_RCX, CTX_SPILL_RCX);
                 emit_store_gs(&b.p, GPR_RDX, CTX_SPILL_RDX);
@@ -640,6 +653,7 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
                 untranslatable(pc, bytes, insn.length, "far return");
             uint16_t pop_extra =
                 ops[0].type == ZYDIS_OPERAND_TYPE_IMMEDIATE ? (uint16_t)ops[0].imm.value.u : 0;
+            b.kinds[b.n_insns - 1] = CODE_RETURN;
             emit_store_gs(&b.p, GPR_RCX, CTX_SPILL_RCX);
             emit_store_gs(&b.p, GPR_RDX, CTX_SPILL_RDX);
             b.ends_with = ENDS_RETURN;
@@ -661,6 +675,7 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
             break;
         }
         case ZYDIS_MNEMONIC_SYSCALL: {
+            b.kinds[b.n_insns - 1] = CODE_SYSCALL;
             /* A recording block leaves through EXIT_SYSCALL: a trace ends
              * there. A number known not to pass goes to the C gate. */
             bool known_fast = rax_before >= 0 && syscall_fast_allowed(rax_before);
@@ -681,6 +696,7 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
         case ZYDIS_MNEMONIC_LOOPE:
         case ZYDIS_MNEMONIC_LOOPNE: {
             /* Only rel8 forms exist: branch over a fall-through jump. */
+            b.kinds[b.n_insns - 1] = CODE_BRANCH;
             uint64_t target;
             target = branch_target(&insn, &ops[0], pc, quick);
             emit_bytes(&b.p, bytes, insn.length - 1);
@@ -729,6 +745,7 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
             break;
         default:
             if (insn.meta.category == ZYDIS_CATEGORY_COND_BR) {
+                b.kinds[b.n_insns - 1] = CODE_BRANCH;
                 uint64_t target;
                 target = branch_target(&insn, &ops[0], pc, quick);
                 int cond = insn.opcode & 0x0f;
@@ -767,6 +784,8 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
                   ops[1].type == ZYDIS_OPERAND_TYPE_MEMORY ||
                   ops[2].type == ZYDIS_OPERAND_TYPE_MEMORY))
                 untranslatable(pc, bytes, insn.length, "unhandled relative instruction");
+            if (quick && !self_check)
+                table_jump_lookahead(&b, bytes, &insn, pc);
             emit_copy(&b.p, &insn, ops, bytes, pc);
             /* On a volatile page a store may rewrite the code that follows:
              * end here, so the next fragment checks its bytes first. */
@@ -841,6 +860,7 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
     }
     frag->guest_pc = guest_pc; /* before place_exits(): targets are offsets from it */
     place_exits(&b, frag);
+    table_jump_placed(&b, frag);
     memcpy(fragment_pc_map(frag), pc_map, pc_map_bytes);
     frag->first_insn_off = b.n_insns ? b.map[0].cache_off : 0;
     uint64_t guest_end = t ? b.ranges[0].end : pc;
@@ -852,5 +872,7 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
     frag->cold_bytes = (uint16_t)cold_bytes;
     frag->self_check = self_check;
     frag->ends_with = b.ends_with;
+    if (dbo_opts.perf_map)
+        perf_map_fragment(&b, frag);
     return frag;
 }

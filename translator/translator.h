@@ -79,7 +79,21 @@
  * siginfo here, oldest first, up to SIGINFO_QUEUE a signal (faults.c). */
 #define SIGINFO_QUEUE 4
 #define CTX_SIGINFO_QUEUE (CTX_TRACE_COUNTS + TRACE_MAX_HEADS * 2)
-#define CTX_SIZE (CTX_SIGINFO_QUEUE + 64 * SIGINFO_QUEUE * 128)
+/* Jump-table sites (table_jump.c): each an indirect jump whose target
+ * was just loaded from a table, with its own table of targets in every
+ * thread's context, indexed by the low byte of the table index (saved at
+ * CTX_SITE_KEY as the target is loaded): the negated guest targets, then
+ * the entries they lead to. */
+#define MAX_SITES 64
+#define SITE_SLOTS 256
+#define CTX_SITE_KEY (CTX_SIGINFO_QUEUE + 64 * SIGINFO_QUEUE * 128)
+#define CTX_SITE_COUNTDOWN (CTX_SITE_KEY + 8) /* misses until one fills a slot */
+#define CTX_SITE_HITS (CTX_SITE_KEY + 16)     /* with --stats */
+#define SITE_LEARN_EVERY 64
+#define CTX_SITES (CTX_SITE_KEY + 64)
+#define SITE_TAGS(site) (CTX_SITES + (site)*SITE_SLOTS * 16)
+#define SITE_ENTRIES(site) (SITE_TAGS(site) + SITE_SLOTS * 8)
+#define CTX_SIZE (CTX_SITES + MAX_SITES * SITE_SLOTS * 16)
 
 /* General registers in encoding order (the index into gpr[]). */
 #define GPR_RAX 0
@@ -234,6 +248,11 @@ struct guest_context {
      * native, against 1.7x without. */
     uint16_t trace_counts[TRACE_MAX_HEADS];
     uint8_t siginfo_queue[64][SIGINFO_QUEUE][128];
+    uint8_t site_key[64];
+    struct {
+        int64_t neg_target[SITE_SLOTS];
+        uint64_t entry[SITE_SLOTS];
+    } sites[MAX_SITES];
 };
 
 _Static_assert(offsetof(struct guest_context, gpr) == CTX_GPR, "ctx layout");
@@ -267,6 +286,8 @@ _Static_assert(offsetof(struct guest_context, ts.syscall_state) == CTX_SYSCALL_S
 _Static_assert(offsetof(struct guest_context, ibl) == CTX_IBL_TABLE, "ctx layout");
 _Static_assert(offsetof(struct guest_context, ibl_victim) == CTX_IBL_VICTIM, "ctx layout");
 _Static_assert(offsetof(struct guest_context, trace_counts) == CTX_TRACE_COUNTS, "ctx layout");
+_Static_assert(offsetof(struct guest_context, site_key) == CTX_SITE_KEY, "ctx layout");
+_Static_assert(offsetof(struct guest_context, sites) == CTX_SITES, "ctx layout");
 _Static_assert(sizeof(struct guest_context) == CTX_SIZE, "ctx layout");
 
 /* Why a fragment left the cache; the dispatcher reads it from the record
@@ -286,7 +307,9 @@ struct fragment;
 
 struct exit_record {
     /* Its guest target, as an offset from its fragment's guest_pc; one
-     * that does not fit (far_target) is in a side table: exit_target(). */
+     * that does not fit (far_target) is in a side table: exit_target().
+     * An indirect exit has none: 0, or the jump-table site it misses for
+     * (table_jump.c). */
     int32_t target_off;
     /* The next exit on the incoming list of the fragment it is linked to,
      * by its id (exit_id(); 0: none). The fragment it is linked to is not
@@ -431,6 +454,20 @@ void context_release(struct guest_context *ctx);
 int translator_live_threads(void);
 /* In a forked child: ctx is the only thread left. */
 void translator_after_fork(struct guest_context *ctx);
+/* Jump-table sites (table_jump.c): the dispatcher fills the slot of the
+ * site whose miss `exit` is with `to`; invalidation, trace installation
+ * and flushes keep the slots in step with the thread's table. */
+void table_jump_learn(struct guest_context *ctx, const struct exit_record *exit,
+                      struct fragment *to);
+void table_jump_forget(struct guest_context *ctx, uint64_t target);
+void table_jump_retarget(struct guest_context *ctx, uint64_t target, uint64_t entry);
+void table_jump_clear(struct guest_context *ctx);
+void table_jump_flush(void);
+
+/* --perf-map (perf_map.c): writes out the names buffered so far; called
+ * before the process exits or executes another program. */
+void translator_flush_perf_map(void);
+void translator_perf_map_after_fork(void);
 
 /* One lock serializes the runtime's shared state (fragment table, cache
  * memory, guest memory map, signal actions); translated code runs without
@@ -517,6 +554,9 @@ extern struct exit_record dbo_return_miss_record; /* its lookup's miss, EXIT_IND
 /* In-cache indirect-branch hits of all threads (counted with --stats): in
  * the table (returned) and by inline target checks (*inline_hits). */
 uint64_t translator_indirect_hits(uint64_t *inline_hits);
+/* Jumps that found their target in their jump-table site (with --stats;
+ * also counted as the table's hits). */
+uint64_t translator_site_hits(void);
 
 /* Returns on the return stack, all threads: those that reached their
  * call's pad (returned; counted with --stats), and those that did not

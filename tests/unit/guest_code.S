@@ -347,6 +347,84 @@ deep:   dec     %ecx
 plain:  inc     %ebx
         ret
 
+/* A position-independent switch on eight cases, 1024 jumps through its
+ * table (movslq; add; jmp *%rax: a jump-table site); exit_group(0). */
+        .globl guest_table_jump
+guest_table_jump:
+        mov     $1024, %esi
+        lea     jt_table(%rip), %rdx
+1:      mov     %esi, %eax
+        and     $7, %eax
+        movslq  (%rdx,%rax,4), %rax
+        add     %rdx, %rax
+        jmp     *%rax
+jt_case0: dec   %esi
+        jnz     1b
+        jmp     jt_done
+jt_case1: dec   %esi
+        jnz     1b
+        jmp     jt_done
+jt_case2: dec   %esi
+        jnz     1b
+        jmp     jt_done
+jt_case3: dec   %esi
+        jnz     1b
+        jmp     jt_done
+jt_case4: dec   %esi
+        jnz     1b
+        jmp     jt_done
+jt_case5: dec   %esi
+        jnz     1b
+        jmp     jt_done
+jt_case6: dec   %esi
+        jnz     1b
+        jmp     jt_done
+jt_case7: dec   %esi
+        jnz     1b
+jt_done: xor    %edi, %edi
+        mov     $231, %eax
+        syscall
+        .balign 4
+jt_table:
+        .long   jt_case0 - jt_table, jt_case1 - jt_table, jt_case2 - jt_table
+        .long   jt_case3 - jt_table, jt_case4 - jt_table, jt_case5 - jt_table
+        .long   jt_case6 - jt_table, jt_case7 - jt_table
+/* The same through a 258-case table, alternating between cases 1 and 257,
+ * whose index bytes are equal: two targets for one site slot, 1024 jumps;
+ * exit_group(0), or 1 if a jump went to the wrong case. */
+        .globl guest_table_thrash
+guest_table_thrash:
+        mov     $1024, %esi
+        lea     th_table(%rip), %rdx
+2:      mov     %esi, %eax
+        and     $1, %eax
+        shl     $8, %eax
+        inc     %eax                           /* 1 or 257 */
+        mov     %eax, %edi
+        movslq  (%rdx,%rax,4), %rax
+        add     %rdx, %rax
+        jmp     *%rax
+th_1:   cmp     $1, %edi
+        jne     th_bad
+        dec     %esi
+        jnz     2b
+        jmp     jt_done
+th_257: cmp     $257, %edi
+        jne     th_bad
+        dec     %esi
+        jnz     2b
+        jmp     jt_done
+th_bad: mov     $1, %edi
+        mov     $231, %eax
+        syscall
+        .balign 4
+th_table:
+        .long   th_bad - th_table, th_1 - th_table
+        .rept   255
+        .long   th_bad - th_table
+        .endr
+        .long   th_257 - th_table
+
         .globl guest_code_end
 guest_code_end:
         .balign 4096

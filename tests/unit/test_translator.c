@@ -23,7 +23,7 @@
 
 extern uint8_t guest_code_start[], guest_code_end[], guest_exit42[], guest_riprel[], guest_flags[],
     guest_fib[], guest_branches[], guest_branches_end[], guest_slot_pair[], guest_slot_triple[],
-    guest_fast_syscalls[], guest_return_stack[];
+    guest_table_jump[], guest_table_thrash[], guest_fast_syscalls[], guest_return_stack[];
 
 static int setup(void **state)
 {
@@ -189,6 +189,83 @@ static void test_victim_table(void **state)
     run_indirect_counts(guest_slot_triple, &table, &missed);
     assert_true(table >= 1400);
     assert_in_range(missed, 3, 100); /* a miss each time (no victim table): 500 */
+}
+
+/* --perf-map names a fragment's code in runs of one kind, end to end:
+ * guest_branches is test, jz, test, jz, mov, mov, syscall. */
+static void test_perf_map(void **state)
+{
+    (void)state;
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/perf-%d.map", (int)getpid());
+    unlink(path);
+    dbo_opts.perf_map = true;
+    dbo_opts.fragment_branches = 8; /* one fragment, on past both jz */
+    struct guest_context *ctx = context_create(true);
+    struct fragment *f = translate_fragment(ctx, (uint64_t)guest_branches);
+    translator_flush_perf_map();
+    dbo_opts.perf_map = false;
+    assert_non_null(f);
+    FILE *map = fopen(path, "r");
+    assert_non_null(map);
+    static const char *const kinds[] = {"entry",  "code", "branch",  "code",
+                                        "branch", "code", "syscall", "cold"};
+    static const int guest_off[] = {0, 0, 2, 4, 6, 8, 18, 0};
+    uint64_t at = (uint64_t)f->cache_pc - INDIRECT_ENTRY_SIZE;
+    for (int i = 0; i < 8; i++) {
+        unsigned long start, size, guest;
+        char kind[16];
+        assert_int_equal(fscanf(map, "%lx %lx dbo:%15s 0x%lx", &start, &size, kind, &guest), 4);
+        assert_string_equal(kind, kinds[i]);
+        assert_int_equal(guest, (uint64_t)guest_branches + guest_off[i]);
+        if (i < 7) { /* the hot code, without a gap */
+            assert_int_equal(start, at);
+            at += size;
+        } else {
+            assert_int_equal(size, f->cold_bytes);
+        }
+    }
+    assert_int_equal(at, (uint64_t)f->cache_pc + f->cache_size);
+    fclose(map);
+    unlink(path);
+    context_release(ctx);
+}
+
+/* A switch's jump through its table: its site learns each case once (a
+ * miss each, through the dispatcher), then every jump hits. */
+static void test_table_jump(void **state)
+{
+    (void)state;
+    dbo_opts.table_jumps = true;
+    char line[256];
+    assert_int_equal(run_guest_stats(guest_table_jump, "jump-table sites", line, sizeof line), 0);
+    long hits = -1, sites = -1;
+    sscanf(line, "jump-table sites %ld hits at %ld", &hits, &sites);
+    assert_int_equal(sites, 1);
+    assert_in_range(hits, 1000, 1024);
+    long table, missed;
+    run_indirect_counts(guest_table_jump, &table, &missed);
+    assert_in_range(missed, 8, 12);
+    dbo_opts.table_jumps = false; /* the usual lookup: no site */
+    assert_int_equal(run_guest_stats(guest_table_jump, "jump-table sites", line, sizeof line), 0);
+    sscanf(line, "jump-table sites %ld hits at %ld", &hits, &sites);
+    assert_int_equal(sites, 0);
+    assert_int_equal(hits, 0);
+}
+
+/* Two cases whose indexes share a site's slot, in turn: every jump still
+ * goes to its own case (the slot holds its target's tag), and a miss goes
+ * to the dispatcher only every SITE_LEARN_EVERY-th time (the thread's
+ * table serves the rest), not each time. */
+static void test_table_jump_thrash(void **state)
+{
+    (void)state;
+    dbo_opts.table_jumps = true;
+    long table, missed;
+    run_indirect_counts(guest_table_thrash, &table, &missed);
+    dbo_opts.table_jumps = false;
+    assert_true(table >= 1000);
+    assert_in_range(missed, 2, 2 + 1024 / SITE_LEARN_EVERY + 4);
 }
 
 /* System calls with a number known when translated and one known only
@@ -358,13 +435,14 @@ static void test_quick_decode(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_fragment_shape), cmocka_unit_test(test_pc_map),
-        cmocka_unit_test(test_not_executable), cmocka_unit_test(test_exit),
-        cmocka_unit_test(test_rip_relative),   cmocka_unit_test(test_flags_across_indirect),
-        cmocka_unit_test(test_recursion),      cmocka_unit_test(test_fragment_branches),
-        cmocka_unit_test(test_slot_pair),      cmocka_unit_test(test_victim_table),
-        cmocka_unit_test(test_fast_syscalls),  cmocka_unit_test(test_return_stack),
-        cmocka_unit_test(test_quick_decode),
+        cmocka_unit_test(test_fragment_shape),    cmocka_unit_test(test_pc_map),
+        cmocka_unit_test(test_not_executable),    cmocka_unit_test(test_exit),
+        cmocka_unit_test(test_rip_relative),      cmocka_unit_test(test_flags_across_indirect),
+        cmocka_unit_test(test_recursion),         cmocka_unit_test(test_fragment_branches),
+        cmocka_unit_test(test_slot_pair),         cmocka_unit_test(test_victim_table),
+        cmocka_unit_test(test_fast_syscalls),     cmocka_unit_test(test_return_stack),
+        cmocka_unit_test(test_quick_decode),      cmocka_unit_test(test_table_jump),
+        cmocka_unit_test(test_table_jump_thrash), cmocka_unit_test(test_perf_map),
     };
     return cmocka_run_group_tests_name("translator", tests, setup, NULL);
 }
