@@ -51,21 +51,6 @@ static int live_threads;
 /* from threads that are gone */
 static uint64_t exited_indirect_hits, exited_inline_hits, exited_fast_syscalls;
 static uint64_t exited_return_hits, exited_return_misses, exited_site_hits;
-
-static uint64_t site_hits_of(const struct guest_context *c)
-{
-    uint64_t n;
-    memcpy(&n, c->site_key + 16, 8); /* CTX_SITE_HITS */
-    return n;
-}
-
-uint64_t translator_site_hits(void)
-{
-    uint64_t n = exited_site_hits;
-    for (struct guest_context *c = live_contexts; c; c = c->ts.next)
-        n += site_hits_of(c);
-    return n;
-}
 static uint64_t flush_epoch;
 
 static __thread bool holding_lock;
@@ -226,6 +211,14 @@ uint64_t translator_indirect_hits(uint64_t *inline_hits)
     return hits;
 }
 
+uint64_t translator_site_hits(void)
+{
+    uint64_t n = exited_site_hits;
+    for (struct guest_context *c = live_contexts; c; c = c->ts.next)
+        n += c->site_hits;
+    return n;
+}
+
 uint64_t translator_return_stack_counts(uint64_t *misses)
 {
     uint64_t hits = exited_return_hits;
@@ -246,8 +239,8 @@ static void put_on_free_list(struct guest_context *ctx)
     exited_fast_syscalls += ctx->ts.fast_syscalls;
     exited_return_hits += ctx->ts.return_hits;
     exited_return_misses += ctx->ts.return_misses;
-    exited_site_hits += site_hits_of(ctx);
-    memset(ctx->site_key + 16, 0, 8);
+    exited_site_hits += ctx->site_hits;
+    ctx->site_hits = 0;
     optimizer_thread_exit(ctx);
     ctx->ts.ibl_epoch = ibl_epoch;
     ctx->ts.next = free_contexts;
@@ -348,7 +341,7 @@ struct guest_context *context_create(bool use_fsgsbase)
     ctx->ts.return_lookup = (uint64_t)dbo_return_lookup;
     ctx->ts.victim_lookup = (uint64_t)dbo_victim_lookup;
     ctx->ts.victim_countdown = VICTIM_PROMOTE_EVERY;
-    memcpy(ctx->site_key + 8, &(uint64_t){SITE_LEARN_EVERY}, 8); /* CTX_SITE_COUNTDOWN */
+    ctx->site_countdown = SITE_LEARN_EVERY;
     ctx->self = (uint64_t)ctx;
     ctx->exit_entry = (uint64_t)dbo_exit_entry;
     ctx->ts.stub_entry = (uint64_t)dbo_stub_entry;

@@ -15,18 +15,19 @@
  *       mov %gs:SITE_TAGS(,%rcx,8), %rcx    the negated target it holds
  *       lea (%rcx,%<target>), %rcx          zero iff it is this one
  *       jrcxz 1f
- *       jmp <cold: the usual miss, which fills the slot>
+ *       jmp <miss: the thread's shared table, below>
  *   1:  movzbl %gs:SITE_KEY, %ecx
  *       mov %gs:SITE_ENTRIES(,%rcx,8), %rcx
  *       jmp *%rcx                           (the entry restores rcx)
  * ten instructions where the table lookup has fifteen (rdx is not
  * needed), and a table the size of the jump's own (the jumps through one
  * absolute table share a site), not one shared by every target of the
- * program. A slot is filled by the dispatcher, under the lock, on a miss:
- * the exit's record names the site (in target_off, which an indirect
- * exit does not use); flushes and invalidations clear slots as they do the
- * thread's table. Which byte indexes the slots only matters for speed:
- * a slot holds its target's tag. */
+ * program. A slot is filled by the dispatcher, under the lock, when a
+ * miss gets there (one that misses the shared table too, or every
+ * SITE_LEARN_EVERY-th): the exit's record names the site (in target_off,
+ * which an indirect exit does not use). Flushes and invalidations clear
+ * slots as they do the thread's table. Which byte indexes the slots only
+ * matters for speed: a slot holds its target's tag. */
 #include <Zydis/Zydis.h>
 #include <string.h>
 
@@ -36,8 +37,8 @@
 #include "translator/builder.h"
 
 static int n_sites;
-static int sites_touched;            /* the most sites ever in use: what clearing clears */
-static uint64_t site_key[MAX_SITES]; /* the guest table each site is for, or its jump */
+static int sites_touched;              /* the most sites ever in use: what clearing clears */
+static uint64_t site_owner[MAX_SITES]; /* the guest table each site is for, or its jump */
 
 /* Decodes the instruction at pc, reading nothing at or past `end`. */
 static bool decode(uint64_t pc, uint64_t end, ZydisDecodedInstruction *insn,
@@ -161,11 +162,11 @@ static void emit_slot_load(uint8_t **p, uint32_t table)
 static int site_for(uint64_t key)
 {
     for (int s = 0; s < n_sites; s++)
-        if (site_key[s] == key)
+        if (site_owner[s] == key)
             return s;
     if (n_sites == MAX_SITES)
         return -1;
-    site_key[n_sites] = key;
+    site_owner[n_sites] = key;
     dbo_stats.table_sites++;
     return n_sites++;
 }
@@ -242,7 +243,7 @@ void table_jump_learn(struct guest_context *ctx, const struct exit_record *exit,
 {
     if (exit->kind != EXIT_INDIRECT || exit->far_target || exit->target_off <= 0)
         return;
-    unsigned site = (unsigned)exit->target_off - 1, slot = ctx->site_key[0];
+    unsigned site = (unsigned)exit->target_off - 1, slot = (uint8_t)ctx->site_key;
     if (site >= (unsigned)n_sites)
         return; /* from code flushed since */
     ctx->sites[site].entry[slot] = (uint64_t)to->cache_pc - INDIRECT_ENTRY_SIZE;

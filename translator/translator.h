@@ -90,7 +90,8 @@
 #define CTX_SITE_COUNTDOWN (CTX_SITE_KEY + 8) /* misses until one fills a slot */
 #define CTX_SITE_HITS (CTX_SITE_KEY + 16)     /* with --stats */
 #define SITE_LEARN_EVERY 64
-#define CTX_SITES (CTX_SITE_KEY + 64)
+/* page-aligned: a site's slots (4 KiB) are one page to fault in */
+#define CTX_SITES ((CTX_SITE_KEY + 64 + 4095) & ~4095)
 #define SITE_TAGS(site) (CTX_SITES + (site)*SITE_SLOTS * 16)
 #define SITE_ENTRIES(site) (SITE_TAGS(site) + SITE_SLOTS * 8)
 #define CTX_SIZE (CTX_SITES + MAX_SITES * SITE_SLOTS * 16)
@@ -248,7 +249,11 @@ struct guest_context {
      * native, against 1.7x without. */
     uint16_t trace_counts[TRACE_MAX_HEADS];
     uint8_t siginfo_queue[64][SIGINFO_QUEUE][128];
-    uint8_t site_key[64];
+    /* Jump-table sites' state in this thread (table_jump.c) */
+    uint64_t site_key;       /* its low byte: the table index a load saved last */
+    uint64_t site_countdown; /* site misses until one goes to the dispatcher */
+    uint64_t site_hits;      /* with --stats */
+    uint8_t site_pad[CTX_SITES - CTX_SITE_KEY - 24];
     struct {
         int64_t neg_target[SITE_SLOTS];
         uint64_t entry[SITE_SLOTS];
@@ -287,6 +292,8 @@ _Static_assert(offsetof(struct guest_context, ibl) == CTX_IBL_TABLE, "ctx layout
 _Static_assert(offsetof(struct guest_context, ibl_victim) == CTX_IBL_VICTIM, "ctx layout");
 _Static_assert(offsetof(struct guest_context, trace_counts) == CTX_TRACE_COUNTS, "ctx layout");
 _Static_assert(offsetof(struct guest_context, site_key) == CTX_SITE_KEY, "ctx layout");
+_Static_assert(offsetof(struct guest_context, site_countdown) == CTX_SITE_COUNTDOWN, "ctx layout");
+_Static_assert(offsetof(struct guest_context, site_hits) == CTX_SITE_HITS, "ctx layout");
 _Static_assert(offsetof(struct guest_context, sites) == CTX_SITES, "ctx layout");
 _Static_assert(sizeof(struct guest_context) == CTX_SIZE, "ctx layout");
 
