@@ -32,7 +32,7 @@ static void open_map(void)
 {
     char path[64];
     snprintf(path, sizeof path, "/tmp/perf-%d.map", (int)getpid());
-    map_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    map_fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644); /* read by a fork child */
     if (map_fd < 0)
         dbo_fatal("--perf-map: cannot create %s: %m", path);
 }
@@ -48,11 +48,12 @@ void translator_flush_perf_map(void)
     used = 0;
 }
 
+/* In a fork child: its own file, the parent's lines first (those it
+ * wrote, then those still in the buffer: the parent writes them later). */
 void translator_perf_map_after_fork(void)
 {
     if (map_fd < 0)
         return;
-    translator_flush_perf_map();
     int parent = map_fd;
     open_map();
     char block[16 << 10];
@@ -61,6 +62,7 @@ void translator_perf_map_after_fork(void)
         if (write(map_fd, block, (size_t)n) != n)
             break;
     close(parent);
+    translator_flush_perf_map();
 }
 
 static char *put_hex(char *p, uint64_t v)

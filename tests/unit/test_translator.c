@@ -227,7 +227,33 @@ static void test_perf_map(void **state)
     }
     assert_int_equal(at, (uint64_t)f->cache_pc + f->cache_size);
     fclose(map);
+    /* A fork child runs the parent's code: its file starts with the
+     * parent's lines, those written and those still buffered. */
+    dbo_opts.perf_map = true;
+    struct fragment *g = translate_fragment(ctx, (uint64_t)guest_exit42); /* buffered */
+    dbo_opts.perf_map = false;
+    assert_non_null(g);
+    pid_t child = fork();
+    if (child == 0) {
+        translator_perf_map_after_fork();
+        translator_flush_perf_map();
+        _exit(0);
+    }
+    assert_int_equal(waitpid(child, NULL, 0), child);
+    translator_flush_perf_map();
+    char child_path[64], mine[8192] = {0}, theirs[8192] = {0};
+    snprintf(child_path, sizeof child_path, "/tmp/perf-%d.map", (int)child);
+    FILE *a = fopen(path, "r"), *b = fopen(child_path, "r");
+    assert_non_null(a);
+    assert_non_null(b);
+    size_t na = fread(mine, 1, sizeof mine - 1, a), nb = fread(theirs, 1, sizeof theirs - 1, b);
+    fclose(a);
+    fclose(b);
+    assert_true(na > 0);
+    assert_int_equal(na, nb);
+    assert_string_equal(mine, theirs);
     unlink(path);
+    unlink(child_path);
     context_release(ctx);
 }
 
