@@ -258,6 +258,28 @@ int64_t mov_imm_to_eax(const uint8_t *bytes, int length);
 /* A syscall through the gate's fast path (`known`: the number was seen). */
 void emit_fast_syscall(struct builder *b, uint64_t next, bool known);
 
+/* rewrite.c: instructions that cannot be copied as they are */
+/* Exits with one line naming the instruction at pc, its bytes and why. */
+_Noreturn void untranslatable(uint64_t pc, const uint8_t *bytes, size_t len, const char *why);
+/* mov <an indirect branch's r/m operand>, %rdx (rip-relative rebased) */
+void emit_load_operand_rdx(uint8_t **p, const ZydisDecodedInstruction *insn, const uint8_t *bytes,
+                           uint64_t guest_next);
+/* A copy of an ordinary instruction, a rip-relative displacement rebased. */
+void emit_copy(uint8_t **p, const ZydisDecodedInstruction *insn, const ZydisDecodedOperand *ops,
+               const uint8_t *bytes, uint64_t pc);
+/* Where a direct branch goes (quick: as quick_decode left it). */
+uint64_t branch_target(const ZydisDecodedInstruction *insn, const ZydisDecodedOperand *op,
+                       uint64_t pc, bool quick);
+bool uses_gs(const ZydisDecodedInstruction *insn);
+/* Whether the translation of insn reads its decoded operands. */
+bool needs_operands(const ZydisDecodedInstruction *insn, bool self_check);
+/* 0-15 for a 64-bit general register */
+int gpr_number(ZydisRegister reg64);
+/* A %gs-relative memory operand through a scratch register (false: not
+ * a form this can re-encode). */
+bool emit_gs_access(uint8_t **p, const ZydisDecodedInstruction *insn,
+                    const ZydisDecodedOperand *ops, uint64_t pc);
+
 /* table_jump.c: before a copied instruction at pc (bytes, as the quick
  * decoder saw it): if it loads the target of a jump a few instructions
  * on from a table, save the index's low byte for the jump's site; then
