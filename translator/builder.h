@@ -285,7 +285,7 @@ bool emit_gs_access(uint8_t **p, const ZydisDecodedInstruction *insn,
  * on from a table, save the index's low byte for the jump's site; then
  * at that jump, the site's code (false: no site left, emit the usual
  * lookup). */
-bool table_jump_lookahead(struct builder *b, const uint8_t *bytes,
+bool table_jump_lookahead(struct builder *b, const uint8_t *bytes, size_t avail,
                           const ZydisDecodedInstruction *quick, uint64_t pc);
 bool emit_table_jump(struct builder *b);
 /* The fragment's site exit for the dispatcher, once it has its records. */

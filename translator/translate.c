@@ -578,7 +578,7 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
                   ops[2].type == ZYDIS_OPERAND_TYPE_MEMORY))
                 untranslatable(pc, bytes, insn.length, "unhandled relative instruction");
             if (quick && !self_check)
-                table_jump_lookahead(&b, bytes, &insn, pc);
+                table_jump_lookahead(&b, bytes, avail, &insn, pc);
             emit_copy(&b.p, &insn, ops, bytes, pc);
             /* On a volatile page a store may rewrite the code that follows:
              * end here, so the next fragment checks its bytes first. */
