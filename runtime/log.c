@@ -102,8 +102,7 @@ void dbo_print_stats(void)
             "  return stack           %" PRIu64 " returns reached their call, %" PRIu64 " did not\n"
             "  traces                 %" PRIu64 " built from %" PRIu64 " heads (%" PRIu64
             " recordings dropped, %" PRIu64 " blocks recorded)\n"
-            "  flags liveness         dead at %" PRIu64 " of %" PRIu64
-            " trace heads and return guards\n"
+            "  flags liveness         dead at %" PRIu64 " of %" PRIu64 " trace heads\n"
             "  syscalls               %" PRIu64 " (%" PRIu64 " through the gate's fast path)\n"
             "  cache flushes          %" PRIu64 "\n"
             "  invalidated fragments  %" PRIu64 " (%" PRIu64 " writes to code pages)\n"

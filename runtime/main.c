@@ -39,7 +39,7 @@ static const char usage[] =
     "                   that ran N times becomes a trace of the path it takes\n"
     "                   next (default 0: no traces, measured slower; try 50)\n"
     "  --trace-indirect traces follow indirect jumps and calls behind a guard\n"
-    "  --no-flags-liveness  trace head counters and return guards stay\n"
+    "  --no-flags-liveness  trace head counters stay\n"
     "                   flag-free even where the guest's flags are dead\n"
     "  --inline-targets each indirect branch first checks the target it took\n"
     "                   the first time (off: measured slower on lua)\n"

@@ -48,7 +48,7 @@ struct dbo_stats {
     uint64_t translate_ns;
     uint64_t trace_heads;           /* fragments given a counter */
     uint64_t trace_blocks_recorded; /* blocks run once to record a path */
-    uint64_t flags_checked;         /* heads and return guards whose flags liveness was asked */
+    uint64_t flags_checked;         /* trace heads whose flags liveness was asked */
     uint64_t flags_dead;            /* of which found dead: they use add/cmp */
     uint64_t traces_built;
     uint64_t traces_abandoned; /* recordings that did not become a trace */

@@ -7,9 +7,6 @@
 #include "optimizer/optimizer.h"
 #include "translator/builder.h"
 
-static void emit_return_guard_cmp(struct builder *b, uint64_t expected, int exit,
-                                  uint16_t pop_extra);
-
 /* The guard, guest rcx/rdx spilled (target in %rdx unless a return):
  *       mov (%rsp), %rdx           a return: its target, still on the stack
  *       movabs $-expected, %rcx
@@ -20,14 +17,13 @@ static void emit_return_guard_cmp(struct builder *b, uint64_t expected, int exit
  *       mov %gs:spill_rcx, %rcx; mov %gs:spill_rdx, %rdx
  * and the trace goes on at the expected target. Flag-free, like the lookup
  * it saves: a return whose call is in the same trace, or an indirect
- * branch that keeps its target, costs six instructions. */
+ * branch that keeps its target, costs six instructions. Flag-free even
+ * where the flags are dead at the expected target: a miss goes on to
+ * another, where they may be live (a `cmp` guard there sent a callee's CF
+ * to its real return site as the cmp left it: test_traces_flags). */
 void emit_trace_guard(struct builder *b, uint64_t expected, int exit, bool is_return,
                       uint16_t pop_extra)
 {
-    if (is_return && optimizer_flags_dead_at(expected)) {
-        emit_return_guard_cmp(b, expected, exit, pop_extra);
-        return;
-    }
     static const uint8_t load_ret[] = {0x48, 0x8b, 0x14, 0x24}; /* mov (%rsp), %rdx */
     static const uint8_t compare[] = {
         0x48, 0x8d, 0x0c, 0x11, /* lea (%rcx,%rdx), %rcx */
@@ -46,31 +42,6 @@ void emit_trace_guard(struct builder *b, uint64_t expected, int exit, bool is_re
         emit_pop_return(&b->p, pop_extra);
     emit_load_gs(&b->p, GPR_RCX, CTX_SPILL_RCX);
     emit_load_gs(&b->p, GPR_RDX, CTX_SPILL_RDX);
-}
-
-/* A return guard where the flags are dead at the expected target (guest
- * rcx/rdx spilled, rdx left as it is):
- *       movabs $expected, %rcx
- *       cmp %rcx, (%rsp)
- *       jne <miss: the usual return, after the trace's body>
- *       mov %gs:spill_rcx, %rcx
- *       lea 8+pop_extra(%rsp), %rsp
- * five instructions and one load where the flag-free guard has eight and
- * three. */
-static void emit_return_guard_cmp(struct builder *b, uint64_t expected, int exit,
-                                  uint16_t pop_extra)
-{
-    emit_movabs(&b->p, GPR_RCX, expected);
-    static const uint8_t compare[] = {0x48, 0x39, 0x0c, 0x24}; /* cmp %rcx, (%rsp) */
-    emit_bytes(&b->p, compare, sizeof compare);
-    emit_u8(&b->p, 0x0f); /* jne rel32 */
-    emit_u8(&b->p, 0x85);
-    b->guards[b->n_guards++] = (struct trace_guard){
-        .miss_rel32 = b->p, .exit = exit, .is_return = true, .pop_extra = pop_extra};
-    emit_u32(&b->p, 0);
-    emit_count(&b->p, CTX_INLINE_HITS);
-    emit_load_gs(&b->p, GPR_RCX, CTX_SPILL_RCX);
-    emit_pop_return(&b->p, pop_extra);
 }
 
 void emit_trace_guard_misses(struct builder *b)

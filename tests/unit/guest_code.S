@@ -210,6 +210,35 @@ guest_trace_dead_flags:
 4:      add     $5, %eax
         ret
 
+/* A call and its return on a trace's path, the flags dead where the call
+ * returns (a cmp writes them first); on its last round the callee returns
+ * elsewhere instead (it writes the address the caller chose over its own),
+ * with CF set for the code there, which reads it: exit_group(101) if that
+ * code saw CF, 100 if not, 99 if it never got there. */
+        .globl guest_trace_ret_elsewhere
+guest_trace_ret_elsewhere:
+        mov     $100, %ecx
+        xor     %eax, %eax
+1:      lea     2f(%rip), %rdx
+        lea     6f(%rip), %rsi
+        cmp     $1, %ecx
+        cmove   %rsi, %rdx                     /* the last round: elsewhere */
+        call    5f
+2:      cmp     $0, %ecx
+        dec     %ecx
+        jnz     1b
+        mov     $99, %edi
+        mov     $231, %eax
+        syscall
+6:      adc     $0, %eax
+        mov     %eax, %edi
+        mov     $231, %eax
+        syscall
+5:      inc     %eax
+        mov     %rdx, (%rsp)
+        stc
+        ret
+
 /* A loop head that reads CF: its counter must keep it. Ten rounds, each
  * adding the CF set by the round before: exit_group(10). */
         .globl guest_trace_live_flags
