@@ -258,6 +258,9 @@ int64_t mov_imm_to_eax(const uint8_t *bytes, int length);
 /* A syscall through the gate's fast path (`known`: the number was seen). */
 void emit_fast_syscall(struct builder *b, uint64_t next, bool known);
 
+/* translate.c's decoder (64-bit mode), for code build_fragment() calls */
+extern ZydisDecoder fragment_decoder;
+
 /* rewrite.c: instructions that cannot be copied as they are */
 /* Exits with one line naming the instruction at pc, its bytes and why. */
 _Noreturn void untranslatable(uint64_t pc, const uint8_t *bytes, size_t len, const char *why);
@@ -273,8 +276,9 @@ uint64_t branch_target(const ZydisDecodedInstruction *insn, const ZydisDecodedOp
 bool uses_gs(const ZydisDecodedInstruction *insn);
 /* Whether the translation of insn reads its decoded operands. */
 bool needs_operands(const ZydisDecodedInstruction *insn, bool self_check);
-/* 0-15 for a 64-bit general register */
-int gpr_number(ZydisRegister reg64);
+/* 0-15 for a general register (of any width: the one enclosing it), -1
+ * for any other register */
+int gpr_number(ZydisRegister reg);
 /* A %gs-relative memory operand through a scratch register (false: not
  * a form this can re-encode). */
 bool emit_gs_access(uint8_t **p, const ZydisDecodedInstruction *insn,

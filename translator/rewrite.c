@@ -146,9 +146,10 @@ static bool register_used(const ZydisDecodedInstruction *insn, const ZydisDecode
     return false;
 }
 
-int gpr_number(ZydisRegister reg64)
+int gpr_number(ZydisRegister reg)
 {
-    return ZydisRegisterGetId(reg64);
+    ZydisRegister r = ZydisRegisterGetLargestEnclosing(ZYDIS_MACHINE_MODE_LONG_64, reg);
+    return r >= ZYDIS_REGISTER_RAX && r <= ZYDIS_REGISTER_R15 ? (int)(r - ZYDIS_REGISTER_RAX) : -1;
 }
 
 /* A guest instruction with a %gs: memory operand. The guest's %gs base is

@@ -33,7 +33,6 @@
 
 #include "cache/cache.h"
 #include "runtime/runtime.h"
-#include "syscall/syscall.h"
 #include "translator/builder.h"
 
 static int n_sites;
@@ -44,28 +43,16 @@ static uint64_t site_owner[MAX_SITES]; /* the guest table each site is for, or i
 static bool decode(uint64_t pc, uint64_t end, ZydisDecodedInstruction *insn,
                    ZydisDecodedOperand *ops)
 {
-    static ZydisDecoder decoder;
-    static bool ready;
-    if (!ready) {
-        ZydisDecoderInit(&decoder, ZYDIS_MACHINE_MODE_LONG_64, ZYDIS_STACK_WIDTH_64);
-        ready = true;
-    }
     size_t avail = pc < end ? end - pc : 0;
-    return ZYAN_SUCCESS(
-        ZydisDecoderDecodeFull(&decoder, (const void *)pc, avail < 15 ? avail : 15, insn, ops));
-}
-
-static int gpr64(ZydisRegister reg)
-{
-    ZydisRegister r = ZydisRegisterGetLargestEnclosing(ZYDIS_MACHINE_MODE_LONG_64, reg);
-    return r >= ZYDIS_REGISTER_RAX && r <= ZYDIS_REGISTER_R15 ? (int)(r - ZYDIS_REGISTER_RAX) : -1;
+    return ZYAN_SUCCESS(ZydisDecoderDecodeFull(&fragment_decoder, (const void *)pc,
+                                               avail < 15 ? avail : 15, insn, ops));
 }
 
 /* Whether the instruction writes general register gpr (any part). */
 static bool writes(const ZydisDecodedInstruction *insn, const ZydisDecodedOperand *ops, int gpr)
 {
     for (int i = 0; i < insn->operand_count; i++)
-        if (ops[i].type == ZYDIS_OPERAND_TYPE_REGISTER && gpr64(ops[i].reg.value) == gpr &&
+        if (ops[i].type == ZYDIS_OPERAND_TYPE_REGISTER && gpr_number(ops[i].reg.value) == gpr &&
             (ops[i].actions & ZYDIS_OPERAND_ACTION_MASK_WRITE))
             return true;
     return false;
@@ -118,13 +105,13 @@ bool table_jump_lookahead(struct builder *b, const uint8_t *bytes, size_t avail,
         return false;
     ZydisDecodedInstruction insn;
     ZydisDecodedOperand ops[ZYDIS_MAX_OPERAND_COUNT];
-    uint64_t end = pc + guest_vm_exec_extent(pc); /* the executable bytes from pc on */
+    uint64_t end = pc + avail;
     if (!decode(pc, end, &insn, ops) || ops[0].type != ZYDIS_OPERAND_TYPE_REGISTER ||
         ops[1].type != ZYDIS_OPERAND_TYPE_MEMORY || ops[1].mem.segment == ZYDIS_REGISTER_FS ||
         ops[1].mem.segment == ZYDIS_REGISTER_GS)
         return false;
-    int target = gpr64(ops[0].reg.value), index = gpr64(ops[1].mem.index);
-    int base = ops[1].mem.base == ZYDIS_REGISTER_NONE ? -1 : gpr64(ops[1].mem.base);
+    int target = gpr_number(ops[0].reg.value), index = gpr_number(ops[1].mem.index);
+    int base = ops[1].mem.base == ZYDIS_REGISTER_NONE ? -1 : gpr_number(ops[1].mem.base);
     if (target < 0 || target == GPR_RCX || target == GPR_RSP || index < 0)
         return false;
     uint64_t table = base < 0 ? (uint64_t)ops[1].mem.disp.value : 0; /* absolute: non-PIE */
@@ -132,11 +119,11 @@ bool table_jump_lookahead(struct builder *b, const uint8_t *bytes, size_t avail,
     /* On to `jmp *%target`, a few instructions on, the target left alone
      * on the way (but for a relative table's add of its base). */
     uint64_t at = pc + insn.length;
-    for (int n = 0; n < 4; n++) {
-        if (!decode(at, end, &insn, ops))
+    for (int n = 0;; n++, at += insn.length) {
+        if (n == 4 || !decode(at, end, &insn, ops))
             return false;
         if (insn.mnemonic == ZYDIS_MNEMONIC_JMP && ops[0].type == ZYDIS_OPERAND_TYPE_REGISTER &&
-            gpr64(ops[0].reg.value) == target)
+            gpr_number(ops[0].reg.value) == target)
             break;
         if (insn.meta.category == ZYDIS_CATEGORY_COND_BR ||
             insn.meta.category == ZYDIS_CATEGORY_UNCOND_BR ||
@@ -147,10 +134,7 @@ bool table_jump_lookahead(struct builder *b, const uint8_t *bytes, size_t avail,
             return false;
         if (writes(&insn, ops, target) &&
             !(relative && insn.mnemonic == ZYDIS_MNEMONIC_ADD && base >= 0 &&
-              ops[1].type == ZYDIS_OPERAND_TYPE_REGISTER && gpr64(ops[1].reg.value) == base))
-            return false;
-        at += insn.length;
-        if (n == 3)
+              ops[1].type == ZYDIS_OPERAND_TYPE_REGISTER && gpr_number(ops[1].reg.value) == base))
             return false;
     }
     /* mov %<index>b, %gs:CTX_SITE_KEY, before the load */

@@ -4,7 +4,6 @@
 #include <stdlib.h>
 
 #include "runtime/runtime.h"
-#include "optimizer/optimizer.h"
 #include "translator/builder.h"
 
 /* The guard, guest rcx/rdx spilled (target in %rdx unless a return):

@@ -21,7 +21,7 @@
 #include "translator/builder.h"
 #include "translator/emit.h"
 
-static ZydisDecoder decoder;
+ZydisDecoder fragment_decoder; /* set up by the first translate() */
 static bool decoder_ready;
 
 bool translator_guest_pc(uint64_t cache_pc, uint64_t *guest_pc, bool *spilled, bool *at_boundary)
@@ -214,7 +214,7 @@ static struct fragment *translate(struct guest_context *ctx, uint64_t guest_pc,
 {
     uint64_t t0 = dbo_opts.stats ? dbo_now_ns() : 0; /* clock_gettime is not free */
     if (!decoder_ready) {
-        ZydisDecoderInit(&decoder, ZYDIS_MACHINE_MODE_LONG_64, ZYDIS_STACK_WIDTH_64);
+        ZydisDecoderInit(&fragment_decoder, ZYDIS_MACHINE_MODE_LONG_64, ZYDIS_STACK_WIDTH_64);
         decoder_ready = true;
     }
     if (!guest_vm_executable(guest_pc))
@@ -337,7 +337,7 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
         ZydisDecoderContext dctx;
         /* (quick_decode fills in the operands the cases below read) */
         bool quick = !self_check && quick_decode(bytes, avail, &insn, ops);
-        if (!quick && ZYAN_FAILED(ZydisDecoderDecodeInstruction(&decoder, &dctx, bytes,
+        if (!quick && ZYAN_FAILED(ZydisDecoderDecodeInstruction(&fragment_decoder, &dctx, bytes,
                                                                 avail < 15 ? avail : 15, &insn))) {
             if (n > 0)
                 break; /* let the next fragment report it, at its own address */
@@ -349,7 +349,8 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
             /* the cases below look at these (clearing all ten is 800 bytes) */
             ops[0].type = ops[1].type = ops[2].type = ZYDIS_OPERAND_TYPE_UNUSED;
             if (needs_operands(&insn, self_check))
-                ZydisDecoderDecodeOperands(&decoder, &dctx, &insn, ops, insn.operand_count);
+                ZydisDecoderDecodeOperands(&fragment_decoder, &dctx, &insn, ops,
+                                           insn.operand_count);
         }
         uint64_t next = pc + insn.length;
         dbo_stats.guest_instructions++;
