@@ -8,8 +8,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include <Zydis/Zydis.h>
 #include <string.h>
+#include <Zydis/Zydis.h>
 
 #include "cache/cache.h"
 #include "runtime/runtime.h"
@@ -253,8 +253,22 @@ bool quick_decode(const uint8_t *bytes, size_t avail, ZydisDecodedInstruction *i
                   ZydisDecodedOperand *ops);
 
 /* syscall_site.c */
-/* The number a `mov $imm32, %eax` or `mov $imm32, %rax` sets, else -1. */
-int64_t mov_imm_to_eax(const uint8_t *bytes, int length);
+/* The number a `mov $imm32, %eax` (b8) or `mov $imm32, %rax` (48 c7 c0)
+ * puts in rax, the way system call numbers are set; else -1. (In line:
+ * the translator asks it of every instruction.) */
+static inline int64_t mov_imm_to_eax(const uint8_t *bytes, int length)
+{
+    int32_t imm;
+    if (length == 5 && bytes[0] == 0xb8) {
+        memcpy(&imm, bytes + 1, 4);
+        return (uint32_t)imm;
+    }
+    if (length == 7 && bytes[0] == 0x48 && bytes[1] == 0xc7 && bytes[2] == 0xc0) {
+        memcpy(&imm, bytes + 3, 4);
+        return imm;
+    }
+    return -1;
+}
 /* A syscall through the gate's fast path (`known`: the number was seen). */
 void emit_fast_syscall(struct builder *b, uint64_t next, bool known);
 
@@ -291,6 +305,18 @@ bool emit_gs_access(uint8_t **p, const ZydisDecodedInstruction *insn,
  * lookup). */
 bool table_jump_lookahead(struct builder *b, const uint8_t *bytes, size_t avail,
                           const ZydisDecodedInstruction *quick, uint64_t pc);
+/* The cheap test the translator makes of every copied instruction first:
+ * a load with a scaled index (mov r64, [.. + r*8] or movslq r64,
+ * [.. + r*4])? */
+static inline bool may_load_jump_table(const uint8_t *bytes, const ZydisDecodedInstruction *insn)
+{
+    if (!(insn->attributes & ZYDIS_ATTRIB_HAS_MODRM) || insn->raw.modrm.mod == 3 ||
+        insn->raw.modrm.rm != 4 || insn->raw.modrm.offset < 2)
+        return false;
+    uint8_t rex = bytes[insn->raw.modrm.offset - 2], op = bytes[insn->raw.modrm.offset - 1];
+    uint8_t scale = bytes[insn->raw.modrm.offset + 1] >> 6;
+    return (rex & 0xf8) == 0x48 && ((op == 0x8b && scale == 3) || (op == 0x63 && scale == 2));
+}
 bool emit_table_jump(struct builder *b);
 /* The fragment's site exit for the dispatcher, once it has its records. */
 void table_jump_placed(const struct builder *b, struct fragment *frag);

@@ -6,22 +6,6 @@
 #include "runtime/runtime.h"
 #include "translator/builder.h"
 
-/* The number a `mov $imm32, %eax` (b8) or `mov $imm32, %rax` (48 c7 c0)
- * puts in rax, the way system call numbers are set; else -1. */
-int64_t mov_imm_to_eax(const uint8_t *bytes, int length)
-{
-    int32_t imm;
-    if (length == 5 && bytes[0] == 0xb8) {
-        memcpy(&imm, bytes + 1, 4);
-        return (uint32_t)imm;
-    }
-    if (length == 7 && bytes[0] == 0x48 && bytes[1] == 0xc7 && bytes[2] == 0xc0) {
-        memcpy(&imm, bytes + 3, 4);
-        return imm;
-    }
-    return -1;
-}
-
 /* A system call through the gate's fast path (syscall/fast_gate.S), for
  * a number the gate passes on unchanged (`known`: the translator saw it
  * set; else the fast path looks it up). It comes back to `cont`; to

@@ -58,18 +58,6 @@ static bool writes(const ZydisDecodedInstruction *insn, const ZydisDecodedOperan
     return false;
 }
 
-/* Cheap test on a copied instruction's bytes: a load with a scaled index
- * (mov r64, [.. + r*8] or movslq r64, [.. + r*4])? */
-static bool maybe_table_load(const uint8_t *bytes, const ZydisDecodedInstruction *insn)
-{
-    if (!(insn->attributes & ZYDIS_ATTRIB_HAS_MODRM) || insn->raw.modrm.mod == 3 ||
-        insn->raw.modrm.rm != 4 || insn->raw.modrm.offset < 2)
-        return false;
-    uint8_t rex = bytes[insn->raw.modrm.offset - 2], op = bytes[insn->raw.modrm.offset - 1];
-    uint8_t scale = bytes[insn->raw.modrm.offset + 1] >> 6;
-    return (rex & 0xf8) == 0x48 && ((op == 0x8b && scale == 3) || (op == 0x63 && scale == 2));
-}
-
 /* Whether `jmp *%<target>` follows within four instructions the quick
  * decoder knows (bytes: the load's, avail of them executable): a cheap
  * test first, as most loads with a scaled index are array reads. Zydis's
@@ -100,7 +88,7 @@ static bool jump_follows(const uint8_t *bytes, size_t avail, const ZydisDecodedI
 bool table_jump_lookahead(struct builder *b, const uint8_t *bytes, size_t avail,
                           const ZydisDecodedInstruction *quick, uint64_t pc)
 {
-    if (!dbo_opts.table_jumps || b->mode != BUILD_FRAGMENT || !maybe_table_load(bytes, quick) ||
+    if (!dbo_opts.table_jumps || b->mode != BUILD_FRAGMENT || !may_load_jump_table(bytes, quick) ||
         !jump_follows(bytes, avail, quick))
         return false;
     ZydisDecodedInstruction insn;

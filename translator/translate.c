@@ -578,7 +578,7 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
                   ops[1].type == ZYDIS_OPERAND_TYPE_MEMORY ||
                   ops[2].type == ZYDIS_OPERAND_TYPE_MEMORY))
                 untranslatable(pc, bytes, insn.length, "unhandled relative instruction");
-            if (quick && !self_check)
+            if (quick && !self_check && may_load_jump_table(bytes, &insn))
                 table_jump_lookahead(&b, bytes, avail, &insn, pc);
             emit_copy(&b.p, &insn, ops, bytes, pc);
             /* On a volatile page a store may rewrite the code that follows:

@@ -383,6 +383,21 @@ static void expect_agrees(const ZydisDecoder *zydis, const uint8_t *bytes, int *
                 ZydisCalcAbsoluteAddress(&full, &full_ops[0], pc, &target);
                 assert_int_equal(pc + quick.length + quick_ops[0].imm.value.s, target);
             }
+        } else if (full.opcode == 0xff) {
+            /* an indirect one: what loading its target reads */
+            assert_int_equal(quick_ops[0].type, full_ops[0].type);
+            if (full_ops[0].type == ZYDIS_OPERAND_TYPE_REGISTER)
+                assert_int_equal(quick_ops[0].reg.value, full_ops[0].reg.value);
+            assert_int_equal(quick.raw.rex.X, full.raw.rex.X);
+            assert_int_equal(quick.raw.rex.B, full.raw.rex.B);
+            assert_int_equal(quick.raw.modrm.offset, full.raw.modrm.offset);
+            assert_int_equal(quick.raw.modrm.mod, full.raw.modrm.mod);
+            assert_int_equal(quick.raw.modrm.rm, full.raw.modrm.rm);
+            if (full.raw.modrm.mod != 3 && full.raw.modrm.rm == 4)
+                assert_int_equal(quick.raw.sib.offset, full.raw.sib.offset);
+            assert_int_equal(quick.raw.disp.size, full.raw.disp.size);
+            assert_int_equal(quick.raw.disp.offset, full.raw.disp.offset);
+            assert_int_equal(quick.raw.disp.value, full.raw.disp.value);
         } else {
             assert_int_not_equal(quick_ops[0].type, ZYDIS_OPERAND_TYPE_IMMEDIATE);
         }
@@ -390,6 +405,11 @@ static void expect_agrees(const ZydisDecoder *zydis, const uint8_t *bytes, int *
     }
     assert_int_equal(quick.mnemonic, ZYDIS_MNEMONIC_INVALID);
     assert_int_equal(quick_ops[0].type, ZYDIS_OPERAND_TYPE_UNUSED);
+    if ((quick.attributes & ZYDIS_ATTRIB_HAS_MODRM) != (full.attributes & ZYDIS_ATTRIB_HAS_MODRM))
+        fprintf(stderr, "ModRM %d, Zydis %d: %02x %02x %02x %02x\n",
+                !!(quick.attributes & ZYDIS_ATTRIB_HAS_MODRM),
+                !!(full.attributes & ZYDIS_ATTRIB_HAS_MODRM), bytes[0], bytes[1], bytes[2],
+                bytes[3]);
     assert_int_equal(quick.attributes & ZYDIS_ATTRIB_HAS_MODRM,
                      full.attributes & ZYDIS_ATTRIB_HAS_MODRM);
     if (full.attributes & ZYDIS_ATTRIB_IS_RELATIVE) /* only a rip-relative operand */
@@ -456,6 +476,33 @@ static void test_quick_decode(void **state)
     }
     assert_true(random_claimed > 100000);
     assert_true(random_branches > 20000);
+    /* random bytes after legacy prefixes (operand size, mandatory, segment
+     * overrides, and some it must leave to Zydis), a REX prefix and the
+     * escapes to the 0f, 0f38 and 0f3a maps: what the SSE tables answer */
+    static const uint8_t prefixes[] = {0x66, 0xf3, 0xf2, 0x64, 0x2e, 0x3e, 0x65, 0xf0, 0x67, 0x26};
+    int prefixed_claimed = 0, prefixed_branches = 0;
+    for (int n = 0; n < 2000000; n++) {
+        uint8_t bytes[16];
+        for (int k = 0; k < 16; k++)
+            bytes[k] = (uint8_t)random();
+        int at = 0;
+        bytes[at++] = prefixes[random() % sizeof prefixes];
+        if (n & 1)
+            bytes[at++] = prefixes[random() % sizeof prefixes];
+        if (n & 2) {
+            bytes[at] = 0x40 | (bytes[at] & 15);
+            at++;
+        }
+        if (n & 4) {
+            bytes[at++] = 0x0f;
+            if ((n & 24) == 8)
+                bytes[at++] = 0x38;
+            else if ((n & 24) == 16)
+                bytes[at++] = 0x3a;
+        }
+        expect_agrees(&zydis, bytes, &prefixed_claimed, &prefixed_branches);
+    }
+    assert_true(prefixed_claimed > 150000);
 }
 
 int main(void)
