@@ -30,6 +30,31 @@ static inline void emit_bytes(uint8_t **p, const void *b, size_t n)
     *p += n;
 }
 
+/* The same for an instruction's bytes (1 to 15), by two overlapping moves
+ * of 8 or 4 bytes rather than a call to memcpy: the translator copies
+ * every guest instruction it can. */
+static inline void emit_insn_bytes(uint8_t **p, const uint8_t *b, size_t n)
+{
+    uint8_t *d = *p;
+    if (n >= 8) {
+        uint64_t head, tail;
+        memcpy(&head, b, 8);
+        memcpy(&tail, b + n - 8, 8);
+        memcpy(d, &head, 8);
+        memcpy(d + n - 8, &tail, 8);
+    } else if (n >= 4) {
+        uint32_t head, tail;
+        memcpy(&head, b, 4);
+        memcpy(&tail, b + n - 4, 4);
+        memcpy(d, &head, 4);
+        memcpy(d + n - 4, &tail, 4);
+    } else {
+        for (size_t i = 0; i < n; i++)
+            d[i] = b[i];
+    }
+    *p += n;
+}
+
 /* mov %reg, %gs:off  /  mov %gs:off, %reg  (reg: 0..15) */
 static inline void emit_store_gs(uint8_t **p, int reg, uint32_t off)
 {

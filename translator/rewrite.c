@@ -70,7 +70,7 @@ void emit_copy(uint8_t **p, const ZydisDecodedInstruction *insn, const ZydisDeco
 {
     (void)ops;
     uint8_t *start = *p;
-    emit_bytes(p, bytes, insn->length);
+    emit_insn_bytes(p, bytes, insn->length);
     if (is_rip_relative(insn)) {
         uint64_t target = pc + insn->length + insn->raw.disp.value;
         int64_t d = (int64_t)(target - (uint64_t)*p);

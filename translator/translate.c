@@ -362,14 +362,11 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
         }
         b.kinds[b.n_insns] = CODE_GUEST; /* (the cases below say otherwise) */
         b.map[b.n_insns++] = (struct insn_mark){
-            .cache_off = (uint16_t)(b.p - b.start),
-            .guest_off = t ? 0 : (uint16_t)(pc - guest_pc),
-            .spilled =
-                insn.meta.category == ZYDIS_CATEGORY_RET ||
-                ((insn.mnemonic == ZYDIS_MNEMONIC_JMP || insn.mnemonic == ZYDIS_MNEMONIC_CALL) &&
-                 ops[0].type != ZYDIS_OPERAND_TYPE_IMMEDIATE),
+            .cache_off = (uint16_t)(b.p - b.start), .guest_off = t ? 0 : (uint16_t)(pc - guest_pc),
+            /* .spilled: set below for a return or an indirect branch */
         };
-        if (uses_gs(&insn) && insn.meta.category != ZYDIS_CATEGORY_COND_BR &&
+        /* (the quick decoder takes no %gs prefix) */
+        if (!quick && uses_gs(&insn) && insn.meta.category != ZYDIS_CATEGORY_COND_BR &&
             insn.meta.category != ZYDIS_CATEGORY_UNCOND_BR &&
             insn.meta.category != ZYDIS_CATEGORY_CALL && insn.meta.category != ZYDIS_CATEGORY_RET) {
             if (!emit_gs_access(&b.p, &insn, ops, pc))
@@ -385,6 +382,7 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
             if (insn.meta.branch_type == ZYDIS_BRANCH_TYPE_FAR)
                 untranslatable(pc, bytes, insn.length, "far control transfer");
             bool indirect = ops[0].type != ZYDIS_OPERAND_TYPE_IMMEDIATE;
+            b.map[b.n_insns - 1].spilled = indirect; /* guest rcx/rdx in their slots */
             if (pc == b.table_jump_at && insn.mnemonic == ZYDIS_MNEMONIC_JMP &&
                 ops[0].type == ZYDIS_OPERAND_TYPE_REGISTER &&
                 gpr_number(ops[0].reg.value) == b.table_jump_target &&
@@ -448,6 +446,7 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
             uint16_t pop_extra =
                 ops[0].type == ZYDIS_OPERAND_TYPE_IMMEDIATE ? (uint16_t)ops[0].imm.value.u : 0;
             b.kinds[b.n_insns - 1] = CODE_RETURN;
+            b.map[b.n_insns - 1].spilled = true;
             emit_store_gs(&b.p, GPR_RCX, CTX_SPILL_RCX);
             emit_store_gs(&b.p, GPR_RDX, CTX_SPILL_RDX);
             b.ends_with = ENDS_RETURN;
