@@ -33,11 +33,11 @@ void cache_protect_code(const struct fragment *frag)
     size_t n = fragment_pages(frag, pages);
     for (size_t i = 0; i < n; i++) {
         uint64_t pg = pages[i];
-        if (u64map_get(&protected_pages, pg + 1, NULL) || cache_page_volatile(pg * PAGE))
-            continue;
-        int prot = guest_vm_prot(pg * PAGE);
+        int prot = guest_vm_prot(pg * PAGE); /* first: most code is not writable */
         if (prot < 0 || !(prot & PROT_WRITE))
             continue; /* the guest must mprotect first, and that invalidates */
+        if (u64map_get(&protected_pages, pg + 1, NULL) || cache_page_volatile(pg * PAGE))
+            continue;
         mprotect((void *)(pg * PAGE), PAGE, guest_vm_host_prot(prot) & ~PROT_WRITE);
         u64map_put(&protected_pages, pg + 1, 1);
     }

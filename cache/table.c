@@ -141,6 +141,16 @@ static void reset_page_nodes(void)
 
 size_t fragment_pages(const struct fragment *f, uint64_t *pages)
 {
+    if (fragment_n_ranges(f) == 1) { /* a fragment's one range: in order already */
+        struct guest_range g = fragment_range(f, 0);
+        size_t n = 0;
+        for (uint64_t pg = g.start / PAGE; pg <= (g.end - 1) / PAGE; pg++) {
+            if (n == MAX_FRAGMENT_PAGES)
+                dbo_fatal("a fragment spans more than %d guest pages", MAX_FRAGMENT_PAGES);
+            pages[n++] = pg;
+        }
+        return n;
+    }
     size_t n = 0;
     for (uint32_t r = 0; r < fragment_n_ranges(f); r++) {
         struct guest_range g = fragment_range(f, r);
@@ -166,12 +176,10 @@ static void index_pages(struct fragment *frag)
     uint64_t pages[MAX_FRAGMENT_PAGES];
     size_t n = fragment_pages(frag, pages);
     for (size_t i = 0; i < n; i++) {
-        uint64_t key = pages[i] + 1; /* +1: key zero marks an empty slot */
-        uint64_t head = 0;
-        u64map_get(&code_pages, key, &head);
         uint32_t node = new_page_node();
-        *node_at(node) = (struct page_node){frag->serial, (uint32_t)head};
-        u64map_put(&code_pages, key, node);
+        uint64_t *head = u64map_at(&code_pages, pages[i] + 1); /* +1: key zero is empty */
+        *node_at(node) = (struct page_node){frag->serial, (uint32_t)*head};
+        *head = node;
     }
     frag->indexed = true;
 }

@@ -36,7 +36,7 @@ static bool insert(struct u64map_slot *slots, size_t cap, uint64_t key, uint64_t
     return added;
 }
 
-void u64map_put(struct u64map *m, uint64_t key, uint64_t val)
+static void make_room(struct u64map *m)
 {
     if (4 * (m->count + 1) > 3 * m->cap) { /* load at most 3/4: cc1 has 93 000 fragments */
         size_t cap = m->cap ? 2 * m->cap : 1024;
@@ -48,7 +48,25 @@ void u64map_put(struct u64map *m, uint64_t key, uint64_t val)
         m->slots = slots;
         m->cap = cap;
     }
+}
+
+void u64map_put(struct u64map *m, uint64_t key, uint64_t val)
+{
+    make_room(m);
     m->count += insert(m->slots, m->cap, key, val);
+}
+
+uint64_t *u64map_at(struct u64map *m, uint64_t key)
+{
+    make_room(m);
+    size_t i = home(key, m->cap);
+    while (m->slots[i].key && m->slots[i].key != key)
+        i = (i + 1) & (m->cap - 1);
+    if (!m->slots[i].key) {
+        m->slots[i] = (struct u64map_slot){key, 0};
+        m->count++;
+    }
+    return &m->slots[i].val;
 }
 
 bool u64map_remove(struct u64map *m, uint64_t key)

@@ -19,6 +19,9 @@ struct u64map {
 
 bool u64map_get(const struct u64map *m, uint64_t key, uint64_t *val);
 void u64map_put(struct u64map *m, uint64_t key, uint64_t val);
+/* The value of key, put there as 0 if the key was not: one probe where a
+ * get and a put take two. Valid until the next put. */
+uint64_t *u64map_at(struct u64map *m, uint64_t key);
 bool u64map_remove(struct u64map *m, uint64_t key);
 void u64map_clear(struct u64map *m);
 

@@ -4,6 +4,7 @@
  * code cache is executable. The guest may not map over, unmap or change
  * runtime memory (decision 9). */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,9 +28,15 @@ struct region {
 static struct region *regions;
 static size_t n_regions, cap_regions;
 
+/* The region find() found last: the translator asks about the same one
+ * several times a fragment (executable? how far? writable?). Reset when
+ * the map changes. */
+static size_t last_found = SIZE_MAX;
+
 /* Removes [start, end) from the map, splitting regions that straddle it. */
 static void carve(uint64_t start, uint64_t end)
 {
+    last_found = SIZE_MAX;
     size_t out = 0;
     struct region extra = {0, 0, 0};
     bool have_extra = false;
@@ -86,10 +93,14 @@ void guest_vm_record(uint64_t start, uint64_t len, int prot)
     }
     regions[i] = (struct region){start, end, prot};
     n_regions++;
+    last_found = SIZE_MAX;
 }
 
 static struct region *find(uint64_t addr)
 {
+    if (last_found < n_regions && regions[last_found].start <= addr &&
+        addr < regions[last_found].end)
+        return &regions[last_found];
     size_t lo = 0, hi = n_regions;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
@@ -98,7 +109,7 @@ static struct region *find(uint64_t addr)
         else if (regions[mid].start > addr)
             hi = mid;
         else
-            return &regions[mid];
+            return &regions[last_found = mid];
     }
     return NULL;
 }

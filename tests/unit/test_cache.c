@@ -10,6 +10,7 @@
 
 #include "cache/cache.h"
 #include "cache/cache_internal.h"
+#include "cache/u64map.h"
 #include "translator/translator.h"
 
 /* A fragment record with 16 bytes of (unused) cache code of its own. */
@@ -364,6 +365,41 @@ static bool no_generation(uint64_t generation, void *arg)
 
 /* Retired chunks keep their fragments and are freed by generation: the
  * ones still in use stay mapped, the others go, fragments with them. */
+/* The map through growth (1024 slots, then doubling at 3/4) and
+ * removal: u64map_at() finds a key put before, puts a missing one as 0,
+ * and what is written through it is what get reads. */
+static void test_u64map(void **state)
+{
+    (void)state;
+    struct u64map m = {0};
+    for (uint64_t k = 1; k <= 5000; k++)
+        u64map_put(&m, k * 4096, k);
+    assert_int_equal(m.count, 5000);
+    for (uint64_t k = 1; k <= 5000; k += 7) {
+        uint64_t *v = u64map_at(&m, k * 4096);
+        assert_int_equal(*v, k);
+        *v = k + 1;
+    }
+    assert_int_equal(m.count, 5000);
+    for (uint64_t k = 5001; k <= 6000; k++) /* new keys: 0, then set; the map grows */
+        *u64map_at(&m, k * 4096) += k;
+    assert_int_equal(m.count, 6000);
+    for (uint64_t k = 1; k <= 6000; k++) {
+        uint64_t v = 0;
+        assert_true(u64map_get(&m, k * 4096, &v));
+        assert_int_equal(v, k <= 5000 && (k - 1) % 7 == 0 ? k + 1 : k);
+    }
+    for (uint64_t k = 2; k <= 6000; k += 2)
+        assert_true(u64map_remove(&m, k * 4096));
+    assert_int_equal(m.count, 3000);
+    for (uint64_t k = 1; k <= 6000; k++)
+        assert_int_equal(u64map_get(&m, k * 4096, NULL), k % 2 == 1);
+    assert_false(u64map_get(&m, 12345, NULL));
+    u64map_clear(&m);
+    assert_int_equal(m.count, 0);
+    free(m.slots);
+}
+
 static void test_retired_generations(void **state)
 {
     (void)state;
@@ -400,7 +436,7 @@ int main(void)
         cmocka_unit_test(test_link_near),           cmocka_unit_test(test_link_far),
         cmocka_unit_test(test_exit_targets),        cmocka_unit_test(test_record_alloc),
         cmocka_unit_test(test_link_at_birth),       cmocka_unit_test(test_serials),
-        cmocka_unit_test(test_retired_generations),
+        cmocka_unit_test(test_retired_generations), cmocka_unit_test(test_u64map),
     };
     return cmocka_run_group_tests_name("cache", tests, NULL, NULL);
 }
