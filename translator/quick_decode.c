@@ -224,6 +224,8 @@ static int32_t read_rel32(const uint8_t *p)
     return v;
 }
 
+/* A direct branch, call or return without a prefix, for the first bytes
+ * lead[] says may start one. */
 static bool quick_branch(const uint8_t *bytes, ZydisDecodedInstruction *insn,
                          ZydisDecodedOperand *ops)
 {
@@ -315,9 +317,24 @@ static bool quick_indirect(const uint8_t *bytes, ZydisDecodedInstruction *insn,
     return true;
 }
 
-static const bool legacy_prefix[256] = {
-    [0x66] = true, [0xf2] = true, [0xf3] = true, [0x64] = true, [0x2e] = true, [0x3e] = true,
+/* What an instruction's first byte says about it, looked up first: a
+ * direct branch, call or return (or 0f, the escape of jcc rel32), a
+ * legacy prefix the quick decoder takes, or anything else (a REX prefix,
+ * an opcode). */
+enum lead { LEAD_OTHER, LEAD_BRANCH, LEAD_ESCAPE, LEAD_PREFIX };
+/* clang-format off */
+static const uint8_t lead[256] = {
+    [0x70] = LEAD_BRANCH, [0x71] = LEAD_BRANCH, [0x72] = LEAD_BRANCH, [0x73] = LEAD_BRANCH,
+    [0x74] = LEAD_BRANCH, [0x75] = LEAD_BRANCH, [0x76] = LEAD_BRANCH, [0x77] = LEAD_BRANCH,
+    [0x78] = LEAD_BRANCH, [0x79] = LEAD_BRANCH, [0x7a] = LEAD_BRANCH, [0x7b] = LEAD_BRANCH,
+    [0x7c] = LEAD_BRANCH, [0x7d] = LEAD_BRANCH, [0x7e] = LEAD_BRANCH, [0x7f] = LEAD_BRANCH,
+    [0xe8] = LEAD_BRANCH, [0xe9] = LEAD_BRANCH, [0xeb] = LEAD_BRANCH,
+    [0xc2] = LEAD_BRANCH, [0xc3] = LEAD_BRANCH,
+    [0x0f] = LEAD_ESCAPE,
+    [0x66] = LEAD_PREFIX, [0xf2] = LEAD_PREFIX, [0xf3] = LEAD_PREFIX,
+    [0x64] = LEAD_PREFIX, [0x2e] = LEAD_PREFIX, [0x3e] = LEAD_PREFIX,
 };
+/* clang-format on */
 
 static inline __attribute__((always_inline)) bool
 decode_after_prefixes(const uint8_t *bytes, size_t i, uint8_t mandatory, bool segment,
@@ -328,11 +345,17 @@ bool quick_decode(const uint8_t *bytes, size_t avail, ZydisDecodedInstruction *i
 {
     if (avail < 15)
         return false; /* near the end of executable memory: Zydis checks */
-    if (quick_branch(bytes, insn, ops))
-        return true;
-    ops[0].type = ops[1].type = ops[2].type = ZYDIS_OPERAND_TYPE_UNUSED;
-    if (!legacy_prefix[bytes[0]])
+    switch (lead[bytes[0]]) {
+    case LEAD_BRANCH: return quick_branch(bytes, insn, ops);
+    case LEAD_ESCAPE:
+        if ((bytes[1] & 0xf0) == 0x80)
+            return quick_branch(bytes, insn, ops); /* jcc rel32 */
+        /* fall through */
+    case LEAD_OTHER:
+        ops[0].type = ops[1].type = ops[2].type = ZYDIS_OPERAND_TYPE_UNUSED;
         return decode_after_prefixes(bytes, 0, 0, false, insn, ops); /* most: constants folded */
+    }
+    ops[0].type = ops[1].type = ops[2].type = ZYDIS_OPERAND_TYPE_UNUSED;
     /* Legacy prefixes: one of 66/f3/f2 and one segment override (not %gs,
      * which the translator rewrites), in either order. */
     size_t i = 0;
