@@ -255,6 +255,37 @@ static bool quick_branch(const uint8_t *bytes, ZydisDecodedInstruction *insn,
     return true;
 }
 
+/* The rest of a memory operand after its ModRM byte (at bytes + i, with
+ * the ModRM's mod and rm): a SIB byte, a displacement (rip-relative, or
+ * disp32 with a SIB and no base), noted in insn->raw. Returns where the
+ * instruction goes on. */
+static inline size_t read_address(const uint8_t *bytes, size_t i, uint8_t mod, uint8_t rm,
+                                  ZydisDecodedInstruction *insn)
+{
+    size_t disp = mod == 1 ? 1 : mod == 2 ? 4 : 0;
+    if (mod != 3 && rm == 4) {
+        insn->raw.sib.offset = (ZyanU8)i;
+        if (mod == 0 && (bytes[i] & 7) == 5)
+            disp = 4; /* SIB without a base: disp32 */
+        i++;
+    }
+    if (mod == 0 && rm == 5)
+        disp = 4; /* rip-relative */
+    if (disp) {
+        insn->raw.disp.offset = (ZyanU8)i;
+        insn->raw.disp.size = (ZyanU8)(8 * disp);
+        if (disp == 1)
+            insn->raw.disp.value = (int8_t)bytes[i];
+        else {
+            int32_t d;
+            memcpy(&d, bytes + i, 4);
+            insn->raw.disp.value = d;
+        }
+        i += disp;
+    }
+    return i;
+}
+
 /* An indirect jump or call (ff /4, ff /2) through a register or memory,
  * after a notrack (3e) and a REX prefix at most: what the translator
  * reads to load the target into a register of its own (REX.X and .B,
@@ -281,28 +312,7 @@ static bool quick_indirect(const uint8_t *bytes, ZydisDecodedInstruction *insn,
     insn->raw.modrm.mod = mod;
     insn->raw.modrm.reg = reg;
     insn->raw.modrm.rm = rm;
-    i += 2;
-    size_t disp = mod == 1 ? 1 : mod == 2 ? 4 : 0;
-    if (mod != 3 && rm == 4) {
-        insn->raw.sib.offset = (ZyanU8)i;
-        if (mod == 0 && (bytes[i] & 7) == 5)
-            disp = 4; /* SIB without a base: disp32 */
-        i++;
-    }
-    if (mod == 0 && rm == 5)
-        disp = 4; /* rip-relative */
-    if (disp) {
-        insn->raw.disp.offset = (ZyanU8)i;
-        insn->raw.disp.size = (ZyanU8)(8 * disp);
-        if (disp == 1)
-            insn->raw.disp.value = (int8_t)bytes[i];
-        else {
-            int32_t d;
-            memcpy(&d, bytes + i, 4);
-            insn->raw.disp.value = d;
-        }
-        i += disp;
-    }
+    i = read_address(bytes, i + 2, mod, rm, insn);
     insn->length = (ZyanU8)i;
     insn->mnemonic = is_jump ? ZYDIS_MNEMONIC_JMP : ZYDIS_MNEMONIC_CALL;
     insn->meta.category = is_jump ? ZYDIS_CATEGORY_UNCOND_BR : ZYDIS_CATEGORY_CALL;
@@ -464,29 +474,9 @@ decode_after_prefixes(const uint8_t *bytes, size_t i, uint8_t mandatory, bool se
         insn->raw.modrm.mod = mod;
         insn->raw.modrm.reg = reg;
         insn->raw.modrm.rm = rm;
-        i++;
-        size_t disp = mod == 1 ? 1 : mod == 2 ? 4 : 0;
-        if (mod != 3 && rm == 4) {
-            if (mod == 0 && (bytes[i] & 7) == 5)
-                disp = 4; /* SIB without a base: disp32 */
-            i++;
-        }
-        if (mod == 0 && rm == 5)
-            disp = 4; /* rip-relative */
         if (mod == 3 && is_lea)
             return false; /* lea of a register: invalid */
-        if (disp) {
-            insn->raw.disp.offset = (ZyanU8)i;
-            insn->raw.disp.size = (ZyanU8)(8 * disp);
-            if (disp == 1)
-                insn->raw.disp.value = (int8_t)bytes[i];
-            else {
-                int32_t d;
-                memcpy(&d, bytes + i, 4);
-                insn->raw.disp.value = d;
-            }
-            i += disp;
-        }
+        i = read_address(bytes, i + 1, mod, rm, insn);
         break;
     }
     }
