@@ -5,13 +5,14 @@
  * movs/stos, endbr64), with a REX prefix, an operand-size or mandatory
  * prefix (66, f2, f3) and an %fs, %cs or %ds segment override at most,
  * for which it finds the length, ModRM and displacement (a rip-relative
- * one is rebased when copied), which is all a copy needs; and the direct
+ * one is rebased when copied), which is all a copy needs; the direct
  * branches, calls and returns without a prefix, for which it fills in
  * what the translator reads: mnemonic, category, opcode and the relative
- * immediate (or ret's). Everything else (%gs operands, lock, indirect
- * branches, system calls, VEX and EVEX, the encodings it does not know) is
- * left to Zydis. Zydis takes some 1 000 instructions to decode one here
- * (callgrind), much of it clearing its result; this takes a few dozen.
+ * immediate (or ret's); and indirect jumps and calls (ff /4, ff /2), with
+ * what loading their target reads. Everything else (%gs operands, lock,
+ * system calls, VEX and EVEX, the encodings it does not know) is left to
+ * Zydis. Zydis takes some 1 000 instructions to decode one here
+ * (callgrind), much of it clearing its result; this takes about 100.
  * Branches were half of what went to Zydis in `ls -l` (5 900 of 11 900);
  * prefixed and SSE instructions then most of the rest (libc's string
  * functions, %fs accesses to TLS and the stack guard). tests/unit/
