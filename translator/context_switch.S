@@ -88,7 +88,11 @@ dbo_exit_entry:
         /* Vector and x87 state: all components enabled in XCR0. */
         mov     CTX_XSAVE_MASK(%rbx), %eax
         mov     CTX_XSAVE_MASK+4(%rbx), %edx
+#ifdef DBO_FXSAVE /* valgrind has no xsave: for benchmarks/callgrind only */
+        fxsave64 CTX_XSAVE(%rbx)
+#else
         xsaveopt64 CTX_XSAVE(%rbx)
+#endif
         /* %fs: save the guest's base, install the runtime's. */
         cmpq    $0, CTX_USE_FSGSBASE(%rbx)     /* without FSGSBASE the guest's */
         je      1f                             /* base is known: only arch_prctl, */
@@ -134,7 +138,11 @@ resume_guest:
         SET_FS  CTX_GUEST_FS
         mov     CTX_XSAVE_MASK(%rbx), %eax
         mov     CTX_XSAVE_MASK+4(%rbx), %edx
+#ifdef DBO_FXSAVE
+        fxrstor64 CTX_XSAVE(%rbx)
+#else
         xrstor64 CTX_XSAVE(%rbx)
+#endif
         mov     %rbx, %rcx                     /* rcx = ctx */
         pushq   CTX_RFLAGS(%rcx)
         popfq

@@ -358,7 +358,12 @@ struct guest_context *context_create(bool use_fsgsbase)
      * state: save ours to get a valid header, then mark all components as
      * "init" in XSTATE_BV so xrstor clears them. */
     uint32_t lo = (uint32_t)ctx->xsave_mask, hi = (uint32_t)(ctx->xsave_mask >> 32);
+#ifdef DBO_FXSAVE /* see context_switch.S */
+    (void)lo, (void)hi;
+    __asm__ volatile("fxsave64 %0" : "+m"(ctx->xsave));
+#else
     __asm__ volatile("xsave64 %0" : "+m"(ctx->xsave) : "a"(lo), "d"(hi));
+#endif
     memset(ctx->xsave + 512, 0, 64);
     uint32_t mxcsr = 0x1f80;
     memcpy(ctx->xsave + 24, &mxcsr, 4);
