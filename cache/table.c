@@ -141,28 +141,21 @@ static void reset_page_nodes(void)
 
 size_t fragment_pages(const struct fragment *f, uint64_t *pages)
 {
-    if (fragment_n_ranges(f) == 1) { /* a fragment's one range: in order already */
-        struct guest_range g = fragment_range(f, 0);
-        size_t n = 0;
-        for (uint64_t pg = g.start / PAGE; pg <= (g.end - 1) / PAGE; pg++) {
-            if (n == MAX_FRAGMENT_PAGES)
-                dbo_fatal("a fragment spans more than %d guest pages", MAX_FRAGMENT_PAGES);
-            pages[n++] = pg;
-        }
-        return n;
-    }
     size_t n = 0;
     for (uint32_t r = 0; r < fragment_n_ranges(f); r++) {
         struct guest_range g = fragment_range(f, r);
         for (uint64_t pg = g.start / PAGE; pg <= (g.end - 1) / PAGE; pg++) {
-            size_t at = 0; /* insertion sort, duplicates dropped: a few pages */
-            while (at < n && pages[at] < pg)
-                at++;
-            if (at < n && pages[at] == pg)
+            /* insertion sort from the end, duplicates dropped: a few pages,
+             * mostly in order already (a fragment has one range) */
+            size_t at = n;
+            while (at > 0 && pages[at - 1] > pg)
+                at--;
+            if (at > 0 && pages[at - 1] == pg)
                 continue;
             if (n == MAX_FRAGMENT_PAGES)
                 dbo_fatal("a fragment spans more than %d guest pages", MAX_FRAGMENT_PAGES);
-            memmove(pages + at + 1, pages + at, (n - at) * sizeof *pages);
+            if (at < n)
+                memmove(pages + at + 1, pages + at, (n - at) * sizeof *pages);
             pages[at] = pg;
             n++;
         }

@@ -10,27 +10,31 @@ static size_t home(uint64_t key, size_t cap)
     return XXH3_64bits(&key, sizeof key) & (cap - 1);
 }
 
+/* The slot that holds key, or the empty one where it would go (cap > 0). */
+static size_t slot_of(const struct u64map_slot *slots, size_t cap, uint64_t key)
+{
+    size_t i = home(key, cap);
+    while (slots[i].key && slots[i].key != key)
+        i = (i + 1) & (cap - 1);
+    return i;
+}
+
 bool u64map_get(const struct u64map *m, uint64_t key, uint64_t *val)
 {
     if (!m->cap)
         return false;
-    for (size_t i = home(key, m->cap);; i = (i + 1) & (m->cap - 1)) {
-        if (!m->slots[i].key)
-            return false;
-        if (m->slots[i].key == key) {
-            if (val)
-                *val = m->slots[i].val;
-            return true;
-        }
-    }
+    const struct u64map_slot *s = &m->slots[slot_of(m->slots, m->cap, key)];
+    if (!s->key)
+        return false;
+    if (val)
+        *val = s->val;
+    return true;
 }
 
 /* Puts key at its slot; returns true if it was not there before. */
 static bool insert(struct u64map_slot *slots, size_t cap, uint64_t key, uint64_t val)
 {
-    size_t i = home(key, cap);
-    while (slots[i].key && slots[i].key != key)
-        i = (i + 1) & (cap - 1);
+    size_t i = slot_of(slots, cap, key);
     bool added = !slots[i].key;
     slots[i] = (struct u64map_slot){key, val};
     return added;
@@ -59,9 +63,7 @@ void u64map_put(struct u64map *m, uint64_t key, uint64_t val)
 uint64_t *u64map_at(struct u64map *m, uint64_t key)
 {
     make_room(m);
-    size_t i = home(key, m->cap);
-    while (m->slots[i].key && m->slots[i].key != key)
-        i = (i + 1) & (m->cap - 1);
+    size_t i = slot_of(m->slots, m->cap, key);
     if (!m->slots[i].key) {
         m->slots[i] = (struct u64map_slot){key, 0};
         m->count++;
@@ -73,12 +75,9 @@ bool u64map_remove(struct u64map *m, uint64_t key)
 {
     if (!m->cap)
         return false;
-    size_t i = home(key, m->cap);
-    while (m->slots[i].key != key) {
-        if (!m->slots[i].key)
-            return false;
-        i = (i + 1) & (m->cap - 1);
-    }
+    size_t i = slot_of(m->slots, m->cap, key);
+    if (!m->slots[i].key)
+        return false;
     /* Backward shift: move later members of the probe run into the hole. */
     for (size_t j = (i + 1) & (m->cap - 1); m->slots[j].key; j = (j + 1) & (m->cap - 1)) {
         size_t h = home(m->slots[j].key, m->cap);

@@ -197,10 +197,8 @@ static void register_vdso(void)
         if (ph[i].p_vaddr + ph[i].p_memsz > end)
             end = ph[i].p_vaddr + ph[i].p_memsz;
     }
-    uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
-    if (end > start)
-        guest_vm_record((uint64_t)vdso, (end - start + page - 1) & ~(page - 1),
-                        PROT_READ | PROT_EXEC);
+    if (end > start) /* (the map rounds it up to pages) */
+        guest_vm_record((uint64_t)vdso, end - start, PROT_READ | PROT_EXEC);
 }
 
 /* LD_* variables that a parent dbo hid from this dbo's own loader. */

@@ -299,10 +299,9 @@ bool emit_gs_access(uint8_t **p, const ZydisDecodedInstruction *insn,
                     const ZydisDecodedOperand *ops, uint64_t pc);
 
 /* table_jump.c: before a copied instruction at pc (bytes, as the quick
- * decoder saw it): if it loads the target of a jump a few instructions
- * on from a table, save the index's low byte for the jump's site; then
- * at that jump, the site's code (false: no site left, emit the usual
- * lookup). */
+ * decoder saw it) that may_load_jump_table() accepts: if it loads the
+ * target of a jump a few instructions on from a table, save the index's low byte for the jump's
+ * site; then at that jump, the site's code (false: no site left, emit the usual lookup). */
 bool table_jump_lookahead(struct builder *b, const uint8_t *bytes, size_t avail,
                           const ZydisDecodedInstruction *quick, uint64_t pc);
 /* The cheap test the translator makes of every copied instruction first:

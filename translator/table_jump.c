@@ -88,8 +88,7 @@ static bool jump_follows(const uint8_t *bytes, size_t avail, const ZydisDecodedI
 bool table_jump_lookahead(struct builder *b, const uint8_t *bytes, size_t avail,
                           const ZydisDecodedInstruction *quick, uint64_t pc)
 {
-    if (!dbo_opts.table_jumps || b->mode != BUILD_FRAGMENT || !may_load_jump_table(bytes, quick) ||
-        !jump_follows(bytes, avail, quick))
+    if (!dbo_opts.table_jumps || b->mode != BUILD_FRAGMENT || !jump_follows(bytes, avail, quick))
         return false;
     ZydisDecodedInstruction insn;
     ZydisDecodedOperand ops[ZYDIS_MAX_OPERAND_COUNT];
