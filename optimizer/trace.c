@@ -98,11 +98,11 @@ void optimizer_exit_seen(struct guest_context *ctx, const struct exit_record *ex
     struct fragment *there = cache_lookup(target);
     /* The path ends where a loop closes (back at the head, or a backward
      * branch), at another head or trace, at a system call, or when full. */
-    rec->complete = ends_here || exit->kind == EXIT_SYSCALL || target == rec->head ||
-                    (exit->kind == EXIT_DIRECT && target < fragment_guest_end(from)) ||
-                    (there && there->is_trace) || cache_counter(target) ||
-                    rec->n_blocks == TRACE_MAX_BLOCKS ||
-                    (target > rec->head ? target - rec->head : rec->head - target) > TRACE_REACH;
+    rec->complete =
+        ends_here || exit->kind == EXIT_SYSCALL || exit->kind == EXIT_CPUID ||
+        target == rec->head || (exit->kind == EXIT_DIRECT && target < fragment_guest_end(from)) ||
+        (there && there->is_trace) || cache_counter(target) || rec->n_blocks == TRACE_MAX_BLOCKS ||
+        (target > rec->head ? target - rec->head : rec->head - target) > TRACE_REACH;
 }
 
 struct fragment *optimizer_next_block(struct guest_context *ctx, bool interrupted)

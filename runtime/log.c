@@ -104,6 +104,8 @@ void dbo_print_stats(void)
             " recordings dropped, %" PRIu64 " blocks recorded)\n"
             "  flags liveness         dead at %" PRIu64 " of %" PRIu64 " trace heads\n"
             "  syscalls               %" PRIu64 " (%" PRIu64 " through the gate's fast path)\n"
+            "  cpuid                  %" PRIu64 " (%" PRIu64
+            " asked of the CPU, the rest from memory)\n"
             "  cache flushes          %" PRIu64 "\n"
             "  invalidated fragments  %" PRIu64 " (%" PRIu64 " writes to code pages)\n"
             "  translation time       %.3f ms (%.0f fragments/ms)\n",
@@ -113,8 +115,9 @@ void dbo_print_stats(void)
             lookups ? 100.0 * (inline_hits + hits) / lookups : 0.0, translator_site_hits(),
             s->table_sites, s->inline_targets, return_hits, return_misses, s->traces_built,
             s->trace_heads, s->traces_abandoned, s->trace_blocks_recorded, s->flags_dead,
-            s->flags_checked, s->syscalls + fast_syscalls, fast_syscalls, s->flushes,
-            s->invalidations, s->code_write_faults, ms, ms > 0 ? s->fragments_built / ms : 0.0);
+            s->flags_checked, s->syscalls + fast_syscalls, fast_syscalls, s->cpuid_asked,
+            s->cpuid_executed, s->flushes, s->invalidations, s->code_write_faults, ms,
+            ms > 0 ? s->fragments_built / ms : 0.0);
     if (dbo_opts.stats_file)
         close(fd);
 }

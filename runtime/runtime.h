@@ -42,6 +42,8 @@ struct dbo_stats {
     uint64_t inline_targets; /* indirect branch sites given a predicted target */
     uint64_t table_sites;    /* jump-table sites made (table_jump.c) */
     uint64_t syscalls;
+    uint64_t cpuid_asked;    /* guest cpuid instructions (cpuid.c) */
+    uint64_t cpuid_executed; /* of which asked of the CPU */
     uint64_t flushes;
     uint64_t invalidations;     /* fragments invalidated by unmap, protect or writes */
     uint64_t code_write_faults; /* writes to write-protected code pages */

@@ -4,7 +4,6 @@
 #include "translator/translator.h"
 
 #include <asm/prctl.h>
-#include <cpuid.h>
 #include <sys/platform/x86.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -294,16 +293,17 @@ bool translator_return_stack_overflow(struct guest_context *ctx, uint64_t addr)
 }
 
 /* cpuid is asked once: in a virtual machine each one traps to the
- * hypervisor (3.5 us here, where a thread's whole start costs 35 us). */
+ * hypervisor (3.5 us here, where a thread's whole start costs 35 us). The
+ * memo keeps the answer for the guest's ld.so, which asks too. */
 uint32_t translator_xsave_size(void)
 {
     static uint32_t size;
     if (!size) {
-        unsigned a, b, c, d;
-        __cpuid_count(0xd, 0, a, b, c, d);
-        if (b > CTX_XSAVE_SIZE)
-            dbo_fatal("this CPU's XSAVE area (%u bytes) is larger than dbo supports", b);
-        size = b;
+        uint32_t regs[4];
+        cpuid_answer(0xd, 0, regs);
+        if (regs[1] > CTX_XSAVE_SIZE)
+            dbo_fatal("this CPU's XSAVE area (%u bytes) is larger than dbo supports", regs[1]);
+        size = regs[1];
     }
     return size;
 }
@@ -618,6 +618,10 @@ void *dispatch(struct guest_context *ctx)
     case EXIT_SYSCALL_DONE:
         ctx->rip = exit_target(exit);
         syscall_fast_finish(ctx); /* (counted by the fast path) */
+        break;
+    case EXIT_CPUID:
+        ctx->rip = exit_target(exit);
+        cpuid_emulate(ctx);
         break;
     case EXIT_SYSCALL:
         ctx->rip = exit_target(exit);

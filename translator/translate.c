@@ -483,6 +483,14 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
             ended = true;
             break;
         }
+        case ZYDIS_MNEMONIC_CPUID: {
+            /* answered from memory by the dispatcher (cpuid.c) */
+            int e = new_exit(&b, EXIT_CPUID, next, NULL);
+            b.exits[e].stub = b.p;
+            emit_exit_stub(&b, e);
+            ended = true;
+            break;
+        }
         case ZYDIS_MNEMONIC_JRCXZ:
         case ZYDIS_MNEMONIC_JECXZ:
         case ZYDIS_MNEMONIC_LOOP:

@@ -308,6 +308,7 @@ enum __attribute__((packed)) exit_kind {
                           the runtime (a signal, EINTR, EFAULT); resume at `target` */
     EXIT_STALE,        /* a self-checking fragment found its guest code changed */
     EXIT_TRACE_HEAD,   /* a trace head's counter reached zero: record a trace */
+    EXIT_CPUID,        /* `cpuid`, answered by the dispatcher; resume at `target` */
 };
 
 struct fragment;
@@ -569,6 +570,12 @@ uint64_t translator_site_hits(void);
  * call's pad (returned; counted with --stats), and those that did not
  * (*misses: a mismatch, or the stack was empty). */
 uint64_t translator_return_stack_counts(uint64_t *misses);
+
+/* cpuid's answer for (leaf, subleaf) in regs (eax, ebx, ecx, edx), from
+ * memory where it can (cpuid.c); cpuid_emulate() does a guest's cpuid.
+ * Need the lock once threads run. */
+void cpuid_answer(uint32_t leaf, uint32_t subleaf, uint32_t regs[4]);
+void cpuid_emulate(struct guest_context *ctx);
 
 /* System calls made by the gate's fast path, all threads. */
 uint64_t translator_fast_syscalls(void);

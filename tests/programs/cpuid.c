@@ -1,8 +1,13 @@
 /* cpuid, rdtsc, rdtscp and xgetbv executed directly by the guest. Only
  * facts that are stable from run to run are printed: the vendor string,
- * a few feature bits, that the OS enabled AVX state, and that the time
- * stamp counter moves forward. */
+ * a few feature bits, that the OS enabled AVX state, that the time stamp
+ * counter moves forward, and every leaf's answer (subleaves 0-3) on each
+ * CPU in turn, the thread pinned there (dbo answers cpuid from memory,
+ * per CPU for the leaves holding APIC ids), asked twice with junk in the
+ * registers' upper halves, which cpuid clears. */
+#define _GNU_SOURCE
 #include <cpuid.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -19,6 +24,42 @@ static uint64_t rdtsc(void)
     uint32_t lo, hi;
     __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
     return (uint64_t)hi << 32 | lo;
+}
+
+/* cpuid with junk in the upper halves of rax/rcx and in rbx/rdx:
+ * whether all four come back as 32-bit values */
+static int cpuid_clears_upper(uint32_t leaf, uint32_t sub, uint32_t r[4])
+{
+    uint64_t a = 0xdead000000000000ull | leaf, b = ~0ull, c = 0xbeef000000000000ull | sub,
+             d = ~0ull;
+    __asm__ volatile("cpuid" : "+a"(a), "+b"(b), "+c"(c), "+d"(d));
+    r[0] = (uint32_t)a, r[1] = (uint32_t)b, r[2] = (uint32_t)c, r[3] = (uint32_t)d;
+    return ((a | b | c | d) >> 32) == 0;
+}
+
+/* An FNV-1a hash of every leaf's answer, subleaves 0-3, on this CPU. */
+static uint64_t all_leaves(int *upper_ok)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    uint32_t r[4], base[4], ext[4];
+    cpuid(0, 0, base);
+    cpuid(0x80000000, 0, ext);
+    for (int range = 0; range < 2; range++) {
+        uint32_t first = range ? 0x80000000 : 0, last = range ? ext[0] : base[0];
+        if (last - first > 0x40)
+            last = first + 0x40;
+        for (uint32_t leaf = first; leaf <= last; leaf++) {
+            for (uint32_t sub = 0; sub < 4; sub++) {
+                uint32_t again[4];
+                cpuid(leaf, sub, r);
+                *upper_ok &= cpuid_clears_upper(leaf, sub, again);
+                *upper_ok &= memcmp(r, again, sizeof r) == 0;
+                for (int i = 0; i < 4; i++)
+                    h = (h ^ r[i]) * 0x100000001b3ull;
+            }
+        }
+    }
+    return h;
 }
 
 int main(void)
@@ -73,6 +114,20 @@ int main(void)
         printf("rdtscp after rdtsc: %d\n", t >= prev);
     } else {
         printf("rdtscp after rdtsc: 1\n");
+    }
+
+    cpu_set_t allowed;
+    if (sched_getaffinity(0, sizeof allowed, &allowed) == 0) {
+        int upper_ok = 1;
+        for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
+            cpu_set_t one;
+            CPU_ZERO(&one);
+            CPU_SET(cpu, &one);
+            if (!CPU_ISSET(cpu, &allowed) || sched_setaffinity(0, sizeof one, &one))
+                continue;
+            printf("cpu %d: leaves %016llx\n", cpu, (unsigned long long)all_leaves(&upper_ok));
+        }
+        printf("upper halves cleared, answers repeat: %d\n", upper_ok);
     }
     return 0;
 }

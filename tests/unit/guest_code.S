@@ -329,6 +329,43 @@ guest_fast_syscalls:
         mov     $231, %eax
         syscall
 
+/* cpuid: leaf 0 asked 200 times with junk in the registers' upper
+ * halves must give the first answer each time, zero-extended, with the
+ * flags kept. exit_group(42) if so. */
+        .globl guest_cpuid
+guest_cpuid:
+        xor     %eax, %eax
+        xor     %ecx, %ecx
+        cpuid
+        mov     %eax, %r12d                    /* r12-r15: the first answer */
+        mov     %ebx, %r13d
+        mov     %ecx, %r14d
+        mov     %edx, %r15d
+        mov     $200, %ebp
+1:      movabs  $0xdead000000000000, %rax
+        movabs  $0xbeef000000000000, %rcx
+        mov     $-1, %rbx
+        mov     $-1, %rdx
+        stc                                    /* cpuid leaves flags alone */
+        cpuid
+        jnc     2f
+        cmp     %rax, %r12
+        jne     2f
+        cmp     %rbx, %r13
+        jne     2f
+        cmp     %rcx, %r14
+        jne     2f
+        cmp     %rdx, %r15
+        jne     2f
+        dec     %ebp
+        jnz     1b
+        mov     $42, %edi
+        mov     $231, %eax
+        syscall
+2:      mov     $1, %edi
+        mov     $231, %eax
+        syscall
+
 /* Calls and returns that do not pair, for the return stack: a callee
  * that drops its return address, a return without a call (which then
  * finds that stale entry), a recursion deeper than the return stack holds

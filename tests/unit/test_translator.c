@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <cpuid.h>
 #include <elf.h>
 #include <link.h>
 #include <stdio.h>
@@ -23,7 +24,8 @@
 
 extern uint8_t guest_code_start[], guest_code_end[], guest_exit42[], guest_riprel[], guest_flags[],
     guest_fib[], guest_branches[], guest_branches_end[], guest_slot_pair[], guest_slot_triple[],
-    guest_table_jump[], guest_table_thrash[], guest_fast_syscalls[], guest_return_stack[];
+    guest_table_jump[], guest_table_thrash[], guest_fast_syscalls[], guest_return_stack[],
+    guest_cpuid[];
 
 static int setup(void **state)
 {
@@ -308,6 +310,27 @@ static void test_fast_syscalls(void **state)
     assert_true(all >= fast);
 }
 
+/* cpuid is answered from memory: the CPU is asked once for leaf 0 of the
+ * 201 times the guest asks, the answers zero-extended, flags kept. The
+ * memo gives what the CPU gives, leaf by leaf. */
+static void test_cpuid(void **state)
+{
+    (void)state;
+    char line[256];
+    assert_int_equal(run_guest_stats(guest_cpuid, "cpuid", line, sizeof line), 42);
+    long all = -1, asked = -1;
+    sscanf(line, "cpuid %ld (%ld asked of the CPU", &all, &asked);
+    assert_int_equal(all, 201);
+    assert_in_range(asked, 1, 2); /* and 0xd, 0 if context_create asked first */
+    static const uint32_t leaves[][2] = {{0, 0}, {7, 0}, {0xd, 1}, {0x80000000, 0}, {0, 0}};
+    for (size_t i = 0; i < sizeof leaves / sizeof *leaves; i++) {
+        uint32_t memo[4], cpu[4];
+        cpuid_answer(leaves[i][0], leaves[i][1], memo);
+        __cpuid_count(leaves[i][0], leaves[i][1], cpu[0], cpu[1], cpu[2], cpu[3]);
+        assert_memory_equal(memo, cpu, sizeof memo);
+    }
+}
+
 static void test_recursion(void **state)
 {
     (void)state;
@@ -508,14 +531,23 @@ static void test_quick_decode(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_fragment_shape),    cmocka_unit_test(test_pc_map),
-        cmocka_unit_test(test_not_executable),    cmocka_unit_test(test_exit),
-        cmocka_unit_test(test_rip_relative),      cmocka_unit_test(test_flags_across_indirect),
-        cmocka_unit_test(test_recursion),         cmocka_unit_test(test_fragment_branches),
-        cmocka_unit_test(test_slot_pair),         cmocka_unit_test(test_victim_table),
-        cmocka_unit_test(test_fast_syscalls),     cmocka_unit_test(test_return_stack),
-        cmocka_unit_test(test_quick_decode),      cmocka_unit_test(test_table_jump),
-        cmocka_unit_test(test_table_jump_thrash), cmocka_unit_test(test_perf_map),
+        cmocka_unit_test(test_fragment_shape),
+        cmocka_unit_test(test_pc_map),
+        cmocka_unit_test(test_not_executable),
+        cmocka_unit_test(test_exit),
+        cmocka_unit_test(test_rip_relative),
+        cmocka_unit_test(test_flags_across_indirect),
+        cmocka_unit_test(test_recursion),
+        cmocka_unit_test(test_fragment_branches),
+        cmocka_unit_test(test_slot_pair),
+        cmocka_unit_test(test_victim_table),
+        cmocka_unit_test(test_fast_syscalls),
+        cmocka_unit_test(test_return_stack),
+        cmocka_unit_test(test_quick_decode),
+        cmocka_unit_test(test_table_jump),
+        cmocka_unit_test(test_table_jump_thrash),
+        cmocka_unit_test(test_perf_map),
+        cmocka_unit_test(test_cpuid),
     };
     return cmocka_run_group_tests_name("translator", tests, setup, NULL);
 }

@@ -1,0 +1,80 @@
+/* cpuid, answered from memory. In a virtual machine every cpuid traps to
+ * the hypervisor: 4-5 us each here, where a whole native /bin/true takes
+ * 0.45 ms, and a glibc program's start executes 43 of them (ld.so's
+ * feature and cache detection; handle_amd() asks the same leaves again
+ * and again). Under dbo a start pays that twice: dbo's own ld.so, then
+ * the guest's. So a guest `cpuid` ends its fragment (EXIT_CPUID) and the
+ * dispatcher answers it from a process-wide memo of (leaf, subleaf) ->
+ * registers, asking the CPU only for a pair it has not seen.
+ *
+ * A few leaves describe the CPU the thread happens to run on (its APIC
+ * ids): those answers are kept per CPU, taken only when the thread was on
+ * the same CPU before and after asking, so a program that pins a thread
+ * to each CPU and reads their ids sees what it would natively. */
+#include <cpuid.h>
+#include <sched.h>
+
+#include "runtime/runtime.h"
+#include "translator/translator.h"
+
+struct cpuid_answer {
+    uint32_t leaf, subleaf;
+    int32_t cpu;      /* -1: the same on every CPU */
+    uint32_t regs[4]; /* eax, ebx, ecx, edx */
+};
+
+/* A start asks some 20 different pairs; past this many, ask the CPU. */
+#define CPUID_MEMO_SIZE 256
+static struct cpuid_answer memo[CPUID_MEMO_SIZE];
+static int memo_used;
+
+/* Leaves whose answer names the current CPU: 1 (initial APIC id in
+ * ebx[31:24]), 0xb and 0x1f (x2APIC id in edx), 0x8000001e (AMD's
+ * extended APIC, core and node ids). */
+static bool per_cpu(uint32_t leaf)
+{
+    return leaf == 1 || leaf == 0xb || leaf == 0x1f || leaf == 0x8000001e;
+}
+
+static const struct cpuid_answer *find(uint32_t leaf, uint32_t subleaf, int cpu)
+{
+    for (int i = 0; i < memo_used; i++)
+        if (memo[i].leaf == leaf && memo[i].subleaf == subleaf && memo[i].cpu == cpu)
+            return &memo[i];
+    return NULL;
+}
+
+void cpuid_answer(uint32_t leaf, uint32_t subleaf, uint32_t regs[4])
+{
+    dbo_stats.cpuid_asked++;
+    int cpu = per_cpu(leaf) ? sched_getcpu() : -1;
+    /* (sched_getcpu() fails only without getcpu: then ask every time) */
+    bool keep = !per_cpu(leaf) || cpu >= 0;
+    const struct cpuid_answer *known = keep ? find(leaf, subleaf, cpu) : NULL;
+    if (known) {
+        for (int i = 0; i < 4; i++)
+            regs[i] = known->regs[i];
+        return;
+    }
+    dbo_stats.cpuid_executed++;
+    __cpuid_count(leaf, subleaf, regs[0], regs[1], regs[2], regs[3]);
+    if (per_cpu(leaf) && sched_getcpu() != cpu)
+        keep = false; /* moved meanwhile: which CPU answered? */
+    if (keep && memo_used < CPUID_MEMO_SIZE) {
+        struct cpuid_answer *a = &memo[memo_used++];
+        *a = (struct cpuid_answer){.leaf = leaf, .subleaf = subleaf, .cpu = cpu};
+        for (int i = 0; i < 4; i++)
+            a->regs[i] = regs[i];
+    }
+}
+
+void cpuid_emulate(struct guest_context *ctx)
+{
+    uint32_t regs[4];
+    cpuid_answer((uint32_t)ctx->gpr[GPR_RAX], (uint32_t)ctx->gpr[GPR_RCX], regs);
+    /* like the instruction: 32-bit results, zero-extended */
+    ctx->gpr[GPR_RAX] = regs[0];
+    ctx->gpr[GPR_RBX] = regs[1];
+    ctx->gpr[GPR_RCX] = regs[2];
+    ctx->gpr[GPR_RDX] = regs[3];
+}
