@@ -97,7 +97,8 @@ void dbo_print_stats(void)
             "  indirect branches      %" PRIu64 " (%" PRIu64
             " hit an inline target or trace guard, %" PRIu64 " the table, %" PRIu64
             " missed: %.1f%% in cache)\n"
-            "  jump-table sites       %" PRIu64 " hits at %" PRIu64 " sites\n"
+            "  jump-table sites       %" PRIu64 " hits at %" PRIu64 " sites (%" PRIu64
+            " through a constant table)\n"
             "  inline targets set     %" PRIu64 "\n"
             "  return stack           %" PRIu64 " returns reached their call, %" PRIu64 " did not\n"
             "  traces                 %" PRIu64 " built from %" PRIu64 " heads (%" PRIu64
@@ -113,11 +114,11 @@ void dbo_print_stats(void)
             heap.uordblks + heap.hblkhd, s->dispatcher_entries, s->direct_links, lookups,
             inline_hits, hits, s->indirect_misses,
             lookups ? 100.0 * (inline_hits + hits) / lookups : 0.0, translator_site_hits(),
-            s->table_sites, s->inline_targets, return_hits, return_misses, s->traces_built,
-            s->trace_heads, s->traces_abandoned, s->trace_blocks_recorded, s->flags_dead,
-            s->flags_checked, s->syscalls + fast_syscalls, fast_syscalls, s->cpuid_asked,
-            s->cpuid_executed, s->flushes, s->invalidations, s->code_write_faults, ms,
-            ms > 0 ? s->fragments_built / ms : 0.0);
+            s->table_sites, s->constant_table_sites, s->inline_targets, return_hits, return_misses,
+            s->traces_built, s->trace_heads, s->traces_abandoned, s->trace_blocks_recorded,
+            s->flags_dead, s->flags_checked, s->syscalls + fast_syscalls, fast_syscalls,
+            s->cpuid_asked, s->cpuid_executed, s->flushes, s->invalidations, s->code_write_faults,
+            ms, ms > 0 ? s->fragments_built / ms : 0.0);
     if (dbo_opts.stats_file)
         close(fd);
 }

@@ -39,8 +39,9 @@ struct dbo_stats {
     uint64_t direct_links;
     uint64_t indirect_lookups; /* in-cache hits are counted only with --stats */
     uint64_t indirect_misses;
-    uint64_t inline_targets; /* indirect branch sites given a predicted target */
-    uint64_t table_sites;    /* jump-table sites made (table_jump.c) */
+    uint64_t inline_targets;       /* indirect branch sites given a predicted target */
+    uint64_t table_sites;          /* jump-table sites made (table_jump.c) */
+    uint64_t constant_table_sites; /* of which through a constant table */
     uint64_t syscalls;
     uint64_t cpuid_asked;    /* guest cpuid instructions (cpuid.c) */
     uint64_t cpuid_executed; /* of which asked of the CPU */

@@ -214,6 +214,7 @@ static void flush_if_code(struct guest_context *ctx, uint64_t start, uint64_t le
 {
     (void)ctx;
     translator_invalidate(start, len);
+    table_jump_memory_changes(start, len); /* a jump table taken as constant */
 }
 
 long emulate_mmap(struct guest_context *ctx, uint64_t addr, uint64_t len, int prot, int flags,

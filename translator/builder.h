@@ -112,8 +112,8 @@ struct builder {
     int site_exit, site;       /* a jump-table site's miss exit (-1: none) and site */
     /* table_jump_lookahead() saw a table load feeding the jump at
      * table_jump_at (0: none), through the register table_jump_target */
-    uint64_t table_jump_at, table_jump_table;
-    int table_jump_target;
+    uint64_t table_jump_at;
+    int table_jump_target, table_jump_site;
     /* The arrays from here on are written before they are read (up to
      * their counts above): builder_init() does not clear them, which for
      * every fragment cost 8 KB of stores, a quarter of build_fragment. */

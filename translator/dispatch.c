@@ -172,6 +172,14 @@ void translator_install_trace(struct fragment *trace)
     retarget_indirect(trace->guest_pc, (uint64_t)trace->cache_pc - INDIRECT_ENTRY_SIZE, in_sites);
 }
 
+void translator_contexts_each(void (*fn)(struct guest_context *, void *), void *arg)
+{
+    for (struct guest_context *c = live_contexts; c; c = c->ts.next)
+        fn(c, arg);
+    for (struct guest_context *c = free_contexts; c; c = c->ts.next)
+        fn(c, arg);
+}
+
 void translator_invalidate(uint64_t start, uint64_t len)
 {
     cache_invalidate_range(start, len, forget_indirect, NULL);
@@ -331,6 +339,7 @@ struct guest_context *context_create(bool use_fsgsbase)
     } else {
         ctx = map_context();
         ctx->ts.return_stack = map_return_stack();
+        table_jump_init_context(ctx);
     }
     /* An empty return stack: %rsp at its bottom entry, which sends a
      * return that pops it to the table lookup. */

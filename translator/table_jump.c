@@ -31,13 +31,36 @@
 #include <Zydis/Zydis.h>
 #include <string.h>
 
+#include <stdlib.h>
+#include <sys/mman.h>
+
 #include "cache/cache.h"
+#include "syscall/syscall.h"
 #include "runtime/runtime.h"
 #include "translator/builder.h"
 
 static int n_sites;
 static int sites_touched;              /* the most sites ever in use: what clearing clears */
 static uint64_t site_owner[MAX_SITES]; /* the guest table each site is for, or its jump */
+/* A proven site: its table is constant (read-only, private memory) and
+ * every jump through it has an index under 256, so a slot, once filled,
+ * is right for good; its jumps use no tags. Its target register (the
+ * miss stub to use) and the guest pcs of its jumps, which are
+ * invalidated if the table's memory changes (table_jump_memory_changes). */
+static struct proven_site {
+    bool proven;   /* its slots are right once filled */
+    bool untagged; /* its jumps use no tags (a site proven once) */
+    int target;
+    uint64_t table;
+    uint64_t *jumps;
+    int n_jumps, max_jumps;
+} proven[MAX_SITES];
+
+/* Where an empty slot of a proven site leads (victim_lookup.S). */
+static uint64_t site_miss_stub(int site, int target)
+{
+    return (uint64_t)dbo_site_miss_stubs + (uint64_t)(site * 16 + target) * 32;
+}
 
 /* Decodes the instruction at pc, reading nothing at or past `end`. */
 static bool decode(uint64_t pc, uint64_t end, ZydisDecodedInstruction *insn,
@@ -85,6 +108,89 @@ static bool jump_follows(const uint8_t *bytes, size_t avail, const ZydisDecodedI
     return false;
 }
 
+static int site_for(uint64_t key, uint64_t constant_table, int target);
+
+/* Whether the 256 slots a table can have from `table` on are constant:
+ * readable, never writable, not shared (another process could write a
+ * shared mapping). A change to that memory kills the site
+ * (table_jump_memory_changes). */
+static bool constant_table(uint64_t table)
+{
+    for (uint64_t page = table & ~4095ull; page < table + SITE_SLOTS * 8; page += 4096) {
+        int prot = guest_vm_prot(page);
+        if (prot < 0 || !(prot & PROT_READ) || (prot & (PROT_WRITE | GUEST_VM_SHARED)))
+            return false;
+    }
+    return true;
+}
+
+/* Whether the index register holds a value under 256 at the load at pc:
+ * the last instruction before it in this fragment that writes it (up to
+ * four back) is movzbl (or movzbq) or an and with an immediate under 256,
+ * each of which writes the whole register. Code before the load in a
+ * fragment runs before it, in order: a fragment only falls through. */
+static bool index_under_256(const struct builder *b, uint64_t pc, int index)
+{
+    int load = b->n_insns - 1;
+    uint64_t fragment_pc = pc - b->map[load].guest_off;
+    for (int i = load - 1; i >= 0 && i >= load - 4; i--) {
+        uint64_t at = fragment_pc + b->map[i].guest_off;
+        ZydisDecodedInstruction insn;
+        ZydisDecodedOperand ops[ZYDIS_MAX_OPERAND_COUNT];
+        if (!decode(at, pc, &insn, ops))
+            return false;
+        if (!writes(&insn, ops, index))
+            continue;
+        if (ops[0].type != ZYDIS_OPERAND_TYPE_REGISTER || ops[0].size < 32)
+            return false; /* a partial write keeps the upper bits */
+        if (insn.mnemonic == ZYDIS_MNEMONIC_MOVZX)
+            return ops[1].size == 8;
+        return insn.mnemonic == ZYDIS_MNEMONIC_AND && ops[1].type == ZYDIS_OPERAND_TYPE_IMMEDIATE &&
+               ops[1].imm.value.s >= 0 && ops[1].imm.value.s < SITE_SLOTS;
+    }
+    return false;
+}
+
+/* Notes a jump of a proven site, to invalidate if its table changes. */
+static bool note_jump(int site, uint64_t at)
+{
+    struct proven_site *ps = &proven[site];
+    if (ps->n_jumps && ps->jumps[ps->n_jumps - 1] == at)
+        return true;
+    if (ps->n_jumps == ps->max_jumps) {
+        int max = ps->max_jumps ? 2 * ps->max_jumps : 16;
+        uint64_t *jumps = realloc(ps->jumps, max * sizeof *jumps);
+        if (!jumps)
+            return false;
+        ps->jumps = jumps;
+        ps->max_jumps = max;
+    }
+    ps->jumps[ps->n_jumps++] = at;
+    return true;
+}
+
+/* Empties a proven site's slots in one thread: each leads to the miss stub. */
+static void empty_proven_site(struct guest_context *ctx, int site)
+{
+    uint64_t miss = site_miss_stub(site, proven[site].target);
+    for (int i = 0; i < SITE_SLOTS; i++) {
+        ctx->site_entry[site][i] = miss;
+        ctx->site_neg_target[site][i] = 0;
+    }
+}
+
+static void init_proven_site(struct guest_context *ctx, void *arg)
+{
+    empty_proven_site(ctx, *(int *)arg);
+}
+
+void table_jump_init_context(struct guest_context *ctx)
+{
+    for (int s = 0; s < n_sites; s++)
+        if (proven[s].untagged)
+            empty_proven_site(ctx, s);
+}
+
 bool table_jump_lookahead(struct builder *b, const uint8_t *bytes, size_t avail,
                           const ZydisDecodedInstruction *quick, uint64_t pc)
 {
@@ -103,6 +209,7 @@ bool table_jump_lookahead(struct builder *b, const uint8_t *bytes, size_t avail,
         return false;
     uint64_t table = base < 0 ? (uint64_t)ops[1].mem.disp.value : 0; /* absolute: non-PIE */
     bool relative = insn.mnemonic == ZYDIS_MNEMONIC_MOVSXD;          /* then `add %base, %target` */
+    bool scaled_by_8 = ops[1].mem.scale == 8;
     /* On to `jmp *%target`, a few instructions on, the target left alone
      * on the way (but for a relative table's add of its base). */
     uint64_t at = pc + insn.length;
@@ -124,25 +231,47 @@ bool table_jump_lookahead(struct builder *b, const uint8_t *bytes, size_t avail,
               ops[1].type == ZYDIS_OPERAND_TYPE_REGISTER && gpr_number(ops[1].reg.value) == base))
             return false;
     }
-    /* mov %<index>b, %gs:CTX_SITE_KEY, before the load */
+    bool constant =
+        table && !relative && scaled_by_8 && constant_table(table) && index_under_256(b, pc, index);
+    int site = site_for(constant ? table | (uint64_t)(target + 1) << 56
+                        : table  ? table
+                                 : at,
+                        constant ? table : 0, target);
+    if (site < 0)
+        return false;
+    if (constant && !note_jump(site, at))
+        return false;
+    /* mov %<index>b, %gs:SITE_KEY(site), before the load */
     emit_u8(&b->p, GS_PREFIX);
     emit_u8(&b->p, 0x40 | (index >> 3) << 2); /* REX: spl..dil, r8b..r15b */
     emit_u8(&b->p, 0x88);
     emit_u8(&b->p, (uint8_t)(0x04 | (index & 7) << 3));
     emit_u8(&b->p, 0x25);
-    emit_u32(&b->p, CTX_SITE_KEY);
+    emit_u32(&b->p, SITE_KEY(site));
     b->table_jump_at = at;
-    b->table_jump_table = table;
+    b->table_jump_site = site;
     b->table_jump_target = target;
     return true;
 }
 
-/* movzbl %gs:CTX_SITE_KEY, %ecx */
-static void emit_key(uint8_t **p)
+/* movzbl %gs:SITE_KEY(site), %ecx */
+static void emit_key(uint8_t **p, int site)
 {
     static const uint8_t load[] = {GS_PREFIX, 0x0f, 0xb6, 0x0c, 0x25};
     emit_bytes(p, load, sizeof load);
-    emit_u32(p, CTX_SITE_KEY);
+    emit_u32(p, SITE_KEY(site));
+}
+
+/* A proven site's jump (guest rcx spilled first):
+ *       movzbl %gs:SITE_KEY(site), %ecx
+ *       jmp *%gs:SITE_ENTRIES(site)(,%rcx,8)  the slot: an entry, which
+ *                                             restores rcx, or a miss stub */
+static void emit_proven_jump(uint8_t **p, int site)
+{
+    emit_key(p, site);
+    static const uint8_t jump[] = {GS_PREFIX, 0xff, 0x24, 0xcd};
+    emit_bytes(p, jump, sizeof jump);
+    emit_u32(p, SITE_ENTRIES(site));
 }
 
 /* mov %gs:table(,%rcx,8), %rcx */
@@ -156,32 +285,45 @@ static void emit_slot_load(uint8_t **p, uint32_t table)
 /* The site for jumps through `table`, or where that is not known, for the
  * jump at `at` (its copies in several superblocks): the jumps of one
  * table share one (an interpreter's dispatch is repeated at the end of
- * each of its handlers). A key is a data or a code address: sharing one by
- * chance would cost misses, not correctness. */
-static int site_for(uint64_t key)
+ * each of its handlers). A key is a data or a code address (a proven
+ * site's also names its target register, for its miss stub): sharing one
+ * by chance would cost misses, not correctness. */
+static int site_for(uint64_t key, uint64_t constant_table, int target)
 {
     for (int s = 0; s < n_sites; s++)
         if (site_owner[s] == key)
             return s;
     if (n_sites == MAX_SITES)
         return -1;
-    site_owner[n_sites] = key;
+    int s = n_sites++;
+    site_owner[s] = key;
     dbo_stats.table_sites++;
-    return n_sites++;
+    if (n_sites > sites_touched)
+        sites_touched = n_sites;
+    proven[s].proven = proven[s].untagged = constant_table != 0;
+    proven[s].n_jumps = 0;
+    if (constant_table) {
+        dbo_stats.constant_table_sites++;
+        proven[s].target = target;
+        proven[s].table = constant_table;
+        translator_contexts_each(init_proven_site, &s);
+    }
+    return s;
 }
 
 bool emit_table_jump(struct builder *b)
 {
-    int target = b->table_jump_target;
-    int site = site_for(b->table_jump_table ? b->table_jump_table : b->table_jump_at);
-    if (site < 0)
-        return false;
-    if (n_sites > sites_touched)
-        sites_touched = n_sites;
-    int exit = new_exit(b, EXIT_INDIRECT, 0, NULL);
+    int target = b->table_jump_target, site = b->table_jump_site;
     uint8_t **p = &b->p;
     emit_store_gs(p, GPR_RCX, CTX_SPILL_RCX);
-    emit_key(p);
+    if (proven[site].untagged) {
+        emit_count(p, CTX_IND_HITS); /* (misses are counted as such too) */
+        emit_count(p, CTX_SITE_HITS);
+        emit_proven_jump(p, site);
+        return true;
+    }
+    int exit = new_exit(b, EXIT_INDIRECT, 0, NULL);
+    emit_key(p, site);
     emit_slot_load(p, SITE_TAGS(site));
     emit_u8(p, 0x48 | (target >> 3) << 1); /* lea (%rcx,%target), %rcx */
     emit_u8(p, 0x8d);
@@ -194,7 +336,7 @@ bool emit_table_jump(struct builder *b)
     emit_u32(p, 0);
     emit_count(p, CTX_IND_HITS);
     emit_count(p, CTX_SITE_HITS);
-    emit_key(p);
+    emit_key(p, site);
     emit_slot_load(p, SITE_ENTRIES(site));
     static const uint8_t jmp_rcx[] = {0xff, 0xe1};
     emit_bytes(p, jmp_rcx, sizeof jmp_rcx);
@@ -237,16 +379,30 @@ void table_jump_placed(const struct builder *b, struct fragment *frag)
         fragment_exits(frag)[b->site_exit].target_off = 1 + b->site;
 }
 
+/* What a proven site's miss stub hands the dispatcher (site_miss.S). */
+struct exit_record dbo_site_miss_record = {.kind = EXIT_INDIRECT};
+
 void table_jump_learn(struct guest_context *ctx, const struct exit_record *exit,
                       struct fragment *to)
 {
-    if (exit->kind != EXIT_INDIRECT || exit->far_target || exit->target_off <= 0)
-        return;
-    unsigned site = (unsigned)exit->target_off - 1, slot = (uint8_t)ctx->site_key;
-    if (site >= (unsigned)n_sites)
-        return; /* from code flushed since */
-    ctx->sites[site].entry[slot] = (uint64_t)to->cache_pc - INDIRECT_ENTRY_SIZE;
-    ctx->sites[site].neg_target[slot] = -(int64_t)to->guest_pc;
+    unsigned site, slot;
+    if (exit == &dbo_site_miss_record) {
+        site = (uint32_t)(ctx->site_miss >> 32), slot = (uint8_t)ctx->site_miss;
+        /* Only what its table says: the miss may come from the code of a
+         * site since flushed, whose number a new site has now. */
+        if (site >= (unsigned)n_sites || !proven[site].proven ||
+            *(const uint64_t *)(proven[site].table + 8 * slot) != to->guest_pc)
+            return;
+    } else {
+        if (exit->kind != EXIT_INDIRECT || exit->far_target || exit->target_off <= 0)
+            return;
+        site = (unsigned)exit->target_off - 1;
+        if (site >= (unsigned)n_sites || proven[site].untagged)
+            return; /* from code flushed since */
+        slot = ctx->site_key[site];
+    }
+    ctx->site_entry[site][slot] = (uint64_t)to->cache_pc - INDIRECT_ENTRY_SIZE;
+    ctx->site_neg_target[site][slot] = -(int64_t)to->guest_pc;
     to->site_target = true;
 }
 
@@ -254,28 +410,55 @@ void table_jump_forget(struct guest_context *ctx, uint64_t target)
 {
     for (int s = 0; s < sites_touched; s++)
         for (int i = 0; i < SITE_SLOTS; i++)
-            if (ctx->sites[s].neg_target[i] == -(int64_t)target)
-                ctx->sites[s].neg_target[i] = 0;
+            if (ctx->site_neg_target[s][i] == -(int64_t)target) {
+                ctx->site_neg_target[s][i] = 0;
+                if (s < n_sites && proven[s].untagged)
+                    ctx->site_entry[s][i] = site_miss_stub(s, proven[s].target);
+            }
 }
 
 void table_jump_retarget(struct guest_context *ctx, uint64_t target, uint64_t entry)
 {
     for (int s = 0; s < sites_touched; s++)
         for (int i = 0; i < SITE_SLOTS; i++)
-            if (ctx->sites[s].neg_target[i] == -(int64_t)target)
-                ctx->sites[s].entry[i] = entry;
+            if (ctx->site_neg_target[s][i] == -(int64_t)target)
+                ctx->site_entry[s][i] = entry;
 }
 
 /* Every site's slots, of every site ever used: after a flush, site
  * numbers are given out again. */
 void table_jump_clear(struct guest_context *ctx)
 {
-    for (int s = 0; s < sites_touched; s++)
-        memset(ctx->sites[s].neg_target, 0, sizeof ctx->sites[s].neg_target);
+    for (int s = 0; s < sites_touched; s++) {
+        if (s < n_sites && proven[s].untagged)
+            empty_proven_site(ctx, s);
+        else
+            memset(ctx->site_neg_target[s], 0, sizeof ctx->site_neg_target[s]);
+    }
 }
 
 /* After a flush (the contexts' slots cleared): no site is left. */
 void table_jump_flush(void)
 {
     n_sites = 0;
+}
+
+/* Memory from start on, len bytes, is about to change (unmapped, its
+ * protection changed, mapped over): a proven site whose table is there is
+ * proven no longer. Its jumps are invalidated (they translate again as
+ * the table is then) and its slots emptied for good, for a thread still
+ * in their old code: each of its jumps then goes to the dispatcher. */
+void table_jump_memory_changes(uint64_t start, uint64_t len)
+{
+    for (int s = 0; s < n_sites; s++) {
+        struct proven_site *ps = &proven[s];
+        if (!ps->proven || ps->table >= start + len || ps->table + SITE_SLOTS * 8 <= start)
+            continue;
+        ps->proven = false;
+        site_owner[s] = 0;
+        translator_contexts_each(init_proven_site, &s);
+        for (int j = 0; j < ps->n_jumps; j++)
+            translator_invalidate(ps->jumps[j], 1);
+        ps->n_jumps = 0;
+    }
 }

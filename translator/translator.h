@@ -82,19 +82,25 @@
 /* Jump-table sites (table_jump.c): each an indirect jump whose target
  * was just loaded from a table, with its own table of targets in every
  * thread's context, indexed by the low byte of the table index (saved at
- * CTX_SITE_KEY as the target is loaded): the negated guest targets, then
- * the entries they lead to. */
+ * SITE_KEY(site) as the target is loaded): the entries the targets lead
+ * to, and their negated guest targets. A proven site (a constant table,
+ * an index under 256) jumps through its entries without a check; its
+ * empty slots lead to miss stubs (victim_lookup.S), which hand the
+ * dispatcher the site and key at CTX_SITE_MISS. */
 #define MAX_SITES 64
 #define SITE_SLOTS 256
-#define CTX_SITE_KEY (CTX_SIGINFO_QUEUE + 64 * SIGINFO_QUEUE * 128)
-#define CTX_SITE_COUNTDOWN (CTX_SITE_KEY + 8) /* misses until one fills a slot */
-#define CTX_SITE_HITS (CTX_SITE_KEY + 16)     /* with --stats */
+#define CTX_SITE_MISS (CTX_SIGINFO_QUEUE + 64 * SIGINFO_QUEUE * 128)
+#define CTX_SITE_COUNTDOWN (CTX_SITE_MISS + 8) /* misses until one fills a slot */
+#define CTX_SITE_HITS (CTX_SITE_MISS + 16)     /* with --stats */
 #define SITE_LEARN_EVERY 64
-/* page-aligned: a site's slots (4 KiB) are one page to fault in */
-#define CTX_SITES ((CTX_SITE_KEY + 64 + 4095) & ~4095)
-#define SITE_TAGS(site) (CTX_SITES + (site)*SITE_SLOTS * 16)
-#define SITE_ENTRIES(site) (SITE_TAGS(site) + SITE_SLOTS * 8)
-#define CTX_SIZE (CTX_SITES + MAX_SITES * SITE_SLOTS * 16)
+#define CTX_SITE_KEYS (CTX_SITE_MISS + 64)
+#define SITE_KEY(site) (CTX_SITE_KEYS + (site))
+/* page-aligned: a site's slots (2 KiB each array) fault in together */
+#define CTX_SITE_ENTRIES ((CTX_SITE_KEYS + MAX_SITES + 4095) & ~4095)
+#define CTX_SITE_TAGS (CTX_SITE_ENTRIES + MAX_SITES * SITE_SLOTS * 8)
+#define SITE_ENTRIES(site) (CTX_SITE_ENTRIES + (site)*SITE_SLOTS * 8)
+#define SITE_TAGS(site) (CTX_SITE_TAGS + (site)*SITE_SLOTS * 8)
+#define CTX_SIZE (CTX_SITE_TAGS + MAX_SITES * SITE_SLOTS * 8)
 
 /* General registers in encoding order (the index into gpr[]). */
 #define GPR_RAX 0
@@ -250,14 +256,14 @@ struct guest_context {
     uint16_t trace_counts[TRACE_MAX_HEADS];
     uint8_t siginfo_queue[64][SIGINFO_QUEUE][128];
     /* Jump-table sites' state in this thread (table_jump.c) */
-    uint64_t site_key;       /* its low byte: the table index a load saved last */
+    uint64_t site_miss;      /* a proven site's miss: its number << 32 | the key */
     uint64_t site_countdown; /* site misses until one goes to the dispatcher */
     uint64_t site_hits;      /* with --stats */
-    uint8_t site_pad[CTX_SITES - CTX_SITE_KEY - 24];
-    struct {
-        int64_t neg_target[SITE_SLOTS];
-        uint64_t entry[SITE_SLOTS];
-    } sites[MAX_SITES];
+    uint8_t site_pad[CTX_SITE_KEYS - CTX_SITE_MISS - 24];
+    uint8_t site_key[MAX_SITES]; /* the table index a load saved last (its low byte) */
+    uint8_t site_pad2[CTX_SITE_ENTRIES - CTX_SITE_KEYS - MAX_SITES];
+    uint64_t site_entry[MAX_SITES][SITE_SLOTS];
+    int64_t site_neg_target[MAX_SITES][SITE_SLOTS];
 };
 
 _Static_assert(offsetof(struct guest_context, gpr) == CTX_GPR, "ctx layout");
@@ -291,10 +297,12 @@ _Static_assert(offsetof(struct guest_context, ts.syscall_state) == CTX_SYSCALL_S
 _Static_assert(offsetof(struct guest_context, ibl) == CTX_IBL_TABLE, "ctx layout");
 _Static_assert(offsetof(struct guest_context, ibl_victim) == CTX_IBL_VICTIM, "ctx layout");
 _Static_assert(offsetof(struct guest_context, trace_counts) == CTX_TRACE_COUNTS, "ctx layout");
-_Static_assert(offsetof(struct guest_context, site_key) == CTX_SITE_KEY, "ctx layout");
+_Static_assert(offsetof(struct guest_context, site_miss) == CTX_SITE_MISS, "ctx layout");
+_Static_assert(offsetof(struct guest_context, site_key) == CTX_SITE_KEYS, "ctx layout");
+_Static_assert(offsetof(struct guest_context, site_entry) == CTX_SITE_ENTRIES, "ctx layout");
+_Static_assert(offsetof(struct guest_context, site_neg_target) == CTX_SITE_TAGS, "ctx layout");
 _Static_assert(offsetof(struct guest_context, site_countdown) == CTX_SITE_COUNTDOWN, "ctx layout");
 _Static_assert(offsetof(struct guest_context, site_hits) == CTX_SITE_HITS, "ctx layout");
-_Static_assert(offsetof(struct guest_context, sites) == CTX_SITES, "ctx layout");
 _Static_assert(sizeof(struct guest_context) == CTX_SIZE, "ctx layout");
 
 /* Why a fragment left the cache; the dispatcher reads it from the record
@@ -471,6 +479,17 @@ void table_jump_forget(struct guest_context *ctx, uint64_t target);
 void table_jump_retarget(struct guest_context *ctx, uint64_t target, uint64_t entry);
 void table_jump_clear(struct guest_context *ctx);
 void table_jump_flush(void);
+/* A new context's proven sites' slots. */
+void table_jump_init_context(struct guest_context *ctx);
+/* Before memory from start on (len bytes) changes: proven sites whose
+ * table is there are proven no longer, their jumps invalidated. */
+void table_jump_memory_changes(uint64_t start, uint64_t len);
+/* A proven site's empty slot leads to its stub for the jump's target
+ * register (victim_lookup.S), which leaves with dbo_site_miss_record. */
+extern struct exit_record dbo_site_miss_record;
+extern uint8_t dbo_site_miss_stubs[];
+/* Calls fn on every thread's context, live or kept for reuse. */
+void translator_contexts_each(void (*fn)(struct guest_context *, void *), void *arg);
 
 /* --perf-map (perf_map.c): writes out the names buffered so far; called
  * before the process exits or executes another program. */

@@ -1,4 +1,7 @@
-/* The indirect table's victim table (struct guest_context's ibl_victim):
+/* The indirect table's victim table (struct guest_context's ibl_victim),
+ * and the miss stubs of proven jump-table sites (at the end).
+ *
+ * The victim table (struct guest_context's ibl_victim):
  * a lookup that missed in both ways of the thread's table comes here
  * before it leaves for the dispatcher, from the cold code of its site
  * (translator/indirect.c) or from the return stack's lookup. The victim
@@ -53,6 +56,42 @@ dbo_victim_lookup:
 4:      mov     $VICTIM_PROMOTE_EVERY, %ecx    /* this one goes back to the table */
         mov     %rcx, %gs:CTX_VICTIM_COUNTDOWN
         jmp     3b
+
+/* The miss stubs of proven jump-table sites (table_jump.c): an empty
+ * slot of site S, for a jump whose target is in register R, leads to
+ * dbo_site_miss_stubs + (S * 16 + R) * 32, which names the site and goes
+ * on to the register's stub. A stub is never rewritten: code of a site
+ * since flushed may still reach it. On entry:
+ *   %rcx              = the slot's key (the table index)
+ *   %gs:SPILL_RCX     = the guest's rcx; every other register the guest's
+ * Leaves for the dispatcher, which fills the slot; flags untouched. */
+        .balign 32
+        .globl dbo_site_miss_stubs
+dbo_site_miss_stubs:
+        .set site, 0
+        .rept MAX_SITES
+        .irp reg, rax, rcx, rdx, rbx, rsp, rbp, rsi, rdi, r8, r9, r10, r11, r12, r13, r14, r15
+        .balign 32
+        movl    $site, %gs:CTX_SITE_MISS+4
+        jmp     site_miss_\reg
+        .endr
+        .set site, site + 1
+        .endr
+
+.macro SITE_MISS reg
+site_miss_\reg:
+        mov     %ecx, %gs:CTX_SITE_MISS        /* the key */
+        mov     %rdx, %gs:CTX_SPILL_RDX
+        mov     %\reg, %gs:CTX_IND_TARGET      /* the guest target */
+        lea     dbo_site_miss_record(%rip), %rdx
+        jmp     *%gs:CTX_EXIT_ENTRY
+.endm
+        .irp reg, rax, rdx, rbx, rbp, rsi, rdi, r8, r9, r10, r11, r12, r13, r14, r15
+        SITE_MISS \reg
+        .endr
+site_miss_rcx:                                 /* never: rcx and rsp hold no */
+site_miss_rsp:                                 /* target of a site */
+        ud2
 
         .globl dbo_victim_lookup_end
 dbo_victim_lookup_end:

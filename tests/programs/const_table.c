@@ -1,0 +1,83 @@
+/* A computed goto through a table in read-only memory, its index a byte
+ * (movzbl): dbo takes such a table as constant and jumps through its own
+ * slots without checking the target (table_jump.c). The program then
+ * makes the table's page writable, changes an entry, makes it read-only
+ * again and runs the same code: the new target must be taken. Non-PIE
+ * builds load from the table's absolute address (the constant case);
+ * PIE builds through a base register, which dbo checks every time. */
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+/* run_ops(code, acc): add 3, subtract 1, multiply by 5 or stop, one
+ * opcode byte at a time; each handler ends in its own dispatch. */
+uint64_t run_ops(const uint8_t *code, uint64_t acc);
+extern uint64_t op_table[256];
+extern char op_sub[], op_mul[];
+
+#ifdef __PIE__
+#define LOAD_TARGET "lea op_table(%rip), %rcx\n mov (%rcx,%rax,8), %rax\n"
+#define TABLE_SECTION ".section .data.rel.ro\n"
+#else
+#define LOAD_TARGET "mov op_table(,%rax,8), %rax\n"
+#define TABLE_SECTION ".section .rodata\n"
+#endif
+#define DISPATCH "movzbl (%rsi), %eax\n inc %rsi\n" LOAD_TARGET "jmp *%rax\n"
+
+__asm__(".text\n"
+        ".globl run_ops\n"
+        "run_ops:\n"
+        " mov %rsi, %rdx\n"
+        " mov %rdi, %rsi\n" DISPATCH "op_add:\n"
+        " add $3, %rdx\n" DISPATCH ".globl op_sub\n"
+        "op_sub:\n"
+        " sub $1, %rdx\n" DISPATCH ".globl op_mul\n"
+        "op_mul:\n"
+        " imul $5, %rdx, %rdx\n" DISPATCH "op_end:\n"
+        " mov %rdx, %rax\n"
+        " ret\n" TABLE_SECTION ".balign 4096\n"
+        ".globl op_table\n"
+        "op_table:\n"
+        " .quad op_add, op_sub, op_mul\n"
+        " .rept 253\n"
+        " .quad op_end\n"
+        " .endr\n"
+        " .balign 4096\n"
+        ".text\n");
+
+int main(void)
+{
+    static const uint8_t code[] = {0, 1, 2, 0, 1, 1, 2, 0, 0, 2, 1, 255};
+    uint64_t acc = 7;
+    for (int i = 0; i < 20000; i++)
+        acc = run_ops(code, acc) & 0xffffffff;
+    printf("before: %llu\n", (unsigned long long)acc);
+
+    /* opcode 1 now multiplies */
+    long page = sysconf(_SC_PAGESIZE);
+    void *at = (void *)((uintptr_t)op_table & ~(uintptr_t)(page - 1));
+    if (mprotect(at, page, PROT_READ | PROT_WRITE)) {
+        perror("mprotect");
+        return 1;
+    }
+    op_table[1] = (uint64_t)op_mul;
+    if (mprotect(at, page, PROT_READ)) {
+        perror("mprotect");
+        return 1;
+    }
+    acc = 7;
+    for (int i = 0; i < 20000; i++)
+        acc = run_ops(code, acc) & 0xffffffff;
+    printf("after: %llu\n", (unsigned long long)acc);
+
+    /* and back */
+    mprotect(at, page, PROT_READ | PROT_WRITE);
+    op_table[1] = (uint64_t)op_sub;
+    mprotect(at, page, PROT_READ);
+    acc = 7;
+    for (int i = 0; i < 20000; i++)
+        acc = run_ops(code, acc) & 0xffffffff;
+    printf("again: %llu\n", (unsigned long long)acc);
+    return 0;
+}
