@@ -29,6 +29,32 @@
 .Ldone\@:
 .endm
 
+#ifdef DBO_FXSAVE
+/* For benchmarks/callgrind only: valgrind has no xsave, so fxsave and
+ * fxrstor, plus the upper halves of ymm0-15 by hand where XCR0 enables
+ * AVX (valgrind's CPU has AVX2, not AVX-512), at XSAVE's offset for them.
+ * rbx = ctx; flags clobbered (the guest's are saved or not yet loaded). */
+#define XSAVE_YMM_HI 576
+.macro SAVE_FX_YMM
+        fxsave64 CTX_XSAVE(%rbx)
+        testb   $4, CTX_XSAVE_MASK(%rbx)
+        jz      .Lno_avx\@
+        .irp n, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15
+        vextractf128 $1, %ymm\n, CTX_XSAVE+XSAVE_YMM_HI+16*\n(%rbx)
+        .endr
+.Lno_avx\@:
+.endm
+.macro RESTORE_FX_YMM
+        fxrstor64 CTX_XSAVE(%rbx)
+        testb   $4, CTX_XSAVE_MASK(%rbx)
+        jz      .Lno_avx\@
+        .irp n, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15
+        vinsertf128 $1, CTX_XSAVE+XSAVE_YMM_HI+16*\n(%rbx), %ymm\n, %ymm\n
+        .endr
+.Lno_avx\@:
+.endm
+#endif
+
         .text
 
 /* dbo_stub_entry: reached by `jmp *%gs:CTX_STUB_ENTRY` from an exit stub
@@ -89,7 +115,7 @@ dbo_exit_entry:
         mov     CTX_XSAVE_MASK(%rbx), %eax
         mov     CTX_XSAVE_MASK+4(%rbx), %edx
 #ifdef DBO_FXSAVE /* valgrind has no xsave: for benchmarks/callgrind only */
-        fxsave64 CTX_XSAVE(%rbx)
+        SAVE_FX_YMM
 #else
         xsaveopt64 CTX_XSAVE(%rbx)
 #endif
@@ -139,7 +165,7 @@ resume_guest:
         mov     CTX_XSAVE_MASK(%rbx), %eax
         mov     CTX_XSAVE_MASK+4(%rbx), %edx
 #ifdef DBO_FXSAVE
-        fxrstor64 CTX_XSAVE(%rbx)
+        RESTORE_FX_YMM
 #else
         xrstor64 CTX_XSAVE(%rbx)
 #endif
