@@ -114,6 +114,7 @@ struct builder {
      * table_jump_at (0: none), through the register table_jump_target */
     uint64_t table_jump_at;
     int table_jump_target, table_jump_site;
+    int table_jump_guard; /* a constant table's base register, checked at the jump (-1: none) */
     /* The arrays from here on are written before they are read (up to
      * their counts above): builder_init() does not clear them, which for
      * every fragment cost 8 KB of stores, a quarter of build_fragment. */

@@ -151,6 +151,39 @@ static bool index_under_256(const struct builder *b, uint64_t pc, int index)
     return false;
 }
 
+/* The table address a load through base register `base` at pc uses,
+ * where it can be known: the last write of base before it in this
+ * fragment is `lea table(%rip)` (then it is that, *guarded = false), or
+ * nothing in the fragment writes base and the fragment starts where the
+ * guest is now (then it is the register's value, which the jump checks
+ * each time it runs: *guarded = true). */
+static bool base_value(const struct builder *b, uint64_t pc, int base, uint64_t *table,
+                       bool *guarded)
+{
+    int load = b->n_insns - 1;
+    uint64_t fragment_pc = pc - b->map[load].guest_off;
+    for (int i = load - 1; i >= 0; i--) {
+        uint64_t at = fragment_pc + b->map[i].guest_off;
+        ZydisDecodedInstruction insn;
+        ZydisDecodedOperand ops[ZYDIS_MAX_OPERAND_COUNT];
+        if (!decode(at, pc, &insn, ops))
+            return false;
+        if (!writes(&insn, ops, base))
+            continue;
+        if (insn.mnemonic != ZYDIS_MNEMONIC_LEA || ops[0].size != 64 ||
+            ops[1].mem.base != ZYDIS_REGISTER_RIP || ops[1].mem.index != ZYDIS_REGISTER_NONE)
+            return false;
+        *table = at + insn.length + (uint64_t)ops[1].mem.disp.value;
+        *guarded = false;
+        return true;
+    }
+    if (!b->ctx || b->ctx->rip != fragment_pc)
+        return false;
+    *table = b->ctx->gpr[base];
+    *guarded = true;
+    return true;
+}
+
 /* Notes a jump of a proven site, to invalidate if its table changes. */
 static bool note_jump(int site, uint64_t at)
 {
@@ -209,7 +242,11 @@ bool table_jump_lookahead(struct builder *b, const uint8_t *bytes, size_t avail,
         return false;
     uint64_t table = base < 0 ? (uint64_t)ops[1].mem.disp.value : 0; /* absolute: non-PIE */
     bool relative = insn.mnemonic == ZYDIS_MNEMONIC_MOVSXD;          /* then `add %base, %target` */
-    bool scaled_by_8 = ops[1].mem.scale == 8;
+    /* a constant table's entries are its targets: 8 bytes, no displacement
+     * from a base register */
+    bool plain = !relative && ops[1].mem.scale == 8 &&
+                 (base < 0 || (ops[1].mem.disp.value == 0 && base != index && base != GPR_RSP));
+    bool base_kept = true; /* base unchanged between the load and the jump */
     /* On to `jmp *%target`, a few instructions on, the target left alone
      * on the way (but for a relative table's add of its base). */
     uint64_t at = pc + insn.length;
@@ -226,13 +263,22 @@ bool table_jump_lookahead(struct builder *b, const uint8_t *bytes, size_t avail,
             insn.meta.category == ZYDIS_CATEGORY_SYSTEM ||
             insn.meta.category == ZYDIS_CATEGORY_INTERRUPT)
             return false;
+        if (base >= 0 && writes(&insn, ops, base))
+            base_kept = false;
         if (writes(&insn, ops, target) &&
             !(relative && insn.mnemonic == ZYDIS_MNEMONIC_ADD && base >= 0 &&
               ops[1].type == ZYDIS_OPERAND_TYPE_REGISTER && gpr_number(ops[1].reg.value) == base))
             return false;
     }
-    bool constant =
-        table && !relative && scaled_by_8 && constant_table(table) && index_under_256(b, pc, index);
+    uint64_t constant_at = table;
+    bool guarded = false;
+    if (plain && base >= 0 && !(base_kept && base_value(b, pc, base, &constant_at, &guarded)))
+        plain = false;
+    if (guarded && base == GPR_RCX) /* the check's own scratch register */
+        plain = false;
+    bool constant = plain && constant_table(constant_at) && index_under_256(b, pc, index);
+    if (constant)
+        table = constant_at;
     int site = site_for(constant ? table | (uint64_t)(target + 1) << 56
                         : table  ? table
                                  : at,
@@ -251,6 +297,7 @@ bool table_jump_lookahead(struct builder *b, const uint8_t *bytes, size_t avail,
     b->table_jump_at = at;
     b->table_jump_site = site;
     b->table_jump_target = target;
+    b->table_jump_guard = constant && guarded ? base : -1;
     return true;
 }
 
@@ -272,6 +319,23 @@ static void emit_proven_jump(uint8_t **p, int site)
     static const uint8_t jump[] = {GS_PREFIX, 0xff, 0x24, 0xcd};
     emit_bytes(p, jump, sizeof jump);
     emit_u32(p, SITE_ENTRIES(site));
+}
+
+/* lea (%rcx,%<reg>), %rcx: zero iff reg holds what rcx holds negated */
+static void emit_lea_rcx_plus(uint8_t **p, int reg)
+{
+    emit_u8(p, 0x48 | (reg >> 3) << 1);
+    emit_u8(p, 0x8d);
+    emit_u8(p, 0x0c);
+    emit_u8(p, (uint8_t)((reg & 7) << 3 | GPR_RCX));
+}
+
+/* mov %<reg>, %rdx */
+static void emit_mov_to_rdx(uint8_t **p, int reg)
+{
+    emit_u8(p, 0x48 | (reg >> 3) << 2);
+    emit_u8(p, 0x89);
+    emit_u8(p, (uint8_t)(0xc0 | (reg & 7) << 3 | GPR_RDX));
 }
 
 /* mov %gs:table(,%rcx,8), %rcx */
@@ -317,18 +381,33 @@ bool emit_table_jump(struct builder *b)
     uint8_t **p = &b->p;
     emit_store_gs(p, GPR_RCX, CTX_SPILL_RCX);
     if (proven[site].untagged) {
+        /* A table found through a register the guest might point
+         * elsewhere: check it is still this one, else the usual lookup. */
+        uint8_t *to_lookup = NULL;
+        int guard = b->table_jump_guard;
+        if (guard >= 0) {
+            emit_movabs(p, GPR_RCX, -proven[site].table);
+            emit_lea_rcx_plus(p, guard);
+            static const uint8_t hop[] = {0xe3, 0x05, 0xe9}; /* jrcxz +5; jmp <lookup> */
+            emit_bytes(p, hop, sizeof hop);
+            to_lookup = *p;
+            emit_u32(p, 0);
+        }
         emit_count(p, CTX_IND_HITS); /* (misses are counted as such too) */
         emit_count(p, CTX_SITE_HITS);
         emit_proven_jump(p, site);
+        if (to_lookup) {
+            patch_rel32(to_lookup, *p);
+            emit_store_gs(p, GPR_RDX, CTX_SPILL_RDX);
+            emit_mov_to_rdx(p, target);
+            emit_indirect_branch(b, new_exit(b, EXIT_INDIRECT, 0, NULL));
+        }
         return true;
     }
     int exit = new_exit(b, EXIT_INDIRECT, 0, NULL);
     emit_key(p, site);
     emit_slot_load(p, SITE_TAGS(site));
-    emit_u8(p, 0x48 | (target >> 3) << 1); /* lea (%rcx,%target), %rcx */
-    emit_u8(p, 0x8d);
-    emit_u8(p, 0x0c);
-    emit_u8(p, (uint8_t)((target & 7) << 3 | GPR_RCX));
+    emit_lea_rcx_plus(p, target);
     static const uint8_t over[] = {0xe3, 0x05}; /* jrcxz +5 */
     emit_bytes(p, over, sizeof over);
     emit_u8(p, 0xe9);
@@ -346,9 +425,7 @@ bool emit_table_jump(struct builder *b)
      * table lookup more, not a trip through the dispatcher each time. */
     patch_rel32(to_miss, *p);
     emit_store_gs(p, GPR_RDX, CTX_SPILL_RDX);
-    emit_u8(p, 0x48 | (target >> 3) << 2); /* mov %target, %rdx */
-    emit_u8(p, 0x89);
-    emit_u8(p, (uint8_t)(0xc0 | (target & 7) << 3 | GPR_RDX));
+    emit_mov_to_rdx(p, target);
     static const uint8_t dec[] = {0x48, 0x8d, 0x49, 0xff}; /* lea -1(%rcx), %rcx */
     emit_load_gs(p, GPR_RCX, CTX_SITE_COUNTDOWN);
     emit_bytes(p, dec, sizeof dec);

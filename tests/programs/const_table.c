@@ -3,8 +3,10 @@
  * slots without checking the target (table_jump.c). The program then
  * makes the table's page writable, changes an entry, makes it read-only
  * again and runs the same code: the new target must be taken. Non-PIE
- * builds load from the table's absolute address (the constant case);
- * PIE builds through a base register, which dbo checks every time. */
+ * builds load from the table's absolute address, PIE builds through a
+ * register set by a lea just before. run_with(), in every build, takes
+ * the table in a register set once, outside its handlers' code (dbo
+ * checks that register at each jump), and is given two tables in turn. */
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/mman.h>
@@ -24,6 +26,37 @@ extern char op_sub[], op_mul[];
 #define TABLE_SECTION ".section .rodata\n"
 #endif
 #define DISPATCH "movzbl (%rsi), %eax\n inc %rsi\n" LOAD_TARGET "jmp *%rax\n"
+
+/* run_with(code, acc, table): the same handlers' work through the table
+ * given (in %r8 throughout). */
+uint64_t run_with(const uint8_t *code, uint64_t acc, const uint64_t *table);
+extern uint64_t with_table[256], with_swapped[256];
+#define DISPATCH_WITH "movzbl (%rsi), %eax\n inc %rsi\n mov (%r8,%rax,8), %rax\n jmp *%rax\n"
+__asm__(".text\n"
+        ".globl run_with\n"
+        "run_with:\n"
+        " mov %rdx, %r8\n"
+        " mov %rsi, %rdx\n"
+        " mov %rdi, %rsi\n" DISPATCH_WITH "with_add:\n"
+        " add $3, %rdx\n" DISPATCH_WITH "with_sub:\n"
+        " sub $1, %rdx\n" DISPATCH_WITH "with_mul:\n"
+        " imul $5, %rdx, %rdx\n" DISPATCH_WITH "with_end:\n"
+        " mov %rdx, %rax\n"
+        " ret\n" TABLE_SECTION ".balign 4096\n"
+        ".globl with_table\n"
+        "with_table:\n"
+        " .quad with_add, with_sub, with_mul\n"
+        " .rept 253\n"
+        " .quad with_end\n"
+        " .endr\n"
+        ".globl with_swapped\n"
+        "with_swapped:\n"
+        " .quad with_add, with_mul, with_sub\n"
+        " .rept 253\n"
+        " .quad with_end\n"
+        " .endr\n"
+        " .balign 4096\n"
+        ".text\n");
 
 __asm__(".text\n"
         ".globl run_ops\n"
@@ -79,5 +112,13 @@ int main(void)
     for (int i = 0; i < 20000; i++)
         acc = run_ops(code, acc) & 0xffffffff;
     printf("again: %llu\n", (unsigned long long)acc);
+
+    uint64_t a = 7, b = 7;
+    for (int i = 0; i < 20000; i++) {
+        a = run_with(code, a, with_table) & 0xffffffff;
+        b = run_with(code, b, with_swapped) & 0xffffffff;
+    }
+    printf("with a table in a register: %llu, swapped: %llu\n", (unsigned long long)a,
+           (unsigned long long)b);
     return 0;
 }
