@@ -254,9 +254,12 @@ static bool uses_return_stack(const struct builder *b)
  * a new one). */
 void emit_return(struct builder *b, int exit, uint16_t pop_extra)
 {
-    static const uint8_t load_ret[] = {0x48, 0x8b, 0x14, 0x24}; /* mov (%rsp), %rdx */
-    emit_bytes(&b->p, load_ret, sizeof load_ret);
-    emit_pop_return(&b->p, pop_extra);
+    emit_u8(&b->p, 0x5a); /* pop %rdx */
+    if (pop_extra) {
+        static const uint8_t lea[] = {0x48, 0x8d, 0xa4, 0x24}; /* lea extra(%rsp), %rsp */
+        emit_bytes(&b->p, lea, sizeof lea);
+        emit_u32(&b->p, pop_extra);
+    }
     if (uses_return_stack(b)) {
         emit_to_return_stack(&b->p);
         emit_u8(&b->p, 0xc3);
