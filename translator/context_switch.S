@@ -35,21 +35,20 @@
  * AVX (valgrind's CPU has AVX2, not AVX-512), at XSAVE's offset for them.
  * rbx = ctx; flags clobbered (the guest's are saved or not yet loaded). */
 #define XSAVE_YMM_HI 576
-.macro SAVE_FX_YMM
+.macro FX_YMM save
+.if \save
         fxsave64 CTX_XSAVE(%rbx)
-        testb   $4, CTX_XSAVE_MASK(%rbx)
-        jz      .Lno_avx\@
-        .irp n, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15
-        vextractf128 $1, %ymm\n, CTX_XSAVE+XSAVE_YMM_HI+16*\n(%rbx)
-        .endr
-.Lno_avx\@:
-.endm
-.macro RESTORE_FX_YMM
+.else
         fxrstor64 CTX_XSAVE(%rbx)
+.endif
         testb   $4, CTX_XSAVE_MASK(%rbx)
         jz      .Lno_avx\@
         .irp n, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15
+.if \save
+        vextractf128 $1, %ymm\n, CTX_XSAVE+XSAVE_YMM_HI+16*\n(%rbx)
+.else
         vinsertf128 $1, CTX_XSAVE+XSAVE_YMM_HI+16*\n(%rbx), %ymm\n, %ymm\n
+.endif
         .endr
 .Lno_avx\@:
 .endm
@@ -115,7 +114,7 @@ dbo_exit_entry:
         mov     CTX_XSAVE_MASK(%rbx), %eax
         mov     CTX_XSAVE_MASK+4(%rbx), %edx
 #ifdef DBO_FXSAVE /* valgrind has no xsave: for benchmarks/callgrind only */
-        SAVE_FX_YMM
+        FX_YMM save=1
 #else
         xsaveopt64 CTX_XSAVE(%rbx)
 #endif
@@ -165,7 +164,7 @@ resume_guest:
         mov     CTX_XSAVE_MASK(%rbx), %eax
         mov     CTX_XSAVE_MASK+4(%rbx), %edx
 #ifdef DBO_FXSAVE
-        RESTORE_FX_YMM
+        FX_YMM save=0
 #else
         xrstor64 CTX_XSAVE(%rbx)
 #endif

@@ -124,31 +124,44 @@ static bool constant_table(uint64_t table)
     return true;
 }
 
-/* Whether the index register holds a value under 256 at the load at pc:
- * the last instruction before it in this fragment that writes it (up to
- * four back) is movzbl (or movzbq) or an and with an immediate under 256,
- * each of which writes the whole register. Code before the load in a
- * fragment runs before it, in order: a fragment only falls through. */
-static bool index_under_256(const struct builder *b, uint64_t pc, int index)
+/* The last instruction before the load at pc, in this fragment and at
+ * most `back` instructions back, that writes register reg: 1 (decoded
+ * into insn/ops, at *at), 0 (none: the fragment starts after any) or -1
+ * (none within `back`, or one it cannot decode). Code before the load in
+ * a fragment runs before it, in order: a fragment only falls through. */
+static int last_write(const struct builder *b, uint64_t pc, int reg, int back,
+                      ZydisDecodedInstruction *insn, ZydisDecodedOperand *ops, uint64_t *at)
 {
     int load = b->n_insns - 1;
     uint64_t fragment_pc = pc - b->map[load].guest_off;
-    for (int i = load - 1; i >= 0 && i >= load - 4; i--) {
-        uint64_t at = fragment_pc + b->map[i].guest_off;
-        ZydisDecodedInstruction insn;
-        ZydisDecodedOperand ops[ZYDIS_MAX_OPERAND_COUNT];
-        if (!decode(at, pc, &insn, ops))
-            return false;
-        if (!writes(&insn, ops, index))
-            continue;
-        if (ops[0].type != ZYDIS_OPERAND_TYPE_REGISTER || ops[0].size < 32)
-            return false; /* a partial write keeps the upper bits */
-        if (insn.mnemonic == ZYDIS_MNEMONIC_MOVZX)
-            return ops[1].size == 8;
-        return insn.mnemonic == ZYDIS_MNEMONIC_AND && ops[1].type == ZYDIS_OPERAND_TYPE_IMMEDIATE &&
-               ops[1].imm.value.s >= 0 && ops[1].imm.value.s < SITE_SLOTS;
+    for (int i = load - 1; i >= 0; i--) {
+        if (i < load - back)
+            return -1;
+        *at = fragment_pc + b->map[i].guest_off;
+        if (!decode(*at, pc, insn, ops))
+            return -1;
+        if (writes(insn, ops, reg))
+            return 1;
     }
-    return false;
+    return 0;
+}
+
+/* Whether the index register holds a value under 256 at the load at pc:
+ * its last write before it (up to four back) is movzbl (or movzbq) or an
+ * and with an immediate under 256, each of which writes the whole
+ * register. */
+static bool index_under_256(const struct builder *b, uint64_t pc, int index)
+{
+    ZydisDecodedInstruction insn;
+    ZydisDecodedOperand ops[ZYDIS_MAX_OPERAND_COUNT];
+    uint64_t at;
+    if (last_write(b, pc, index, 4, &insn, ops, &at) != 1 ||
+        ops[0].type != ZYDIS_OPERAND_TYPE_REGISTER || ops[0].size < 32)
+        return false; /* (a partial write keeps the upper bits) */
+    if (insn.mnemonic == ZYDIS_MNEMONIC_MOVZX)
+        return ops[1].size == 8;
+    return insn.mnemonic == ZYDIS_MNEMONIC_AND && ops[1].type == ZYDIS_OPERAND_TYPE_IMMEDIATE &&
+           ops[1].imm.value.s >= 0 && ops[1].imm.value.s < SITE_SLOTS;
 }
 
 /* The table address a load through base register `base` at pc uses,
@@ -160,28 +173,27 @@ static bool index_under_256(const struct builder *b, uint64_t pc, int index)
 static bool base_value(const struct builder *b, uint64_t pc, int base, uint64_t *table,
                        bool *guarded)
 {
-    int load = b->n_insns - 1;
-    uint64_t fragment_pc = pc - b->map[load].guest_off;
-    for (int i = load - 1; i >= 0; i--) {
-        uint64_t at = fragment_pc + b->map[i].guest_off;
-        ZydisDecodedInstruction insn;
-        ZydisDecodedOperand ops[ZYDIS_MAX_OPERAND_COUNT];
-        if (!decode(at, pc, &insn, ops))
-            return false;
-        if (!writes(&insn, ops, base))
-            continue;
+    ZydisDecodedInstruction insn;
+    ZydisDecodedOperand ops[ZYDIS_MAX_OPERAND_COUNT];
+    uint64_t at;
+    switch (last_write(b, pc, base, MAX_FRAGMENT_INSNS, &insn, ops, &at)) {
+    case 1:
         if (insn.mnemonic != ZYDIS_MNEMONIC_LEA || ops[0].size != 64 ||
             ops[1].mem.base != ZYDIS_REGISTER_RIP || ops[1].mem.index != ZYDIS_REGISTER_NONE)
             return false;
         *table = at + insn.length + (uint64_t)ops[1].mem.disp.value;
         *guarded = false;
         return true;
+    case 0: {
+        uint64_t fragment_pc = pc - b->map[b->n_insns - 1].guest_off;
+        if (!b->ctx || b->ctx->rip != fragment_pc)
+            return false;
+        *table = b->ctx->gpr[base];
+        *guarded = true;
+        return true;
     }
-    if (!b->ctx || b->ctx->rip != fragment_pc)
-        return false;
-    *table = b->ctx->gpr[base];
-    *guarded = true;
-    return true;
+    default: return false;
+    }
 }
 
 /* Notes a jump of a proven site, to invalidate if its table changes. */
