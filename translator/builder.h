@@ -318,6 +318,12 @@ static inline bool may_load_jump_table(const uint8_t *bytes, const ZydisDecodedI
     return (rex & 0xf8) == 0x48 && ((op == 0x8b && scale == 3) || (op == 0x63 && scale == 2));
 }
 bool emit_table_jump(struct builder *b);
+/* A call or jump through memory (op) that reads a constant table with an
+ * index under 256: through its site's slots, no tag (false: not such a
+ * jump, emit the usual lookup). */
+bool emit_table_call(struct builder *b, const ZydisDecodedInstruction *insn,
+                     const ZydisDecodedOperand *op, const uint8_t *bytes, uint64_t pc,
+                     uint64_t next);
 /* The fragment's site exit for the dispatcher, once it has its records. */
 void table_jump_placed(const struct builder *b, struct fragment *frag);
 

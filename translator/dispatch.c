@@ -595,6 +595,8 @@ void *dispatch(struct guest_context *ctx)
         }
         break;
     case EXIT_INDIRECT: {
+        if (exit == &dbo_site_miss_record) /* (a call through memory has no target register) */
+            ctx->ind_target = table_jump_miss_target(ctx);
         ctx->rip = ctx->ind_target;
         dbo_stats.indirect_misses++;
         uint64_t *inline_tag = exit_inline_tag(exit);

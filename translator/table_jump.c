@@ -110,13 +110,13 @@ static bool jump_follows(const uint8_t *bytes, size_t avail, const ZydisDecodedI
 
 static int site_for(uint64_t key, uint64_t constant_table, int target);
 
-/* Whether the 256 slots a table can have from `table` on are constant:
- * readable, never writable, not shared (another process could write a
- * shared mapping). A change to that memory kills the site
+/* Whether the `slots` entries from `table` on are constant: readable,
+ * never writable, not shared (another process could write a shared
+ * mapping). A change to that memory kills the site
  * (table_jump_memory_changes). */
-static bool constant_table(uint64_t table)
+static bool constant_table(uint64_t table, unsigned slots)
 {
-    for (uint64_t page = table & ~4095ull; page < table + SITE_SLOTS * 8; page += 4096) {
+    for (uint64_t page = table & ~4095ull; page < table + slots * 8; page += 4096) {
         int prot = guest_vm_prot(page);
         if (prot < 0 || !(prot & PROT_READ) || (prot & (PROT_WRITE | GUEST_VM_SHARED)))
             return false;
@@ -146,22 +146,24 @@ static int last_write(const struct builder *b, uint64_t pc, int reg, int back,
     return 0;
 }
 
-/* Whether the index register holds a value under 256 at the load at pc:
- * its last write before it (up to four back) is movzbl (or movzbq) or an
- * and with an immediate under 256, each of which writes the whole
- * register. */
-static bool index_under_256(const struct builder *b, uint64_t pc, int index)
+/* How many values the index register can hold at the load at pc, if
+ * under 256 (else 0): its last write before it (up to four back) is
+ * movzbl (or movzbq: 256) or an and with an immediate under 256 (that
+ * plus one), each of which writes the whole register. */
+static unsigned index_bound(const struct builder *b, uint64_t pc, int index)
 {
     ZydisDecodedInstruction insn;
     ZydisDecodedOperand ops[ZYDIS_MAX_OPERAND_COUNT];
     uint64_t at;
     if (last_write(b, pc, index, 4, &insn, ops, &at) != 1 ||
         ops[0].type != ZYDIS_OPERAND_TYPE_REGISTER || ops[0].size < 32)
-        return false; /* (a partial write keeps the upper bits) */
+        return 0; /* (a partial write keeps the upper bits) */
     if (insn.mnemonic == ZYDIS_MNEMONIC_MOVZX)
-        return ops[1].size == 8;
-    return insn.mnemonic == ZYDIS_MNEMONIC_AND && ops[1].type == ZYDIS_OPERAND_TYPE_IMMEDIATE &&
-           ops[1].imm.value.s >= 0 && ops[1].imm.value.s < SITE_SLOTS;
+        return ops[1].size == 8 ? SITE_SLOTS : 0;
+    if (insn.mnemonic == ZYDIS_MNEMONIC_AND && ops[1].type == ZYDIS_OPERAND_TYPE_IMMEDIATE &&
+        ops[1].imm.value.s >= 0 && ops[1].imm.value.s < SITE_SLOTS)
+        return (unsigned)ops[1].imm.value.s + 1;
+    return 0;
 }
 
 /* The table address a load through base register `base` at pc uses,
@@ -288,7 +290,9 @@ bool table_jump_lookahead(struct builder *b, const uint8_t *bytes, size_t avail,
         plain = false;
     if (guarded && base == GPR_RCX) /* the check's own scratch register */
         plain = false;
-    bool constant = plain && constant_table(constant_at) && index_under_256(b, pc, index);
+    unsigned bound = 0;
+    bool constant =
+        plain && (bound = index_bound(b, pc, index)) && constant_table(constant_at, bound);
     if (constant)
         table = constant_at;
     int site = site_for(constant ? table | (uint64_t)(target + 1) << 56
@@ -460,6 +464,87 @@ bool emit_table_jump(struct builder *b)
     b->site_exit = exit;
     b->site = site;
     return true;
+}
+
+/* The target register a site of a jump or call through memory names in
+ * its key and miss stub: none holds the target, and rsp is never one, so
+ * its stub has the dispatcher read the target from the table instead. */
+#define TARGET_IN_TABLE GPR_RSP
+
+bool emit_table_call(struct builder *b, const ZydisDecodedInstruction *insn,
+                     const ZydisDecodedOperand *quick_op, const uint8_t *bytes, uint64_t pc,
+                     uint64_t next)
+{
+    /* a cheap test first (the quick decoder leaves a memory operand to the
+     * raw fields): a SIB byte */
+    if (!dbo_opts.table_jumps || b->mode != BUILD_FRAGMENT ||
+        quick_op->type != ZYDIS_OPERAND_TYPE_MEMORY || insn->raw.modrm.mod == 3 ||
+        insn->raw.modrm.rm != 4)
+        return false;
+    ZydisDecodedInstruction full;
+    ZydisDecodedOperand ops[ZYDIS_MAX_OPERAND_COUNT];
+    if (!decode(pc, pc + insn->length, &full, ops))
+        return false;
+    const ZydisDecodedOperand *op = &ops[0];
+    if (op->type != ZYDIS_OPERAND_TYPE_MEMORY || op->mem.segment == ZYDIS_REGISTER_FS ||
+        op->mem.segment == ZYDIS_REGISTER_GS || op->mem.scale != 8 ||
+        op->mem.base == ZYDIS_REGISTER_RIP)
+        return false;
+    int index = gpr_number(op->mem.index);
+    int base = op->mem.base == ZYDIS_REGISTER_NONE ? -1 : gpr_number(op->mem.base);
+    if (index < 0 || index == GPR_RCX || index == GPR_RSP || base == index || base == GPR_RSP)
+        return false;
+    uint64_t table = (uint64_t)op->mem.disp.value;
+    bool guarded = false;
+    if (base >= 0 && (table != 0 || !base_value(b, pc, base, &table, &guarded)))
+        return false;
+    unsigned bound = index_bound(b, pc, index);
+    if ((guarded && base == GPR_RCX) || !bound || !constant_table(table, bound))
+        return false;
+    int site = site_for(table | (uint64_t)(TARGET_IN_TABLE + 1) << 56, table, TARGET_IN_TABLE);
+    if (site < 0 || !note_jump(site, pc))
+        return false;
+    bool call = insn->mnemonic == ZYDIS_MNEMONIC_CALL;
+    uint8_t **p = &b->p;
+    emit_store_gs(p, GPR_RCX, CTX_SPILL_RCX);
+    uint8_t *to_lookup = NULL;
+    if (guarded) {
+        emit_movabs(p, GPR_RCX, -table);
+        emit_lea_rcx_plus(p, base);
+        static const uint8_t hop[] = {0xe3, 0x05, 0xe9}; /* jrcxz +5; jmp <lookup> */
+        emit_bytes(p, hop, sizeof hop);
+        to_lookup = *p;
+        emit_u32(p, 0);
+    }
+    emit_count(p, CTX_IND_HITS);
+    emit_count(p, CTX_SITE_HITS);
+    emit_u8(p, 0x40 | index >> 3); /* movzbl %<index>b, %ecx */
+    emit_u8(p, 0x0f);
+    emit_u8(p, 0xb6);
+    emit_u8(p, (uint8_t)(0xc8 | (index & 7)));
+    if (call)
+        emit_call_push(b, next);
+    static const uint8_t jump[] = {GS_PREFIX, 0xff, 0x24, 0xcd}; /* jmp *%gs:slots(,%rcx,8) */
+    emit_bytes(p, jump, sizeof jump);
+    emit_u32(p, SITE_ENTRIES(site));
+    if (to_lookup) { /* the base register moved: as any call through memory */
+        patch_rel32(to_lookup, *p);
+        emit_load_gs(p, GPR_RCX, CTX_SPILL_RCX);
+        emit_store_gs(p, GPR_RDX, CTX_SPILL_RDX);
+        emit_load_operand_rdx(p, insn, bytes, next);
+        if (call)
+            emit_call_push(b, next);
+        emit_indirect_branch(b, new_exit(b, EXIT_INDIRECT, 0, NULL));
+    }
+    return true;
+}
+
+uint64_t table_jump_miss_target(const struct guest_context *ctx)
+{
+    unsigned site = (uint32_t)(ctx->site_miss >> 32), slot = (uint8_t)ctx->site_miss;
+    if (site >= (unsigned)n_sites || !proven[site].proven || proven[site].target != TARGET_IN_TABLE)
+        return ctx->ind_target;
+    return *(const uint64_t *)(proven[site].table + 8 * slot);
 }
 
 void table_jump_placed(const struct builder *b, struct fragment *frag)

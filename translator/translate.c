@@ -392,6 +392,13 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
                 ended = true;
                 break;
             }
+            if (indirect && !t && ops[0].type == ZYDIS_OPERAND_TYPE_MEMORY &&
+                emit_table_call(&b, &insn, &ops[0], bytes, pc, next)) {
+                b.kinds[b.n_insns - 1] = CODE_INDIRECT;
+                b.ends_with = insn.mnemonic == ZYDIS_MNEMONIC_CALL ? ENDS_CALL : ENDS_INDIRECT;
+                ended = true;
+                break;
+            }
             b.kinds[b.n_insns - 1] = indirect                               ? CODE_INDIRECT
                                      : insn.mnemonic == ZYDIS_MNEMONIC_CALL ? CODE_CALL
                                                                             : CODE_BRANCH;

@@ -487,6 +487,9 @@ void table_jump_memory_changes(uint64_t start, uint64_t len);
 /* A proven site's empty slot leads to its stub for the jump's target
  * register (victim_lookup.S), which leaves with dbo_site_miss_record. */
 extern struct exit_record dbo_site_miss_record;
+/* The guest target of a proven site's miss (ind_target, or for a jump or
+ * call through memory, what the table holds at the key). */
+uint64_t table_jump_miss_target(const struct guest_context *ctx);
 extern uint8_t dbo_site_miss_stubs[];
 /* Calls fn on every thread's context, live or kept for reuse. */
 void translator_contexts_each(void (*fn)(struct guest_context *, void *), void *arg);

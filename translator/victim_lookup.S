@@ -89,8 +89,14 @@ site_miss_\reg:
         .irp reg, rax, rdx, rbx, rbp, rsi, rdi, r8, r9, r10, r11, r12, r13, r14, r15
         SITE_MISS \reg
         .endr
-site_miss_rcx:                                 /* never: rcx and rsp hold no */
-site_miss_rsp:                                 /* target of a site */
+/* A jump or call through memory: no register holds its target, which the
+ * dispatcher reads from the table (table_jump_miss_target). */
+site_miss_rsp:
+        mov     %ecx, %gs:CTX_SITE_MISS        /* the key */
+        mov     %rdx, %gs:CTX_SPILL_RDX
+        lea     dbo_site_miss_record(%rip), %rdx
+        jmp     *%gs:CTX_EXIT_ENTRY
+site_miss_rcx:                                 /* never: rcx holds no target */
         ud2
 
         .globl dbo_victim_lookup_end

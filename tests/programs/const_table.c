@@ -79,6 +79,38 @@ __asm__(".text\n"
         " .balign 4096\n"
         ".text\n");
 
+/* call_each(n, x): n calls through call_table, the index x's low two
+ * bits (and $3), non-PIE by absolute address, PIE through a lea'd base. */
+uint64_t call_each(uint64_t n, uint64_t x);
+extern uint64_t call_table[4];
+extern char fn_mul[];
+#ifdef __PIE__
+#define CALL_THROUGH "lea call_table(%rip), %r10\n call *(%r10,%rax,8)\n"
+#else
+#define CALL_THROUGH "call *call_table(,%rax,8)\n"
+#endif
+__asm__(".text\n"
+        ".globl call_each\n"
+        "call_each:\n"
+        " push %rbx\n"
+        " mov %rdi, %rbx\n"
+        " mov %rsi, %rdx\n"
+        "2: mov %edx, %eax\n"
+        " and $3, %eax\n" CALL_THROUGH " dec %rbx\n"
+        " jnz 2b\n"
+        " mov %rdx, %rax\n"
+        " pop %rbx\n"
+        " ret\n"
+        "fn_add: lea 7(%rdx), %rdx\n ret\n"
+        "fn_sub: lea -3(%rdx), %rdx\n ret\n"
+        ".globl fn_mul\n"
+        "fn_mul: imul $5, %rdx, %rdx\n ret\n"
+        "fn_rot: rol $3, %rdx\n ret\n" TABLE_SECTION ".balign 4096\n"
+        ".globl call_table\n"
+        "call_table: .quad fn_add, fn_sub, fn_mul, fn_rot\n"
+        " .balign 4096\n"
+        ".text\n");
+
 int main(void)
 {
     static const uint8_t code[] = {0, 1, 2, 0, 1, 1, 2, 0, 0, 2, 1, 255};
@@ -120,5 +152,13 @@ int main(void)
     }
     printf("with a table in a register: %llu, swapped: %llu\n", (unsigned long long)a,
            (unsigned long long)b);
+
+    /* calls through a constant table; then entry 1 changed */
+    printf("calls: %llu\n", (unsigned long long)call_each(100000, 12345));
+    void *calls = (void *)((uintptr_t)call_table & ~(uintptr_t)(page - 1));
+    mprotect(calls, page, PROT_READ | PROT_WRITE);
+    call_table[1] = (uint64_t)fn_mul;
+    mprotect(calls, page, PROT_READ);
+    printf("calls after: %llu\n", (unsigned long long)call_each(100000, 12345));
     return 0;
 }
