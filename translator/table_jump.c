@@ -27,7 +27,13 @@
  * SITE_LEARN_EVERY-th): the exit's record names the site (in target_off,
  * which an indirect exit does not use). Flushes and invalidations clear
  * slots as they do the thread's table. Which byte indexes the slots only
- * matters for speed: a slot holds its target's tag. */
+ * matters for speed: a slot holds its target's tag.
+ *
+ * A proven site needs no tag: its table is constant memory and the index
+ * is under 256, so a slot once filled stays right; its jump is the key
+ * and `jmp *%gs:slot`, an empty slot leading to the site's miss stub
+ * (victim_lookup.S). Calls and jumps through such a table's memory
+ * (`call *(%base,%index,8)`) are proven sites too. */
 #include <Zydis/Zydis.h>
 #include <string.h>
 
@@ -60,6 +66,13 @@ static struct proven_site {
 static uint64_t site_miss_stub(int site, int target)
 {
     return (uint64_t)dbo_site_miss_stubs + (uint64_t)(site * 16 + target) * 32;
+}
+
+/* A proven site's key: its table, and the register its stub takes the
+ * target from (table addresses leave the top byte free). */
+static uint64_t proven_key(uint64_t table, int target)
+{
+    return table | (uint64_t)(target + 1) << 56;
 }
 
 /* Decodes the instruction at pc, reading nothing at or past `end`. */
@@ -284,18 +297,19 @@ bool table_jump_lookahead(struct builder *b, const uint8_t *bytes, size_t avail,
               ops[1].type == ZYDIS_OPERAND_TYPE_REGISTER && gpr_number(ops[1].reg.value) == base))
             return false;
     }
+    /* (the index first: its walk back is four instructions, the base's
+     * up to the fragment's start) */
+    unsigned bound = plain ? index_bound(b, pc, index) : 0;
     uint64_t constant_at = table;
     bool guarded = false;
-    if (plain && base >= 0 && !(base_kept && base_value(b, pc, base, &constant_at, &guarded)))
-        plain = false;
+    if (bound && base >= 0 && !(base_kept && base_value(b, pc, base, &constant_at, &guarded)))
+        bound = 0;
     if (guarded && base == GPR_RCX) /* the check's own scratch register */
-        plain = false;
-    unsigned bound = 0;
-    bool constant =
-        plain && (bound = index_bound(b, pc, index)) && constant_table(constant_at, bound);
+        bound = 0;
+    bool constant = bound && constant_table(constant_at, bound);
     if (constant)
         table = constant_at;
-    int site = site_for(constant ? table | (uint64_t)(target + 1) << 56
+    int site = site_for(constant ? proven_key(table, target)
                         : table  ? table
                                  : at,
                         constant ? table : 0, target);
@@ -325,13 +339,11 @@ static void emit_key(uint8_t **p, int site)
     emit_u32(p, SITE_KEY(site));
 }
 
-/* A proven site's jump (guest rcx spilled first):
- *       movzbl %gs:SITE_KEY(site), %ecx
+/* A proven site's jump, the key in rcx (guest rcx spilled):
  *       jmp *%gs:SITE_ENTRIES(site)(,%rcx,8)  the slot: an entry, which
  *                                             restores rcx, or a miss stub */
-static void emit_proven_jump(uint8_t **p, int site)
+static void emit_slot_jump(uint8_t **p, int site)
 {
-    emit_key(p, site);
     static const uint8_t jump[] = {GS_PREFIX, 0xff, 0x24, 0xcd};
     emit_bytes(p, jump, sizeof jump);
     emit_u32(p, SITE_ENTRIES(site));
@@ -352,6 +364,21 @@ static void emit_mov_to_rdx(uint8_t **p, int reg)
     emit_u8(p, 0x48 | (reg >> 3) << 2);
     emit_u8(p, 0x89);
     emit_u8(p, (uint8_t)(0xc0 | (reg & 7) << 3 | GPR_RDX));
+}
+
+/* A table found through base register `base` that the guest may point
+ * elsewhere: `table` still? (guest rcx spilled; rcx clobbered)
+ *       movabs $-table, %rcx; lea (%rcx,%base), %rcx
+ *       jrcxz +5; jmp <not: returned, the rel32 to patch> */
+static uint8_t *emit_base_check(uint8_t **p, uint64_t table, int base)
+{
+    emit_movabs(p, GPR_RCX, -table);
+    emit_lea_rcx_plus(p, base);
+    static const uint8_t hop[] = {0xe3, 0x05, 0xe9};
+    emit_bytes(p, hop, sizeof hop);
+    uint8_t *rel32 = *p;
+    emit_u32(p, 0);
+    return rel32;
 }
 
 /* mov %gs:table(,%rcx,8), %rcx */
@@ -399,19 +426,12 @@ bool emit_table_jump(struct builder *b)
     if (proven[site].untagged) {
         /* A table found through a register the guest might point
          * elsewhere: check it is still this one, else the usual lookup. */
-        uint8_t *to_lookup = NULL;
         int guard = b->table_jump_guard;
-        if (guard >= 0) {
-            emit_movabs(p, GPR_RCX, -proven[site].table);
-            emit_lea_rcx_plus(p, guard);
-            static const uint8_t hop[] = {0xe3, 0x05, 0xe9}; /* jrcxz +5; jmp <lookup> */
-            emit_bytes(p, hop, sizeof hop);
-            to_lookup = *p;
-            emit_u32(p, 0);
-        }
+        uint8_t *to_lookup = guard >= 0 ? emit_base_check(p, proven[site].table, guard) : NULL;
         emit_count(p, CTX_IND_HITS); /* (misses are counted as such too) */
         emit_count(p, CTX_SITE_HITS);
-        emit_proven_jump(p, site);
+        emit_key(p, site);
+        emit_slot_jump(p, site);
         if (to_lookup) {
             patch_rel32(to_lookup, *p);
             emit_store_gs(p, GPR_RDX, CTX_SPILL_RDX);
@@ -501,21 +521,13 @@ bool emit_table_call(struct builder *b, const ZydisDecodedInstruction *insn,
     unsigned bound = index_bound(b, pc, index);
     if ((guarded && base == GPR_RCX) || !bound || !constant_table(table, bound))
         return false;
-    int site = site_for(table | (uint64_t)(TARGET_IN_TABLE + 1) << 56, table, TARGET_IN_TABLE);
+    int site = site_for(proven_key(table, TARGET_IN_TABLE), table, TARGET_IN_TABLE);
     if (site < 0 || !note_jump(site, pc))
         return false;
     bool call = insn->mnemonic == ZYDIS_MNEMONIC_CALL;
     uint8_t **p = &b->p;
     emit_store_gs(p, GPR_RCX, CTX_SPILL_RCX);
-    uint8_t *to_lookup = NULL;
-    if (guarded) {
-        emit_movabs(p, GPR_RCX, -table);
-        emit_lea_rcx_plus(p, base);
-        static const uint8_t hop[] = {0xe3, 0x05, 0xe9}; /* jrcxz +5; jmp <lookup> */
-        emit_bytes(p, hop, sizeof hop);
-        to_lookup = *p;
-        emit_u32(p, 0);
-    }
+    uint8_t *to_lookup = guarded ? emit_base_check(p, table, base) : NULL;
     emit_count(p, CTX_IND_HITS);
     emit_count(p, CTX_SITE_HITS);
     emit_u8(p, 0x40 | index >> 3); /* movzbl %<index>b, %ecx */
@@ -524,9 +536,7 @@ bool emit_table_call(struct builder *b, const ZydisDecodedInstruction *insn,
     emit_u8(p, (uint8_t)(0xc8 | (index & 7)));
     if (call)
         emit_call_push(b, next);
-    static const uint8_t jump[] = {GS_PREFIX, 0xff, 0x24, 0xcd}; /* jmp *%gs:slots(,%rcx,8) */
-    emit_bytes(p, jump, sizeof jump);
-    emit_u32(p, SITE_ENTRIES(site));
+    emit_slot_jump(p, site);
     if (to_lookup) { /* the base register moved: as any call through memory */
         patch_rel32(to_lookup, *p);
         emit_load_gs(p, GPR_RCX, CTX_SPILL_RCX);
@@ -539,12 +549,25 @@ bool emit_table_call(struct builder *b, const ZydisDecodedInstruction *insn,
     return true;
 }
 
+/* What proven site `site` holds at `slot` now, in *target; false if the
+ * site is no longer proven (flushed and given out again, or its table's
+ * memory changed). */
+static bool proven_entry(unsigned site, unsigned slot, uint64_t *target)
+{
+    if (site >= (unsigned)n_sites || !proven[site].proven)
+        return false;
+    *target = *(const uint64_t *)(proven[site].table + 8 * slot);
+    return true;
+}
+
 uint64_t table_jump_miss_target(const struct guest_context *ctx)
 {
     unsigned site = (uint32_t)(ctx->site_miss >> 32), slot = (uint8_t)ctx->site_miss;
-    if (site >= (unsigned)n_sites || !proven[site].proven || proven[site].target != TARGET_IN_TABLE)
-        return ctx->ind_target;
-    return *(const uint64_t *)(proven[site].table + 8 * slot);
+    uint64_t target;
+    if (site < (unsigned)n_sites && proven[site].target == TARGET_IN_TABLE &&
+        proven_entry(site, slot, &target))
+        return target;
+    return ctx->ind_target;
 }
 
 void table_jump_placed(const struct builder *b, struct fragment *frag)
@@ -553,7 +576,7 @@ void table_jump_placed(const struct builder *b, struct fragment *frag)
         fragment_exits(frag)[b->site_exit].target_off = 1 + b->site;
 }
 
-/* What a proven site's miss stub hands the dispatcher (site_miss.S). */
+/* What a proven site's miss stub hands the dispatcher (victim_lookup.S). */
 struct exit_record dbo_site_miss_record = {.kind = EXIT_INDIRECT};
 
 void table_jump_learn(struct guest_context *ctx, const struct exit_record *exit,
@@ -564,8 +587,8 @@ void table_jump_learn(struct guest_context *ctx, const struct exit_record *exit,
         site = (uint32_t)(ctx->site_miss >> 32), slot = (uint8_t)ctx->site_miss;
         /* Only what its table says: the miss may come from the code of a
          * site since flushed, whose number a new site has now. */
-        if (site >= (unsigned)n_sites || !proven[site].proven ||
-            *(const uint64_t *)(proven[site].table + 8 * slot) != to->guest_pc)
+        uint64_t holds;
+        if (!proven_entry(site, slot, &holds) || holds != to->guest_pc)
             return;
     } else {
         if (exit->kind != EXIT_INDIRECT || exit->far_target || exit->target_off <= 0)
