@@ -496,10 +496,11 @@ bool emit_table_call(struct builder *b, const ZydisDecodedInstruction *insn,
                      uint64_t next)
 {
     /* a cheap test first (the quick decoder leaves a memory operand to the
-     * raw fields): a SIB byte */
+     * raw fields): a SIB byte that scales by 8 (rsp-based operands, which
+     * also take a SIB, scale by 1) */
     if (!dbo_opts.table_jumps || b->mode != BUILD_FRAGMENT ||
         quick_op->type != ZYDIS_OPERAND_TYPE_MEMORY || insn->raw.modrm.mod == 3 ||
-        insn->raw.modrm.rm != 4)
+        insn->raw.modrm.rm != 4 || bytes[insn->raw.sib.offset] >> 6 != 3)
         return false;
     ZydisDecodedInstruction full;
     ZydisDecodedOperand ops[ZYDIS_MAX_OPERAND_COUNT];
