@@ -491,7 +491,12 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
             break;
         }
         case ZYDIS_MNEMONIC_CPUID: {
-            /* answered from memory by the dispatcher (cpuid.c) */
+            /* answered from memory by the dispatcher (cpuid.c); its stub
+             * is in line, and an exit's code cannot be at offset 0 (which
+             * means none): a fragment that starts with cpuid starts with
+             * a nop */
+            if (b.p == b.start)
+                emit_u8(&b.p, 0x90);
             int e = new_exit(&b, EXIT_CPUID, next, NULL);
             b.exits[e].stub = b.p;
             emit_exit_stub(&b, e);
