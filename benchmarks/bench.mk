@@ -4,9 +4,9 @@
 #   make bench-setup BENCH_PEERS=1  also install valgrind and qemu-user as peers
 
 # gnuplot draws build/bench/ratios.png; the harness times and measures RSS
-# with its own helper (benchrun.c), so GNU time is not needed. stockfish is an
-# optional workload (skipped with a note when absent), like the chart.
-BENCH_DEPS   := gnuplot-nox stockfish
+# with its own helper (benchrun.c), so GNU time is not needed. lua and stockfish are
+# optional workloads (skipped with a note when absent), like the chart.
+BENCH_DEPS   := gnuplot-nox stockfish lua5.4
 BENCH_PEER_DEPS := valgrind qemu-user
 BENCH_CFLAGS ?= -O2
 BENCH_CXXFLAGS ?= -O2
