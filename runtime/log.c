@@ -106,7 +106,7 @@ void dbo_print_stats(void)
             "  flags liveness         dead at %" PRIu64 " of %" PRIu64 " trace heads\n"
             "  syscalls               %" PRIu64 " (%" PRIu64 " through the gate's fast path)\n"
             "  cpuid                  %" PRIu64 " (%" PRIu64
-            " asked of the CPU, the rest from memory)\n"
+            " asked of the CPU, the runtime's own included)\n"
             "  cache flushes          %" PRIu64 "\n"
             "  invalidated fragments  %" PRIu64 " (%" PRIu64 " writes to code pages)\n"
             "  translation time       %.3f ms (%.0f fragments/ms)\n",

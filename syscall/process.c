@@ -99,7 +99,9 @@ static long create_thread(struct guest_context *parent, uint64_t flags, uint64_t
 {
     struct guest_context *ctx = context_create(parent->use_fsgsbase);
     memcpy(ctx->gpr, parent->gpr, sizeof ctx->gpr);
+    context_fp_sync(parent);
     memcpy(ctx->xsave, parent->xsave, sizeof ctx->xsave);
+    context_fp_written(ctx);
     ctx->rflags = parent->rflags;
     ctx->rip = parent->rip;
     ctx->gpr[GPR_RAX] = 0;

@@ -361,8 +361,9 @@ static uint32_t xstate_size(void)
     return translator_xsave_size();
 }
 
-static void write_fpstate(uint8_t *fp, const struct guest_context *ctx, uint32_t size)
+static void write_fpstate(uint8_t *fp, struct guest_context *ctx, uint32_t size)
 {
+    context_fp_sync(ctx);
     memcpy(fp, ctx->xsave, size);
     uint32_t sw[12] = {FP_MAGIC1, size + 4, (uint32_t)ctx->xsave_mask,
                        (uint32_t)(ctx->xsave_mask >> 32), size};
@@ -383,6 +384,7 @@ void read_fpstate(struct guest_context *ctx, const uint8_t *fp)
     memcpy(ctx->xsave, fp, size);
     if (size == 512)
         ctx->xsave[512] |= 3; /* XSTATE_BV: x87 and SSE hold real data */
+    context_fp_written(ctx);
 }
 
 static int next_deliverable_with(struct guest_context *ctx, uint64_t mask)
@@ -468,6 +470,7 @@ static void deliver(struct guest_context *ctx, int sig)
     sp -= 8; /* return address: the restorer; rsp+8 is 16-aligned */
 
     write_fpstate((uint8_t *)fpstate, ctx, xsize);
+    context_fp_reset(ctx); /* the kernel starts handlers so; sigreturn restores */
     memcpy((void *)info, ctx->siginfo[sig - 1], sizeof(siginfo_t));
     struct kernel_ucontext *uc = (struct kernel_ucontext *)ucp;
     memset(uc, 0, sizeof *uc);

@@ -29,30 +29,78 @@
 .Ldone\@:
 .endm
 
-#ifdef DBO_FXSAVE
-/* For benchmarks/callgrind only: valgrind has no xsave, so fxsave and
- * fxrstor, plus the upper halves of ymm0-15 by hand where XCR0 enables
- * AVX (valgrind's CPU has AVX2, not AVX-512), at XSAVE's offset for them.
- * rbx = ctx; flags clobbered (the guest's are saved or not yet loaded). */
-#define XSAVE_YMM_HI 576
-.macro FX_YMM save
-.if \save
-        fxsave64 CTX_XSAVE(%rbx)
-.else
-        fxrstor64 CTX_XSAVE(%rbx)
-.endif
-        testb   $4, CTX_XSAVE_MASK(%rbx)
-        jz      .Lno_avx\@
+/* The guest's vector state, by hand: a few dozen moves where xsaveopt and
+ * xrstor cost 140 ns a round trip here (a tenth of building a fragment;
+ * 75 ns of it fxsave/fxrstor alone), into the standard-format XSAVE image
+ * at CTX_XSAVE, so that signal frames and new threads read it as ever.
+ * MXCSR, xmm0-15, and where XCR0 enables them the upper halves of
+ * ymm0-15 and the AVX-512 state (k0-7, upper halves of zmm0-15,
+ * zmm16-31). The x87 registers stay in the CPU: the runtime has no x87
+ * code (context_fp_sync() copies them into the image when C code reads
+ * it). rbx = ctx; rax, rcx, rdx and the flags are clobbered. */
+.macro FP_SAVE
+        stmxcsr CTX_XSAVE+24(%rbx)
+        testb   $4, CTX_XSAVE_MASK(%rbx)       /* AVX? */
+        jnz     .Lavx\@
         .irp n, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15
-.if \save
-        vextractf128 $1, %ymm\n, CTX_XSAVE+XSAVE_YMM_HI+16*\n(%rbx)
-.else
-        vinsertf128 $1, CTX_XSAVE+XSAVE_YMM_HI+16*\n(%rbx), %ymm\n, %ymm\n
-.endif
+        movups  %xmm\n, CTX_XSAVE+160+16*\n(%rbx)
         .endr
-.Lno_avx\@:
+        jmp     .Ldone\@
+.Lavx\@:
+        mov     CTX_FP_YMM(%rbx), %eax         /* rax = offset of ymm upper halves */
+        .irp n, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15
+        vmovups %xmm\n, CTX_XSAVE+160+16*\n(%rbx)
+        vextractf128 $1, %ymm\n, 16*\n(%rbx,%rax)
+        .endr
+        testb   $0xe0, CTX_XSAVE_MASK(%rbx)    /* AVX-512? */
+        jz      .Ldone\@
+        mov     CTX_FP_K(%rbx), %eax           /* rax = offset of k0-7 */
+        mov     CTX_FP_ZMMH(%rbx), %ecx        /* rcx = of zmm0-15's upper halves */
+        mov     CTX_FP_HI16(%rbx), %edx        /* rdx = of zmm16-31 */
+        .irp n, 0, 1, 2, 3, 4, 5, 6, 7
+        kmovq   %k\n, 8*\n(%rbx,%rax)
+        .endr
+        .irp n, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15
+        vextractf64x4 $1, %zmm\n, 32*\n(%rbx,%rcx)
+        .endr
+        .irp n, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31
+        vmovups %zmm\n, 64*(\n-16)(%rbx,%rdx)
+        .endr
+.Ldone\@:
 .endm
-#endif
+
+/* The reverse (after fxrstor when the image is new: CTX_FP_RELOAD). The
+ * VEX loads of xmm clear the upper bits the inserts then fill. */
+.macro FP_RESTORE
+        ldmxcsr CTX_XSAVE+24(%rbx)
+        testb   $4, CTX_XSAVE_MASK(%rbx)
+        jnz     .Lavx\@
+        .irp n, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15
+        movups  CTX_XSAVE+160+16*\n(%rbx), %xmm\n
+        .endr
+        jmp     .Ldone\@
+.Lavx\@:
+        mov     CTX_FP_YMM(%rbx), %eax
+        .irp n, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15
+        vmovups CTX_XSAVE+160+16*\n(%rbx), %xmm\n
+        vinsertf128 $1, 16*\n(%rbx,%rax), %ymm\n, %ymm\n
+        .endr
+        testb   $0xe0, CTX_XSAVE_MASK(%rbx)
+        jz      .Ldone\@
+        mov     CTX_FP_K(%rbx), %eax
+        mov     CTX_FP_ZMMH(%rbx), %ecx
+        mov     CTX_FP_HI16(%rbx), %edx
+        .irp n, 0, 1, 2, 3, 4, 5, 6, 7
+        kmovq   8*\n(%rbx,%rax), %k\n
+        .endr
+        .irp n, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15
+        vinsertf64x4 $1, 32*\n(%rbx,%rcx), %zmm\n, %zmm\n
+        .endr
+        .irp n, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31
+        vmovups 64*(\n-16)(%rbx,%rdx), %zmm\n
+        .endr
+.Ldone\@:
+.endm
 
         .text
 
@@ -110,14 +158,15 @@ dbo_exit_entry:
         popfq                                  /* have set AC (alignment check) or DF */
         andq    $~0x100, CTX_RFLAGS(%rcx)      /* TF: only ever our single step */
         mov     %rcx, %rbx                     /* rbx = ctx (callee-saved) */
-        /* Vector and x87 state: all components enabled in XCR0. */
-        mov     CTX_XSAVE_MASK(%rbx), %eax
+        /* Vector state (see FP_SAVE), or every component XCR0 enables. */
+        cmpl    $0, CTX_FP_XSAVE(%rbx)
+        jne     2f
+        FP_SAVE
+        jmp     3f
+2:      mov     CTX_XSAVE_MASK(%rbx), %eax
         mov     CTX_XSAVE_MASK+4(%rbx), %edx
-#ifdef DBO_FXSAVE /* valgrind has no xsave: for benchmarks/callgrind only */
-        FX_YMM save=1
-#else
         xsaveopt64 CTX_XSAVE(%rbx)
-#endif
+3:
         /* %fs: save the guest's base, install the runtime's. */
         cmpq    $0, CTX_USE_FSGSBASE(%rbx)     /* without FSGSBASE the guest's */
         je      1f                             /* base is known: only arch_prctl, */
@@ -161,13 +210,19 @@ resume_guest:
 0:      mov     %rax, CTX_JUMP_TARGET(%rdi)
         mov     %rdi, %rbx                     /* rbx = ctx */
         SET_FS  CTX_GUEST_FS
-        mov     CTX_XSAVE_MASK(%rbx), %eax
+        cmpl    $0, CTX_FP_RELOAD(%rbx)        /* the image is new, or */
+        jne     1f                             /* xsave does it all */
+2:      FP_RESTORE
+        jmp     3f
+1:      cmpl    $0, CTX_FP_XSAVE(%rbx)
+        jne     4f
+        fxrstor64 CTX_XSAVE(%rbx)              /* x87 (and MXCSR, xmm) */
+        movl    $0, CTX_FP_RELOAD(%rbx)
+        jmp     2b
+4:      mov     CTX_XSAVE_MASK(%rbx), %eax
         mov     CTX_XSAVE_MASK+4(%rbx), %edx
-#ifdef DBO_FXSAVE
-        FX_YMM save=0
-#else
         xrstor64 CTX_XSAVE(%rbx)
-#endif
+3:
         mov     %rbx, %rcx                     /* rcx = ctx */
         pushq   CTX_RFLAGS(%rcx)
         popfq

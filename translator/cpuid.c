@@ -46,7 +46,6 @@ static const struct cpuid_answer *find(uint32_t leaf, uint32_t subleaf, int cpu)
 
 void cpuid_answer(uint32_t leaf, uint32_t subleaf, uint32_t regs[4])
 {
-    dbo_stats.cpuid_asked++;
     int cpu = per_cpu(leaf) ? sched_getcpu() : -1;
     /* (sched_getcpu() fails only without getcpu: then ask every time) */
     bool keep = !per_cpu(leaf) || cpu >= 0;
@@ -71,6 +70,7 @@ void cpuid_answer(uint32_t leaf, uint32_t subleaf, uint32_t regs[4])
 void cpuid_emulate(struct guest_context *ctx)
 {
     uint32_t regs[4];
+    dbo_stats.cpuid_asked++;
     cpuid_answer((uint32_t)ctx->gpr[GPR_RAX], (uint32_t)ctx->gpr[GPR_RCX], regs);
     /* like the instruction: 32-bit results, zero-extended */
     ctx->gpr[GPR_RAX] = regs[0];

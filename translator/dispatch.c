@@ -316,6 +316,93 @@ uint32_t translator_xsave_size(void)
     return size;
 }
 
+/* Where this CPU's XSAVE image keeps each component (cpuid leaf 0xd):
+ * the AVX-512 ones differ between vendors (k0-7 at 1088 on Intel, 832 on
+ * AMD). */
+static uint32_t xsave_offset(int component, uint32_t *size)
+{
+    uint32_t regs[4];
+    cpuid_answer(0xd, (uint32_t)component, regs);
+    *size = regs[0];
+    return regs[1];
+}
+
+/* Components the context switch's hand code knows: x87 (left in the
+ * registers), SSE, AVX, and AVX-512's three (with AVX512BW, for kmovq). */
+#define FP_BY_HAND 0xe7ull
+
+static bool fp_by_hand(uint64_t xcr0_mask)
+{
+    uint64_t avx512 = xcr0_mask & 0xe0;
+    return (xcr0_mask & ~FP_BY_HAND) == 0 && (xcr0_mask & 3) == 3 &&
+           (!avx512 || (avx512 == 0xe0 && CPU_FEATURE_ACTIVE(AVX512BW)));
+}
+
+static void fp_state_init(struct guest_context *ctx)
+{
+    uint32_t size;
+    ctx->ts.fp_ymm = CTX_XSAVE + xsave_offset(2, &size);
+    ctx->ts.fp_k = CTX_XSAVE + xsave_offset(5, &size);
+    ctx->ts.fp_zmmh = CTX_XSAVE + xsave_offset(6, &size);
+    ctx->ts.fp_hi16 = CTX_XSAVE + xsave_offset(7, &size);
+    ctx->ts.fp_xsave = !fp_by_hand(ctx->xsave_mask);
+    context_fp_reset(ctx);
+}
+
+void context_fp_reset(struct guest_context *ctx)
+{
+    /* XSTATE_BV 0: xrstor clears every component; context_fp_written()
+     * makes that explicit for the hand code. */
+    memset(ctx->xsave, 0, translator_xsave_size());
+    uint16_t fcw = 0x37f;
+    memcpy(ctx->xsave, &fcw, 2);
+    uint32_t mxcsr = 0x1f80;
+    memcpy(ctx->xsave + 24, &mxcsr, 4);
+    context_fp_written(ctx);
+}
+
+void context_fp_written(struct guest_context *ctx)
+{
+    ctx->ts.fp_reload = 1;
+    if (ctx->ts.fp_xsave) /* xrstor reads the header */
+        return;
+    uint8_t *x = ctx->xsave;
+    uint64_t in_use;
+    memcpy(&in_use, x + 512, 8);
+    if (!(in_use & 1)) { /* x87 initial: control word 0x37f, all else 0 */
+        memset(x, 0, 24);
+        memset(x + 32, 0, 128);
+        uint16_t fcw = 0x37f;
+        memcpy(x, &fcw, 2);
+    }
+    if (!(in_use & 2))
+        memset(x + 160, 0, 256); /* xmm0-15 */
+    uint32_t mxcsr;
+    memcpy(&mxcsr, x + 24, 4);
+    mxcsr &= 0xffff; /* reserved bits would fault fxrstor */
+    memcpy(x + 24, &mxcsr, 4);
+    static const int extended[] = {2, 5, 6, 7};
+    for (size_t i = 0; i < sizeof extended / sizeof *extended; i++) {
+        uint64_t bit = 1ull << extended[i];
+        uint32_t size, offset = xsave_offset(extended[i], &size);
+        if ((ctx->xsave_mask & bit) && !(in_use & bit))
+            memset(x + offset, 0, size);
+    }
+    in_use = ctx->xsave_mask;
+    memcpy(x + 512, &in_use, 8);
+    memset(x + 520, 0, 8); /* XCOMP_BV: the standard format */
+}
+
+void context_fp_sync(struct guest_context *ctx)
+{
+    if (ctx->ts.fp_xsave || ctx->ts.fp_reload) /* the image has them already */
+        return;
+    uint8_t legacy[512] __attribute__((aligned(16)));
+    __asm__ volatile("fxsave64 %0" : "=m"(legacy));
+    memcpy(ctx->xsave, legacy, 24);            /* control, status, tags, last op */
+    memcpy(ctx->xsave + 32, legacy + 32, 128); /* st0-7 (MXCSR: the image's) */
+}
+
 struct guest_context *context_create(bool use_fsgsbase)
 {
     translator_xsave_size(); /* checks it fits */
@@ -363,21 +450,7 @@ struct guest_context *context_create(bool use_fsgsbase)
     ctx->rflags = 0x202; /* IF, and the always-one bit */
     ctx->ts.flush_epoch = flush_epoch;
     ctx->ts.is_main = !live_contexts && !live_threads;
-    /* Start the guest with every vector/x87 component in its initial
-     * state: save ours to get a valid header, then mark all components as
-     * "init" in XSTATE_BV so xrstor clears them. */
-    uint32_t lo = (uint32_t)ctx->xsave_mask, hi = (uint32_t)(ctx->xsave_mask >> 32);
-#ifdef DBO_FXSAVE /* see context_switch.S */
-    (void)lo, (void)hi;
-    __asm__ volatile("fxsave64 %0" : "+m"(ctx->xsave));
-#else
-    __asm__ volatile("xsave64 %0" : "+m"(ctx->xsave) : "a"(lo), "d"(hi));
-#endif
-    memset(ctx->xsave + 512, 0, 64);
-    uint32_t mxcsr = 0x1f80;
-    memcpy(ctx->xsave + 24, &mxcsr, 4);
-    uint16_t fcw = 0x37f;
-    memcpy(ctx->xsave, &fcw, 2);
+    fp_state_init(ctx);
     ctx->ts.next = live_contexts;
     live_contexts = ctx;
     live_threads++;

@@ -69,7 +69,20 @@
 /* 1 while the fast gate makes a call, 2 once a flush found it so (the
  * thread must then leave the call for the dispatcher): fast_gate.S. */
 #define CTX_SYSCALL_STATE (CTX_THREAD_STATE + 160)
-#define CTX_IBL_TABLE 0x5100
+/* The vector state across the context switch (context_switch.S): saved
+ * and loaded by hand, into and out of the XSAVE image at CTX_XSAVE (at
+ * the offsets this CPU gives its components, kept here as offsets from the
+ * context), or by xsaveopt/xrstor where XCR0 enables components the hand
+ * code does not know (CTX_FP_XSAVE 1). CTX_FP_RELOAD 1: C code wrote the
+ * image (context_fp_written()), so the next entry loads all of it, x87
+ * included, which the hand code leaves in the registers. */
+#define CTX_FP_XSAVE (CTX_THREAD_STATE + 168)
+#define CTX_FP_RELOAD (CTX_THREAD_STATE + 172)
+#define CTX_FP_YMM (CTX_THREAD_STATE + 176)  /* upper halves of ymm0-15 */
+#define CTX_FP_K (CTX_THREAD_STATE + 180)    /* k0-7 */
+#define CTX_FP_ZMMH (CTX_THREAD_STATE + 184) /* upper halves of zmm0-15 */
+#define CTX_FP_HI16 (CTX_THREAD_STATE + 188) /* zmm16-31 */
+#define CTX_IBL_TABLE 0x5200
 #define IBL_ENTRIES 65536           /* indexed by ibl_index() of the guest target */
 #define IBL_SLOTS (IBL_ENTRIES + 4) /* the last slot's second way, then padding */
 #define CTX_IBL_VICTIM (CTX_IBL_TABLE + IBL_SLOTS * 16)
@@ -194,7 +207,10 @@ struct thread_state {
     uint64_t stub_entry;    /* dbo_stub_entry */
     uint64_t stub_id;       /* the exit an exit stub leaves by (32 bits written) */
     uint64_t syscall_state; /* CTX_SYSCALL_STATE */
-    uint64_t altstack_sp;   /* the guest's sigaltstack, virtual */
+    uint32_t fp_xsave;      /* CTX_FP_XSAVE and on */
+    uint32_t fp_reload;
+    uint32_t fp_ymm, fp_k, fp_zmmh, fp_hi16;
+    uint64_t altstack_sp; /* the guest's sigaltstack, virtual */
     uint64_t altstack_size;
     int32_t altstack_flags;
     int32_t tid;
@@ -294,6 +310,9 @@ _Static_assert(offsetof(struct guest_context, ts.victim_countdown) == CTX_VICTIM
 _Static_assert(offsetof(struct guest_context, ts.stub_entry) == CTX_STUB_ENTRY, "ctx layout");
 _Static_assert(offsetof(struct guest_context, ts.stub_id) == CTX_STUB_ID, "ctx layout");
 _Static_assert(offsetof(struct guest_context, ts.syscall_state) == CTX_SYSCALL_STATE, "ctx layout");
+_Static_assert(offsetof(struct guest_context, ts.fp_xsave) == CTX_FP_XSAVE, "ctx layout");
+_Static_assert(offsetof(struct guest_context, ts.fp_reload) == CTX_FP_RELOAD, "ctx layout");
+_Static_assert(offsetof(struct guest_context, ts.fp_hi16) == CTX_FP_HI16, "ctx layout");
 _Static_assert(offsetof(struct guest_context, ibl) == CTX_IBL_TABLE, "ctx layout");
 _Static_assert(offsetof(struct guest_context, ibl_victim) == CTX_IBL_VICTIM, "ctx layout");
 _Static_assert(offsetof(struct guest_context, trace_counts) == CTX_TRACE_COUNTS, "ctx layout");
@@ -462,6 +481,15 @@ static inline uint64_t *exit_inline_tag(const struct exit_record *e)
 /* The size of this CPU's XSAVE area for the enabled features (asked of
  * cpuid once; fatal if more than CTX_XSAVE_SIZE). */
 uint32_t translator_xsave_size(void);
+/* C code wrote the guest's XSAVE image (a signal frame's, a new thread's):
+ * make every component in it explicit and have the next entry load it all. */
+void context_fp_written(struct guest_context *ctx);
+/* Before C code reads the image: put the x87 registers, which the context
+ * switch leaves alone, into it (on the thread that owns ctx). */
+void context_fp_sync(struct guest_context *ctx);
+/* The initial state (control words 0x37f and 0x1f80, all else 0), as a
+ * new process and a signal handler start with. */
+void context_fp_reset(struct guest_context *ctx);
 
 /* Creates a context (reusing one of an exited thread when possible) and
  * adds it to the live list; context_release() takes it off at thread exit. */
