@@ -32,8 +32,12 @@
  * A proven site needs no tag: its table is constant memory and the index
  * is under 256, so a slot once filled stays right; its jump is the key
  * and `jmp *%gs:slot`, an empty slot leading to the site's miss stub
- * (victim_lookup.S). Calls and jumps through such a table's memory
- * (`call *(%base,%index,8)`) are proven sites too. */
+ * (victim_lookup.S). Its table holds the targets, or is relative (4-byte
+ * entries added to the table's address, a lea'd base: sqlite's bytecode
+ * dispatch, `lea table(%rip), %rcx; movzbl %r15b, %edx; movslq
+ * (%rcx,%rdx,4), %rax; add %rcx, %rax; jmp *%rax`). Calls and jumps
+ * through an absolute table's memory (`call *(%base,%index,8)`) are
+ * proven sites too. */
 #include <Zydis/Zydis.h>
 #include <string.h>
 
@@ -56,6 +60,7 @@ static uint64_t site_owner[MAX_SITES]; /* the guest table each site is for, or i
 static struct proven_site {
     bool proven;   /* its slots are right once filled */
     bool untagged; /* its jumps use no tags (a site proven once) */
+    bool relative; /* 4-byte entries, the target the table plus one */
     int target;
     uint64_t table;
     uint64_t *jumps;
@@ -68,11 +73,12 @@ static uint64_t site_miss_stub(int site, int target)
     return (uint64_t)dbo_site_miss_stubs + (uint64_t)(site * 16 + target) * 32;
 }
 
-/* A proven site's key: its table, and the register its stub takes the
- * target from (table addresses leave the top byte free). */
-static uint64_t proven_key(uint64_t table, int target)
+/* A proven site's key: its table, the register its stub takes the
+ * target from and whether the table is relative (table addresses leave
+ * the top 16 bits free). */
+static uint64_t proven_key(uint64_t table, int target, bool relative)
 {
-    return table | (uint64_t)(target + 1) << 56;
+    return table | (uint64_t)(target + 1) << 56 | (uint64_t)relative << 48;
 }
 
 /* Decodes the instruction at pc, reading nothing at or past `end`. */
@@ -121,15 +127,15 @@ static bool jump_follows(const uint8_t *bytes, size_t avail, const ZydisDecodedI
     return false;
 }
 
-static int site_for(uint64_t key, uint64_t constant_table, int target);
+static int site_for(uint64_t key, uint64_t constant_table, int target, bool relative);
 
-/* Whether the `slots` entries from `table` on are constant: readable,
- * never writable, not shared (another process could write a shared
- * mapping). A change to that memory kills the site
+/* Whether the `slots` entries (of entry_size bytes) from `table` on are
+ * constant: readable, never writable, not shared (another process could
+ * write a shared mapping). A change to that memory kills the site
  * (table_jump_memory_changes). */
-static bool constant_table(uint64_t table, unsigned slots)
+static bool constant_table(uint64_t table, unsigned slots, unsigned entry_size)
 {
-    for (uint64_t page = table & ~4095ull; page < table + slots * 8; page += 4096) {
+    for (uint64_t page = table & ~4095ull; page < table + slots * entry_size; page += 4096) {
         int prot = guest_vm_prot(page);
         if (prot < 0 || !(prot & PROT_READ) || (prot & (PROT_WRITE | GUEST_VM_SHARED)))
             return false;
@@ -269,10 +275,14 @@ bool table_jump_lookahead(struct builder *b, const uint8_t *bytes, size_t avail,
         return false;
     uint64_t table = base < 0 ? (uint64_t)ops[1].mem.disp.value : 0; /* absolute: non-PIE */
     bool relative = insn.mnemonic == ZYDIS_MNEMONIC_MOVSXD;          /* then `add %base, %target` */
-    /* a constant table's entries are its targets: 8 bytes, no displacement
-     * from a base register */
-    bool plain = !relative && ops[1].mem.scale == 8 &&
-                 (base < 0 || (ops[1].mem.disp.value == 0 && base != index && base != GPR_RSP));
+    /* a constant table's entries are its targets (8 bytes), or with a
+     * relative one the table's base plus the entry (4 bytes, sign-extended,
+     * the base register its address): no displacement from a base register */
+    bool plain = !relative ? ops[1].mem.scale == 8 &&
+                                 (base < 0 ||
+                                  (ops[1].mem.disp.value == 0 && base != index && base != GPR_RSP))
+                           : ops[1].mem.scale == 4 && base >= 0 && ops[1].mem.disp.value == 0 &&
+                                 base != index && base != GPR_RSP && base != target;
     bool base_kept = true; /* base unchanged between the load and the jump */
     /* On to `jmp *%target`, a few instructions on, the target left alone
      * on the way (but for a relative table's add of its base). */
@@ -306,13 +316,13 @@ bool table_jump_lookahead(struct builder *b, const uint8_t *bytes, size_t avail,
         bound = 0;
     if (guarded && base == GPR_RCX) /* the check's own scratch register */
         bound = 0;
-    bool constant = bound && constant_table(constant_at, bound);
+    bool constant = bound && constant_table(constant_at, bound, relative ? 4 : 8);
     if (constant)
         table = constant_at;
-    int site = site_for(constant ? proven_key(table, target)
+    int site = site_for(constant ? proven_key(table, target, relative)
                         : table  ? table
                                  : at,
-                        constant ? table : 0, target);
+                        constant ? table : 0, target, relative);
     if (site < 0)
         return false;
     if (constant && !note_jump(site, at))
@@ -395,7 +405,7 @@ static void emit_slot_load(uint8_t **p, uint32_t table)
  * each of its handlers). A key is a data or a code address (a proven
  * site's also names its target register, for its miss stub): sharing one
  * by chance would cost misses, not correctness. */
-static int site_for(uint64_t key, uint64_t constant_table, int target)
+static int site_for(uint64_t key, uint64_t constant_table, int target, bool relative)
 {
     for (int s = 0; s < n_sites; s++)
         if (site_owner[s] == key)
@@ -413,6 +423,7 @@ static int site_for(uint64_t key, uint64_t constant_table, int target)
         dbo_stats.constant_table_sites++;
         proven[s].target = target;
         proven[s].table = constant_table;
+        proven[s].relative = relative;
         translator_contexts_each(init_proven_site, &s);
     }
     return s;
@@ -520,9 +531,9 @@ bool emit_table_call(struct builder *b, const ZydisDecodedInstruction *insn,
     if (base >= 0 && (table != 0 || !base_value(b, pc, base, &table, &guarded)))
         return false;
     unsigned bound = index_bound(b, pc, index);
-    if ((guarded && base == GPR_RCX) || !bound || !constant_table(table, bound))
+    if ((guarded && base == GPR_RCX) || !bound || !constant_table(table, bound, 8))
         return false;
-    int site = site_for(proven_key(table, TARGET_IN_TABLE), table, TARGET_IN_TABLE);
+    int site = site_for(proven_key(table, TARGET_IN_TABLE, false), table, TARGET_IN_TABLE, false);
     if (site < 0 || !note_jump(site, pc))
         return false;
     bool call = insn->mnemonic == ZYDIS_MNEMONIC_CALL;
@@ -557,7 +568,10 @@ static bool proven_entry(unsigned site, unsigned slot, uint64_t *target)
 {
     if (site >= (unsigned)n_sites || !proven[site].proven)
         return false;
-    *target = *(const uint64_t *)(proven[site].table + 8 * slot);
+    uint64_t table = proven[site].table;
+    *target = proven[site].relative
+                  ? table + (uint64_t)(int64_t) * (const int32_t *)(table + 4 * slot)
+                  : *(const uint64_t *)(table + 8 * slot);
     return true;
 }
 

@@ -1,6 +1,7 @@
 /* A computed goto through a table in read-only memory, its index a byte
  * (movzbl): dbo takes such a table as constant and jumps through its own
- * slots without checking the target (table_jump.c). The program then
+ * slots without checking the target (table_jump.c); also through a
+ * relative table, as position-independent switches use. The program then
  * makes the table's page writable, changes an entry, makes it read-only
  * again and runs the same code: the new target must be taken. Non-PIE
  * builds load from the table's absolute address, PIE builds through a
@@ -79,6 +80,38 @@ __asm__(".text\n"
         " .balign 4096\n"
         ".text\n");
 
+/* run_rel(code, acc): run_ops through a relative table (a switch's in
+ * position-independent code: 4-byte entries, the table's address plus
+ * the entry), in .rodata in every build. */
+uint64_t run_rel(const uint8_t *code, uint64_t acc);
+extern int32_t rel_table[256];
+extern char rel_sub[], rel_mul[];
+#define DISPATCH_REL                                                                               \
+    "movzbl (%rsi), %eax\n inc %rsi\n lea rel_table(%rip), %rcx\n"                                 \
+    " movslq (%rcx,%rax,4), %rax\n add %rcx, %rax\n jmp *%rax\n"
+__asm__(".text\n"
+        ".globl run_rel\n"
+        "run_rel:\n"
+        " mov %rsi, %rdx\n"
+        " mov %rdi, %rsi\n" DISPATCH_REL "rel_add:\n"
+        " add $3, %rdx\n" DISPATCH_REL ".globl rel_sub\n"
+        "rel_sub:\n"
+        " sub $1, %rdx\n" DISPATCH_REL ".globl rel_mul\n"
+        "rel_mul:\n"
+        " imul $5, %rdx, %rdx\n" DISPATCH_REL "rel_end:\n"
+        " mov %rdx, %rax\n"
+        " ret\n"
+        ".section .rodata\n"
+        ".balign 4096\n"
+        ".globl rel_table\n"
+        "rel_table:\n"
+        " .long rel_add - rel_table, rel_sub - rel_table, rel_mul - rel_table\n"
+        " .rept 253\n"
+        " .long rel_end - rel_table\n"
+        " .endr\n"
+        " .balign 4096\n"
+        ".text\n");
+
 /* call_each(n, x): n calls through call_table, the index x's low two
  * bits (and $3), non-PIE by absolute address, PIE through a lea'd base. */
 uint64_t call_each(uint64_t n, uint64_t x);
@@ -144,6 +177,20 @@ int main(void)
     for (int i = 0; i < 20000; i++)
         acc = run_ops(code, acc) & 0xffffffff;
     printf("again: %llu\n", (unsigned long long)acc);
+
+    /* the same through the relative table, before and after */
+    acc = 7;
+    for (int i = 0; i < 20000; i++)
+        acc = run_rel(code, acc) & 0xffffffff;
+    printf("relative: %llu\n", (unsigned long long)acc);
+    void *rel = (void *)((uintptr_t)rel_table & ~(uintptr_t)(page - 1));
+    mprotect(rel, page, PROT_READ | PROT_WRITE);
+    rel_table[1] = (int32_t)((intptr_t)rel_mul - (intptr_t)rel_table);
+    mprotect(rel, page, PROT_READ);
+    acc = 7;
+    for (int i = 0; i < 20000; i++)
+        acc = run_rel(code, acc) & 0xffffffff;
+    printf("relative after: %llu\n", (unsigned long long)acc);
 
     uint64_t a = 7, b = 7;
     for (int i = 0; i < 20000; i++) {
