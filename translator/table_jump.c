@@ -165,24 +165,72 @@ static int last_write(const struct builder *b, uint64_t pc, int reg, int back,
     return 0;
 }
 
+/* Whether the instruction writes register reg's low 32 bits and clears
+ * the upper ones: a write of a 32-bit register, or movzx of a byte or
+ * word into the whole register. */
+static bool zero_extends(const ZydisDecodedInstruction *insn, const ZydisDecodedOperand *ops)
+{
+    return ops[0].type == ZYDIS_OPERAND_TYPE_REGISTER &&
+           (ops[0].size == 32 || (insn->mnemonic == ZYDIS_MNEMONIC_MOVZX && ops[0].size == 64));
+}
+
 /* How many values the index register can hold at the load at pc, if
- * under 256 (else 0): its last write before it (up to four back) is
- * movzbl (or movzbq: 256) or an and with an immediate under 256 (that
- * plus one), each of which writes the whole register. */
+ * under 256 (else 0), from the instructions before it in the fragment (up
+ * to eight back; code before the load in a fragment runs before it, in
+ * order, a conditional branch only leaving it):
+ *   - its last write is movzbl (or movzbq): 256; an `and` with an
+ *     immediate under 256: that plus one (each writes the whole register);
+ *   - a `cmp $imm, %index` that a ja (jae) leaves by: imm + 1 (imm), where
+ *     the compare covers the whole register: a 64-bit one, or a 32-bit one
+ *     of a register whose last write zero-extended (a 32-bit write, or
+ *     `mov %e<index>, %e<index>` after the compare): a switch's bound.
+ * The smaller of what it finds. */
 static unsigned index_bound(const struct builder *b, uint64_t pc, int index)
 {
     ZydisDecodedInstruction insn;
     ZydisDecodedOperand ops[ZYDIS_MAX_OPERAND_COUNT];
-    uint64_t at;
-    if (last_write(b, pc, index, 4, &insn, ops, &at) != 1 ||
-        ops[0].type != ZYDIS_OPERAND_TYPE_REGISTER || ops[0].size < 32)
-        return 0; /* (a partial write keeps the upper bits) */
-    if (insn.mnemonic == ZYDIS_MNEMONIC_MOVZX)
-        return ops[1].size == 8 ? SITE_SLOTS : 0;
-    if (insn.mnemonic == ZYDIS_MNEMONIC_AND && ops[1].type == ZYDIS_OPERAND_TYPE_IMMEDIATE &&
-        ops[1].imm.value.s >= 0 && ops[1].imm.value.s < SITE_SLOTS)
-        return (unsigned)ops[1].imm.value.s + 1;
-    return 0;
+    unsigned bound = 0;      /* from a compare, 0: none */
+    bool compare_32 = false; /* which covered the low half only */
+    bool upper_zero = false; /* a self-move since zero-extended it */
+    int after = -1;          /* the branch after the instruction at hand, if ja/jae */
+    int load = b->n_insns - 1;
+    uint64_t fragment_pc = pc - b->map[load].guest_off;
+    for (int i = load - 1; i >= 0 && i >= load - 8; i--) {
+        uint64_t at = fragment_pc + b->map[i].guest_off;
+        if (!decode(at, at < pc ? pc : at + 15, &insn, ops))
+            return 0;
+        int branch = insn.mnemonic == ZYDIS_MNEMONIC_JNBE || insn.mnemonic == ZYDIS_MNEMONIC_JNB
+                         ? (int)insn.mnemonic
+                         : -1;
+        if (after >= 0 && !bound && insn.mnemonic == ZYDIS_MNEMONIC_CMP &&
+            ops[0].type == ZYDIS_OPERAND_TYPE_REGISTER && gpr_number(ops[0].reg.value) == index &&
+            ops[0].size >= 32 && ops[1].type == ZYDIS_OPERAND_TYPE_IMMEDIATE &&
+            ops[1].imm.value.s >= 0 && ops[1].imm.value.s < SITE_SLOTS) {
+            bound = (unsigned)ops[1].imm.value.s + (after == ZYDIS_MNEMONIC_JNBE);
+            compare_32 = ops[0].size == 32;
+        }
+        after = branch;
+        if (!writes(&insn, ops, index))
+            continue;
+        if (insn.mnemonic == ZYDIS_MNEMONIC_MOV && ops[0].size == 32 &&
+            ops[1].type == ZYDIS_OPERAND_TYPE_REGISTER && gpr_number(ops[1].reg.value) == index) {
+            upper_zero = true; /* mov %e<index>, %e<index>: the low half kept */
+            continue;
+        }
+        unsigned own = 0;
+        if (ops[0].type == ZYDIS_OPERAND_TYPE_REGISTER && ops[0].size >= 32) {
+            if (insn.mnemonic == ZYDIS_MNEMONIC_MOVZX && ops[1].size == 8)
+                own = SITE_SLOTS;
+            else if (insn.mnemonic == ZYDIS_MNEMONIC_AND &&
+                     ops[1].type == ZYDIS_OPERAND_TYPE_IMMEDIATE && ops[1].imm.value.s >= 0 &&
+                     ops[1].imm.value.s < SITE_SLOTS)
+                own = (unsigned)ops[1].imm.value.s + 1;
+        }
+        if (bound && compare_32 && !upper_zero && !zero_extends(&insn, ops))
+            bound = 0; /* the compare saw the low half of a wider value */
+        return own && (!bound || own < bound) ? own : bound;
+    }
+    return bound && (!compare_32 || upper_zero) ? bound : 0;
 }
 
 /* The table address a load through base register `base` at pc uses,

@@ -112,6 +112,56 @@ __asm__(".text\n"
         " .balign 4096\n"
         ".text\n");
 
+/* run_sw(codes, acc): a switch's dispatch, the index bounded by a compare
+ * (`cmp $3; ja`) rather than by its type, through a relative table. */
+uint64_t run_sw(const uint16_t *codes, uint64_t acc);
+extern int32_t sw_table[4];
+extern char sw_mul[];
+#define DISPATCH_SW                                                                                \
+    "movzwl (%rsi), %eax\n add $2, %rsi\n cmp $3, %eax\n ja sw_end\n"                              \
+    " lea sw_table(%rip), %rcx\n movslq (%rcx,%rax,4), %rax\n add %rcx, %rax\n jmp *%rax\n"
+/* run_wide(codes, acc): the same with a compare that bounds nothing
+ * (`cmp $1; jb`: the index goes on past 255, where the table's entries
+ * differ from those 256 below). */
+uint64_t run_wide(const uint16_t *codes, uint64_t acc);
+#define DISPATCH_WIDE                                                                              \
+    "movzwl (%rsi), %eax\n add $2, %rsi\n cmp $1, %eax\n jb wide_end\n"                            \
+    " lea wide_table(%rip), %rcx\n movslq (%rcx,%rax,4), %rax\n add %rcx, %rax\n jmp *%rax\n"
+__asm__(".text\n"
+        ".globl run_sw\n"
+        "run_sw:\n"
+        " mov %rsi, %rdx\n"
+        " mov %rdi, %rsi\n" DISPATCH_SW "sw_add:\n"
+        " add $3, %rdx\n" DISPATCH_SW "sw_sub:\n"
+        " sub $1, %rdx\n" DISPATCH_SW ".globl sw_mul\n"
+        "sw_mul:\n"
+        " imul $5, %rdx, %rdx\n" DISPATCH_SW "sw_rot:\n"
+        " rol $7, %rdx\n" DISPATCH_SW "sw_end:\n"
+        " mov %rdx, %rax\n"
+        " ret\n"
+        ".globl run_wide\n"
+        "run_wide:\n"
+        " mov %rsi, %rdx\n"
+        " mov %rdi, %rsi\n" DISPATCH_WIDE "wide_add:\n"
+        " add $3, %rdx\n" DISPATCH_WIDE "wide_mul:\n"
+        " imul $5, %rdx, %rdx\n" DISPATCH_WIDE "wide_end:\n"
+        " mov %rdx, %rax\n"
+        " ret\n"
+        ".section .rodata\n"
+        ".balign 4096\n"
+        ".globl sw_table\n"
+        "sw_table:\n"
+        " .long sw_add - sw_table, sw_sub - sw_table, sw_mul - sw_table, sw_rot - sw_table\n"
+        "wide_table:\n"
+        " .rept 256\n"
+        " .long wide_add - wide_table\n"
+        " .endr\n"
+        " .rept 256\n"
+        " .long wide_mul - wide_table\n"
+        " .endr\n"
+        " .balign 4096\n"
+        ".text\n");
+
 /* call_each(n, x): n calls through call_table, the index x's low two
  * bits (and $3), non-PIE by absolute address, PIE through a lea'd base. */
 uint64_t call_each(uint64_t n, uint64_t x);
@@ -191,6 +241,27 @@ int main(void)
     for (int i = 0; i < 20000; i++)
         acc = run_rel(code, acc) & 0xffffffff;
     printf("relative after: %llu\n", (unsigned long long)acc);
+
+    /* a switch bounded by a compare, its table then changed */
+    static const uint16_t sw_codes[] = {0, 1, 2, 3, 0, 1, 1, 2, 3, 0, 2, 9};
+    acc = 7;
+    for (int i = 0; i < 20000; i++)
+        acc = run_sw(sw_codes, acc) & 0xffffffff;
+    printf("switch: %llu\n", (unsigned long long)acc);
+    void *sw = (void *)((uintptr_t)sw_table & ~(uintptr_t)(page - 1));
+    mprotect(sw, page, PROT_READ | PROT_WRITE);
+    sw_table[1] = (int32_t)((intptr_t)sw_mul - (intptr_t)sw_table);
+    mprotect(sw, page, PROT_READ);
+    acc = 7;
+    for (int i = 0; i < 20000; i++)
+        acc = run_sw(sw_codes, acc) & 0xffffffff;
+    printf("switch after: %llu\n", (unsigned long long)acc);
+    /* indexes 256 apart, which share a low byte, go different ways */
+    static const uint16_t wide_codes[] = {1, 257, 2, 258, 300, 44, 1, 0};
+    acc = 7;
+    for (int i = 0; i < 20000; i++)
+        acc = run_wide(wide_codes, acc) & 0xffffffff;
+    printf("wide: %llu\n", (unsigned long long)acc);
 
     uint64_t a = 7, b = 7;
     for (int i = 0; i < 20000; i++) {
