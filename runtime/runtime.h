@@ -16,6 +16,7 @@ struct dbo_options {
     bool return_prefetch;     /* a call prefetches its return's table slot */
     bool inline_targets;      /* --inline-targets: per-site predicted target */
     bool table_jumps;         /* jumps through a table look up in a table of their own */
+    bool fp_xsave;            /* --fp-xsave: vector state by xsaveopt/xrstor, not by hand */
     int fragment_branches;    /* --fragment-branches=N: continue past N branches */
     uint64_t cache_size;      /* --cache-size=SIZE: bytes of translated code, 0 = no bound */
     uint32_t trace_threshold; /* --trace-threshold=N: runs of a head before its trace, 0 = none */

@@ -3,9 +3,9 @@
 # flavours, run natively and under dbo with the same arguments, stdin and
 # environment; stdout, stderr and exit status (incl. death by signal) must
 # be identical. Each program is also run once (PIE) with --no-fsgsbase and
-# once with --return-stack (static), --inline-targets (static-pie) and
-# --fragment-branches=0 (non-PIE), the translation choices not taken by
-# default, once (PIE) with a 128K cache that keeps being flushed (and the
+# once with --return-stack (static), --inline-targets and --fp-xsave
+# (static-pie) and --fragment-branches=0 (non-PIE), the translation choices
+# not taken by default, once (PIE) with a 128K cache that keeps being flushed (and the
 # return stack, whose pads a flush takes away), and twice
 # with traces built after 2 or 3 runs of a head (non-PIE with indirect
 # branches followed, static-pie with a 256K cache).
@@ -276,7 +276,7 @@ checks() {
         fi
         if [ "$NATIVE_ONLY" = 0 ] && [ -x "$OUT/static/$name" ]; then
             printf '%s %s %s\n' static "$name" --return-stack
-            printf '%s %s %s\n' static-pie "$name" --inline-targets
+            printf '%s %s %s %s\n' static-pie "$name" --inline-targets --fp-xsave
             printf '%s %s %s\n' nopie "$name" --fragment-branches=0
             # traces on everything that runs twice, indirect branches too
             printf '%s %s %s %s\n' nopie "$name" --trace-threshold=2 --trace-indirect

@@ -345,7 +345,7 @@ static void fp_state_init(struct guest_context *ctx)
     ctx->ts.fp_k = CTX_XSAVE + xsave_offset(5, &size);
     ctx->ts.fp_zmmh = CTX_XSAVE + xsave_offset(6, &size);
     ctx->ts.fp_hi16 = CTX_XSAVE + xsave_offset(7, &size);
-    ctx->ts.fp_xsave = !fp_by_hand(ctx->xsave_mask);
+    ctx->ts.fp_xsave = dbo_opts.fp_xsave || !fp_by_hand(ctx->xsave_mask);
     context_fp_reset(ctx);
 }
 
