@@ -176,8 +176,8 @@ static bool zero_extends(const ZydisDecodedInstruction *insn, const ZydisDecoded
 
 /* How many values the index register can hold at the load at pc, if
  * under 256 (else 0), from the instructions before it in the fragment (up
- * to eight back; code before the load in a fragment runs before it, in
- * order, a conditional branch only leaving it):
+ * to four back, eight for a compare's zero extension; code before the load in a fragment runs
+ * before it, in order, a conditional branch only leaving it):
  *   - its last write is movzbl (or movzbq): 256; an `and` with an
  *     immediate under 256: that plus one (each writes the whole register);
  *   - a `cmp $imm, %index` that a ja (jae) leaves by: imm + 1 (imm), where
@@ -195,7 +195,10 @@ static unsigned index_bound(const struct builder *b, uint64_t pc, int index)
     int after = -1;          /* the branch after the instruction at hand, if ja/jae */
     int load = b->n_insns - 1;
     uint64_t fragment_pc = pc - b->map[load].guest_off;
-    for (int i = load - 1; i >= 0 && i >= load - 8; i--) {
+    /* (four back, or eight to see what zero-extended a compared value:
+     * Zydis's full decode costs 200 ns an instruction) */
+    for (int i = load - 1; i >= 0 && i >= load - (bound && compare_32 && !upper_zero ? 8 : 4);
+         i--) {
         uint64_t at = fragment_pc + b->map[i].guest_off;
         if (!decode(at, at < pc ? pc : at + 15, &insn, ops))
             return 0;
