@@ -83,7 +83,7 @@ __asm__(".text\n"
 /* run_rel(code, acc): run_ops through a relative table (a switch's in
  * position-independent code: 4-byte entries, the table's address plus
  * the entry), in .rodata in every build. */
-uint64_t run_rel(const uint8_t *code, uint64_t acc);
+uint64_t run_rel(const void *code, uint64_t acc);
 extern int32_t rel_table[256];
 extern char rel_sub[], rel_mul[];
 #define DISPATCH_REL                                                                               \
@@ -114,7 +114,7 @@ __asm__(".text\n"
 
 /* run_sw(codes, acc): a switch's dispatch, the index bounded by a compare
  * (`cmp $3; ja`) rather than by its type, through a relative table. */
-uint64_t run_sw(const uint16_t *codes, uint64_t acc);
+uint64_t run_sw(const void *codes, uint64_t acc);
 extern int32_t sw_table[4];
 extern char sw_mul[];
 #define DISPATCH_SW                                                                                \
@@ -123,7 +123,7 @@ extern char sw_mul[];
 /* run_wide(codes, acc): the same with a compare that bounds nothing
  * (`cmp $1; jb`: the index goes on past 255, where the table's entries
  * differ from those 256 below). */
-uint64_t run_wide(const uint16_t *codes, uint64_t acc);
+uint64_t run_wide(const void *codes, uint64_t acc);
 #define DISPATCH_WIDE                                                                              \
     "movzwl (%rsi), %eax\n add $2, %rsi\n cmp $1, %eax\n jb wide_end\n"                            \
     " lea wide_table(%rip), %rcx\n movslq (%rcx,%rax,4), %rax\n add %rcx, %rax\n jmp *%rax\n"
@@ -194,6 +194,26 @@ __asm__(".text\n"
         " .balign 4096\n"
         ".text\n");
 
+/* 20000 runs of run(codes, acc), each from the last one's result. */
+static uint64_t repeat(uint64_t (*run)(const void *, uint64_t), const void *codes)
+{
+    uint64_t acc = 7;
+    for (int i = 0; i < 20000; i++)
+        acc = run(codes, acc) & 0xffffffff;
+    return acc;
+}
+
+/* Entry `index` of a relative table in read-only memory now leads to
+ * `target`: the page made writable, changed, made read-only again. */
+static void retarget(int32_t *table, int index, const void *target)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    void *at = (void *)((uintptr_t)table & ~(uintptr_t)(page - 1));
+    mprotect(at, page, PROT_READ | PROT_WRITE);
+    table[index] = (int32_t)((intptr_t)target - (intptr_t)table);
+    mprotect(at, page, PROT_READ);
+}
+
 int main(void)
 {
     static const uint8_t code[] = {0, 1, 2, 0, 1, 1, 2, 0, 0, 2, 1, 255};
@@ -229,39 +249,18 @@ int main(void)
     printf("again: %llu\n", (unsigned long long)acc);
 
     /* the same through the relative table, before and after */
-    acc = 7;
-    for (int i = 0; i < 20000; i++)
-        acc = run_rel(code, acc) & 0xffffffff;
-    printf("relative: %llu\n", (unsigned long long)acc);
-    void *rel = (void *)((uintptr_t)rel_table & ~(uintptr_t)(page - 1));
-    mprotect(rel, page, PROT_READ | PROT_WRITE);
-    rel_table[1] = (int32_t)((intptr_t)rel_mul - (intptr_t)rel_table);
-    mprotect(rel, page, PROT_READ);
-    acc = 7;
-    for (int i = 0; i < 20000; i++)
-        acc = run_rel(code, acc) & 0xffffffff;
-    printf("relative after: %llu\n", (unsigned long long)acc);
+    printf("relative: %llu\n", (unsigned long long)repeat(run_rel, code));
+    retarget(rel_table, 1, rel_mul);
+    printf("relative after: %llu\n", (unsigned long long)repeat(run_rel, code));
 
     /* a switch bounded by a compare, its table then changed */
     static const uint16_t sw_codes[] = {0, 1, 2, 3, 0, 1, 1, 2, 3, 0, 2, 9};
-    acc = 7;
-    for (int i = 0; i < 20000; i++)
-        acc = run_sw(sw_codes, acc) & 0xffffffff;
-    printf("switch: %llu\n", (unsigned long long)acc);
-    void *sw = (void *)((uintptr_t)sw_table & ~(uintptr_t)(page - 1));
-    mprotect(sw, page, PROT_READ | PROT_WRITE);
-    sw_table[1] = (int32_t)((intptr_t)sw_mul - (intptr_t)sw_table);
-    mprotect(sw, page, PROT_READ);
-    acc = 7;
-    for (int i = 0; i < 20000; i++)
-        acc = run_sw(sw_codes, acc) & 0xffffffff;
-    printf("switch after: %llu\n", (unsigned long long)acc);
+    printf("switch: %llu\n", (unsigned long long)repeat(run_sw, sw_codes));
+    retarget(sw_table, 1, sw_mul);
+    printf("switch after: %llu\n", (unsigned long long)repeat(run_sw, sw_codes));
     /* indexes 256 apart, which share a low byte, go different ways */
     static const uint16_t wide_codes[] = {1, 257, 2, 258, 300, 44, 1, 0};
-    acc = 7;
-    for (int i = 0; i < 20000; i++)
-        acc = run_wide(wide_codes, acc) & 0xffffffff;
-    printf("wide: %llu\n", (unsigned long long)acc);
+    printf("wide: %llu\n", (unsigned long long)repeat(run_wide, wide_codes));
 
     uint64_t a = 7, b = 7;
     for (int i = 0; i < 20000; i++) {
