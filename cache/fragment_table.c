@@ -19,9 +19,33 @@ struct table_slot {
 static struct table_slot *slots;
 static size_t cap, count;
 
+/* One bit per hash value's top bits: clear if no fragment with that hash
+ * was ever put in (since the last drain). Most lookups while a program
+ * starts are for code not translated yet: the bit answers them without
+ * walking a probe run to its end. Removals leave their bit set. */
+#define PRESENT_BITS 19
+static uint64_t present[(1u << PRESENT_BITS) / 64];
+
+static uint64_t hash(uint64_t guest_pc)
+{
+    return XXH3_64bits(&guest_pc, sizeof guest_pc);
+}
+
 static size_t home(uint64_t guest_pc, size_t n)
 {
-    return XXH3_64bits(&guest_pc, sizeof guest_pc) & (n - 1);
+    return hash(guest_pc) & (n - 1);
+}
+
+static bool maybe_present(uint64_t h)
+{
+    uint64_t bit = h >> (64 - PRESENT_BITS);
+    return present[bit / 64] >> (bit % 64) & 1;
+}
+
+static void mark_present(uint64_t h)
+{
+    uint64_t bit = h >> (64 - PRESENT_BITS);
+    present[bit / 64] |= 1ull << (bit % 64);
 }
 
 static bool holds(const struct table_slot *s, uint64_t guest_pc)
@@ -32,9 +56,10 @@ static bool holds(const struct table_slot *s, uint64_t guest_pc)
 
 struct fragment *fragment_table_get(uint64_t guest_pc)
 {
-    if (!cap)
+    uint64_t h = hash(guest_pc);
+    if (!cap || !maybe_present(h))
         return NULL;
-    for (size_t i = home(guest_pc, cap);; i = (i + 1) & (cap - 1)) {
+    for (size_t i = h & (cap - 1);; i = (i + 1) & (cap - 1)) {
         if (!slots[i].serial)
             return NULL;
         if (slots[i].pc_lo != (uint32_t)guest_pc)
@@ -74,6 +99,7 @@ void fragment_table_put(struct fragment *frag)
         cap = n;
     }
     count += insert(slots, cap, frag->guest_pc, frag->serial);
+    mark_present(hash(frag->guest_pc));
 }
 
 void fragment_table_remove(uint64_t guest_pc)
@@ -109,4 +135,5 @@ void fragment_table_drain(void (*drop)(struct fragment *))
         }
     }
     count = 0;
+    memset(present, 0, sizeof present);
 }

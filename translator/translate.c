@@ -50,24 +50,24 @@ bool translator_guest_pc(uint64_t cache_pc, uint64_t *guest_pc, bool *spilled, b
 }
 
 /* The builder's marks as a pc map (lengths, not offsets) in `map`;
- * returns its size in bytes. */
-static size_t encode_pc_map(const struct builder *b, uint32_t code_end, uint8_t *map)
+ * returns its size in bytes. The last instruction's code runs on to the
+ * fragment's end: its step is 0, 0. */
+static size_t encode_pc_map(const struct builder *b, uint8_t *map)
 {
     size_t n = 0;
-    for (int i = 0; i < b->n_insns; i++) {
-        bool last = i + 1 == b->n_insns;
-        uint32_t next_cache = last ? code_end : b->map[i + 1].cache_off;
-        uint32_t cache_len = next_cache - b->map[i].cache_off;
-        uint32_t guest_len =
-            last ? 0 : b->map[i + 1].guest_off - b->map[i].guest_off; /* 0 in traces */
-        if ((cache_len > PC_MAP_MAX_CACHE_LEN && !last) || guest_len > 15)
+    int last = b->n_insns - 1;
+    for (int i = 0; i < last; i++) {
+        struct insn_mark at = b->map[i], next = b->map[i + 1];
+        uint32_t cache_len = (uint32_t)(next.cache_off - at.cache_off);
+        uint32_t guest_len = (uint32_t)(next.guest_off - at.guest_off); /* 0 in traces */
+        if (cache_len > PC_MAP_MAX_CACHE_LEN || guest_len > 15)
             dbo_fatal("pc map: an instruction of %u bytes translated to %u", guest_len, cache_len);
-        n += pc_map_write(map + n, (struct pc_map_step){
-                                       .cache_len = (uint16_t)(last ? 0 : cache_len),
-                                       .guest_len = (uint8_t)guest_len,
-                                       .spilled = b->map[i].spilled,
-                                   });
+        n += pc_map_write(map + n, (struct pc_map_step){.cache_len = (uint16_t)cache_len,
+                                                        .guest_len = (uint8_t)guest_len,
+                                                        .spilled = at.spilled});
     }
+    if (last >= 0)
+        n += pc_map_write(map + n, (struct pc_map_step){.spilled = b->map[last].spilled});
     return n;
 }
 
@@ -658,7 +658,7 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
         dbo_fatal("fragment at %#lx: %zu bytes of code, %zu of cold code", (unsigned long)guest_pc,
                   code_bytes, cold_bytes);
     uint8_t pc_map[MAX_TRACE_INSNS * PC_MAP_MAX_STEP];
-    size_t pc_map_bytes = encode_pc_map(&b, (uint32_t)code_bytes, pc_map);
+    size_t pc_map_bytes = encode_pc_map(&b, pc_map);
     struct fragment *frag =
         cache_record_alloc(chunk, fragment_alloc_size(b.n_exits, b.n_insns, pc_map_bytes, t != NULL,
                                                       t ? b.n_ranges : 0));
