@@ -30,7 +30,7 @@ FLAVOURS=${FLAVOURS:-pie static}
 MAX_HANGS=2
 # The programs (tests/programs/NAME.c or .cc) and the real.sh checks.
 PROGRAMS="thr_churn thr_exit thr_sigstorm thr_fork thr_exec sig_restart sig_mask sig_chld
-    sig_default jit_threads jit_dualmap tls_threads"
+    sig_default jit_threads jit_dualmap tls_threads fpstate"
 REAL_CHECKS="pythreads pymultiproc bashjobs make"
 # The same fixed environment and stdin as diff.sh.
 ENVIRON=(PATH=/usr/bin:/bin HOME=/nonexistent LC_ALL=C TZ=UTC DBO_TEST=1)
