@@ -36,6 +36,14 @@ static bool per_cpu(uint32_t leaf)
     return leaf == 1 || leaf == 0xb || leaf == 0x1f || leaf == 0x8000001e;
 }
 
+/* Leaves whose answer does not depend on ecx: the subleaf is 0 in the
+ * memo. glibc asks several with whatever ecx holds (its handle_amd() asks
+ * 0x80000000 ten times at start, ecx different each time: ten traps). */
+static bool ignores_subleaf(uint32_t leaf)
+{
+    return leaf <= 3 || leaf == 5 || leaf == 6 || (leaf >= 0x80000000 && leaf <= 0x80000008);
+}
+
 static const struct cpuid_answer *find(uint32_t leaf, uint32_t subleaf, int cpu)
 {
     for (int i = 0; i < memo_used; i++)
@@ -46,6 +54,8 @@ static const struct cpuid_answer *find(uint32_t leaf, uint32_t subleaf, int cpu)
 
 void cpuid_answer(uint32_t leaf, uint32_t subleaf, uint32_t regs[4])
 {
+    if (ignores_subleaf(leaf))
+        subleaf = 0;
     int cpu = per_cpu(leaf) ? sched_getcpu() : -1;
     /* (sched_getcpu() fails only without getcpu: then ask every time) */
     bool keep = !per_cpu(leaf) || cpu >= 0;
