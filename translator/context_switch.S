@@ -53,7 +53,7 @@
         vextractf128 $1, %ymm\n, 16*\n(%rbx,%rax)
         .endr
         testb   $0xe0, CTX_XSAVE_MASK(%rbx)    /* AVX-512? */
-        jz      .Ldone\@
+        jz      .Lupper\@
         mov     CTX_FP_K(%rbx), %eax           /* rax = offset of k0-7 */
         mov     CTX_FP_ZMMH(%rbx), %ecx        /* rcx = of zmm0-15's upper halves */
         mov     CTX_FP_HI16(%rbx), %edx        /* rdx = of zmm16-31 */
@@ -66,6 +66,23 @@
         .irp n, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31
         vmovups %zmm\n, 64*(\n-16)(%rbx,%rdx)
         .endr
+        /* saved: are bits 128-511 of zmm0-15 all zero? (zmm0-2 are free now) */
+        .irp n, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15
+        vpord   %zmm\n, %zmm0, %zmm0
+        .endr
+        vextractf64x4 $1, %zmm0, %ymm1         /* bits 256-511 */
+        vextractf128 $1, %ymm0, %xmm2          /* bits 128-255 */
+        vpor    %ymm2, %ymm1, %ymm1
+        vptest  %ymm1, %ymm1
+        setz    CTX_FP_CLEAN(%rbx)
+        jmp     .Ldone\@
+.Lupper\@:                                     /* AVX only: bits 128-255 */
+        .irp n, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15
+        vpor    %ymm\n, %ymm0, %ymm0
+        .endr
+        vextractf128 $1, %ymm0, %xmm0
+        vptest  %xmm0, %xmm0
+        setz    CTX_FP_CLEAN(%rbx)
 .Ldone\@:
 .endm
 
@@ -80,6 +97,16 @@
         .endr
         jmp     .Ldone\@
 .Lavx\@:
+        cmpb    $0, CTX_FP_CLEAN(%rbx)
+        je      .Ldirty\@
+        .irp n, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15
+        vmovups CTX_XSAVE+160+16*\n(%rbx), %xmm\n
+        .endr
+        vzeroupper                             /* the upper halves, zero and clean */
+        testb   $0xe0, CTX_XSAVE_MASK(%rbx)
+        jz      .Ldone\@
+        jmp     .Lavx512\@
+.Ldirty\@:
         mov     CTX_FP_YMM(%rbx), %eax
         .irp n, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15
         vmovups CTX_XSAVE+160+16*\n(%rbx), %xmm\n
@@ -87,14 +114,15 @@
         .endr
         testb   $0xe0, CTX_XSAVE_MASK(%rbx)
         jz      .Ldone\@
-        mov     CTX_FP_K(%rbx), %eax
         mov     CTX_FP_ZMMH(%rbx), %ecx
+        .irp n, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15
+        vinsertf64x4 $1, 32*\n(%rbx,%rcx), %zmm\n, %zmm\n
+        .endr
+.Lavx512\@:
+        mov     CTX_FP_K(%rbx), %eax
         mov     CTX_FP_HI16(%rbx), %edx
         .irp n, 0, 1, 2, 3, 4, 5, 6, 7
         kmovq   8*\n(%rbx,%rax), %k\n
-        .endr
-        .irp n, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15
-        vinsertf64x4 $1, 32*\n(%rbx,%rcx), %zmm\n, %zmm\n
         .endr
         .irp n, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31
         vmovups 64*(\n-16)(%rbx,%rdx), %zmm\n

@@ -364,6 +364,7 @@ void context_fp_reset(struct guest_context *ctx)
 void context_fp_written(struct guest_context *ctx)
 {
     ctx->ts.fp_reload = 1;
+    ctx->ts.fp_clean = 0; /* the image says, loaded whole */
     if (ctx->ts.fp_xsave) /* xrstor reads the header */
         return;
     uint8_t *x = ctx->xsave;

@@ -82,6 +82,11 @@
 #define CTX_FP_K (CTX_THREAD_STATE + 180)    /* k0-7 */
 #define CTX_FP_ZMMH (CTX_THREAD_STATE + 184) /* upper halves of zmm0-15 */
 #define CTX_FP_HI16 (CTX_THREAD_STATE + 188) /* zmm16-31 */
+/* 1: the upper halves of ymm/zmm0-15 were all zero when saved, so the
+ * restore ends with vzeroupper: the CPU then knows them clean, as xrstor
+ * leaves them, and legacy SSE code does not merge into them (stockfish ran
+ * 1.45x native with them dirty, 1.01x clean) */
+#define CTX_FP_CLEAN (CTX_THREAD_STATE + 192)
 #define CTX_IBL_TABLE 0x5200
 #define IBL_ENTRIES 65536           /* indexed by ibl_index() of the guest target */
 #define IBL_SLOTS (IBL_ENTRIES + 4) /* the last slot's second way, then padding */
@@ -210,6 +215,7 @@ struct thread_state {
     uint32_t fp_xsave;      /* CTX_FP_XSAVE and on */
     uint32_t fp_reload;
     uint32_t fp_ymm, fp_k, fp_zmmh, fp_hi16;
+    uint32_t fp_clean;
     uint64_t altstack_sp; /* the guest's sigaltstack, virtual */
     uint64_t altstack_size;
     int32_t altstack_flags;
@@ -313,6 +319,7 @@ _Static_assert(offsetof(struct guest_context, ts.syscall_state) == CTX_SYSCALL_S
 _Static_assert(offsetof(struct guest_context, ts.fp_xsave) == CTX_FP_XSAVE, "ctx layout");
 _Static_assert(offsetof(struct guest_context, ts.fp_reload) == CTX_FP_RELOAD, "ctx layout");
 _Static_assert(offsetof(struct guest_context, ts.fp_hi16) == CTX_FP_HI16, "ctx layout");
+_Static_assert(offsetof(struct guest_context, ts.fp_clean) == CTX_FP_CLEAN, "ctx layout");
 _Static_assert(offsetof(struct guest_context, ibl) == CTX_IBL_TABLE, "ctx layout");
 _Static_assert(offsetof(struct guest_context, ibl_victim) == CTX_IBL_VICTIM, "ctx layout");
 _Static_assert(offsetof(struct guest_context, trace_counts) == CTX_TRACE_COUNTS, "ctx layout");
