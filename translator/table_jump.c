@@ -60,7 +60,7 @@ static uint64_t site_owner[MAX_SITES]; /* the guest table each site is for, or i
 static struct proven_site {
     bool proven;   /* its slots are right once filled */
     bool untagged; /* its jumps use no tags (a site proven once) */
-    bool relative; /* 4-byte entries, the target the table plus one */
+    bool relative; /* 4-byte entries, each target the table plus its entry */
     int target;
     uint64_t table;
     uint64_t *jumps;
@@ -176,8 +176,9 @@ static bool zero_extends(const ZydisDecodedInstruction *insn, const ZydisDecoded
 
 /* How many values the index register can hold at the load at pc, if
  * under 256 (else 0), from the instructions before it in the fragment (up
- * to four back, eight for a compare's zero extension; code before the load in a fragment runs
- * before it, in order, a conditional branch only leaving it):
+ * to four back, eight for a compare's zero extension; code before the
+ * load in a fragment runs before it, in order, a conditional branch only
+ * leaving it):
  *   - its last write is movzbl (or movzbq): 256; an `and` with an
  *     immediate under 256: that plus one (each writes the whole register);
  *   - a `cmp $imm, %index` that a ja (jae) leaves by: imm + 1 (imm), where
