@@ -71,7 +71,12 @@ struct fragment {
     uint32_t serial : 24; /* names it in exit ids and indexes (cache_serial_new); 0: none */
     /* Sizes and counts are bounded by the builder (builder.h): code and
      * cold code under 32 KiB, up to 40 exits, 256 instructions, 16 blocks. */
-    uint32_t n_exits : 8;
+    uint32_t n_exits : 6;
+    /* An inner entry (see below): no code or exits of its own. */
+    uint32_t is_inner_entry : 1;
+    /* Its code relies on what its first instructions did (a proven jump
+     * table's bound, a system call number known): no inner entries. */
+    uint32_t whole_only : 1;
     uint16_t cache_size;
     uint16_t cold_bytes; /* its cold code (exit stubs, lookup misses), apart (see chunks.c) */
     uint16_t n_insns;
@@ -91,6 +96,24 @@ struct fragment {
 };
 /* 40 bytes (cc1 has 93 000): its exit records follow it. */
 _Static_assert(sizeof(struct fragment) == 40, "fragment records stay small");
+
+/* An inner entry is a guest pc that some fragment built before runs
+ * through, at the start of an instruction's code with nothing spilled: its
+ * record's cache_pc is that instruction's code in the fragment, so direct
+ * branches to the pc link straight there, rather than to a copy of the
+ * fragment's rest (a third of what ls and cc1 translated was such copies).
+ * Its indirect entry is a stub of its own that restores %rcx and jumps
+ * there. The record is the struct and then this; it dies with the fragment
+ * it enters (cache_invalidate_range()). */
+struct inner_entry_tail {
+    uint8_t *indirect_entry;
+    struct fragment *into;
+};
+
+static inline struct inner_entry_tail *inner_entry_tail(const struct fragment *f)
+{
+    return (struct inner_entry_tail *)(f + 1);
+}
 
 /* One past the last guest byte it translates (of its first range). */
 static inline uint64_t fragment_guest_end(const struct fragment *f)
@@ -188,6 +211,13 @@ size_t cache_bytes_used(void);
 void cache_free_fragment(struct fragment *f);
 
 struct fragment *cache_lookup(uint64_t guest_pc);
+/* A live fragment whose guest code runs through guest_pc (not starting
+ * there) and that inner entries may enter: not a trace, a self-checking
+ * fragment, a whole_only one or an inner entry itself. NULL if none is
+ * found (the index is a direct-mapped guess: it may miss one). */
+struct fragment *cache_fragment_through(uint64_t guest_pc);
+/* Puts an inner entry in the table and the page index. */
+void cache_insert_inner_entry(struct fragment *entry);
 /* The live fragment whose code contains cache_pc, or NULL. */
 struct fragment *cache_fragment_at(uint64_t cache_pc);
 void cache_insert(struct fragment *frag);

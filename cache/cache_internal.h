@@ -30,6 +30,9 @@ void cache_chunks_reset(bool retire, uint64_t generation);
 
 void cache_set_late_stub(const struct exit_record *exit, uint8_t *stub); /* table.c */
 
+/* The live inner entry whose code is at cache_pc, or NULL (table.c). */
+struct fragment *cache_inner_entry_at(uint64_t cache_pc);
+
 /* Unlinks every branch into `frag` and from it (link.c). */
 void unlink_fragment(struct fragment *frag);
 

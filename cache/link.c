@@ -85,7 +85,9 @@ static struct fragment *linked_to(const struct exit_record *e)
         dest = (uint64_t)(exit_branch(e) + 4 + rel);
     }
     struct fragment *to = cache_fragment_at(dest);
-    if (!to || (uint64_t)to->cache_pc != dest)
+    if (!to || (uint64_t)to->cache_pc != dest) /* into a fragment's middle */
+        to = cache_inner_entry_at(dest);
+    if (!to)
         dbo_fatal("linked exit to %#lx has no fragment there", (unsigned long)dest);
     return to;
 }

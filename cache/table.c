@@ -3,15 +3,17 @@
  * translated code, invalidation of a guest range, and the full flush. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "cache/cache_internal.h"
 #include "runtime/runtime.h"
 #include "translator/translator.h"
 
 struct u64map code_pages;
-static struct u64map counters;    /* trace head guest pc -> its counter */
-static struct u64map far_targets; /* exit record -> its target, if far (cache.h) */
-static struct u64map late_stubs;  /* exit record -> the stub made for it (link.c) */
+static struct u64map counters;      /* trace head guest pc -> its counter */
+static struct u64map far_targets;   /* exit record -> its target, if far (cache.h) */
+static struct u64map late_stubs;    /* exit record -> the stub made for it (link.c) */
+static struct u64map inner_entries; /* cache pc -> the live inner entry there (cache.h) */
 
 /* Invalidated fragments: unreachable, but their code and exit records may
  * still be in use by a thread that was inside; freed at the next flush. */
@@ -21,8 +23,10 @@ static size_t n_dead, cap_dead;
  * stubs; freed with its chunk (cache_free_retired). */
 static void keep_retired(struct fragment *f)
 {
-    f->dead = true;     /* its exits must not be linked any more */
-    f->indexed = false; /* the flush empties the page index */
+    f->dead = true;        /* its exits must not be linked any more */
+    f->indexed = false;    /* the flush empties the page index */
+    if (f->is_inner_entry) /* not among its chunk's, which cache_free_retired() frees */
+        cache_free_fragment(f);
 }
 
 /* Fragments by serial number; a free number's slot holds the next free
@@ -177,6 +181,69 @@ static void index_pages(struct fragment *frag)
     frag->indexed = true;
 }
 
+/* Which fragment inner entries may enter runs through each 32-byte block
+ * of guest code: the last one made, by serial number, in a direct-mapped
+ * array (4 MiB of code before two blocks share a slot). Never cleared: a
+ * slot is only a guess, checked against the fragment it names (its page
+ * list would be exact, but walking one cost as much as translating). */
+#define COVER_BLOCK_SHIFT 5
+#define COVER_SLOTS (1u << 17)
+static uint32_t *cover;
+
+static uint32_t *cover_slot(uint64_t guest_pc)
+{
+    return &cover[(guest_pc >> COVER_BLOCK_SHIFT) & (COVER_SLOTS - 1)];
+}
+
+static bool may_enter_inside(const struct fragment *f)
+{
+    return !f->dead && !f->is_trace && !f->is_counter && !f->self_check && !f->whole_only &&
+           !f->is_inner_entry;
+}
+
+static void note_cover(const struct fragment *f)
+{
+    if (!may_enter_inside(f) || f->guest_len < 2)
+        return;
+    if (!cover) {
+        cover = mmap(NULL, COVER_SLOTS * sizeof *cover, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (cover == MAP_FAILED)
+            dbo_fatal("out of memory for the inner entry index");
+    }
+    uint64_t first = (f->guest_pc + 1) >> COVER_BLOCK_SHIFT;
+    uint64_t last = (fragment_guest_end(f) - 1) >> COVER_BLOCK_SHIFT;
+    for (uint64_t block = first; block <= last; block++)
+        *cover_slot(block << COVER_BLOCK_SHIFT) = f->serial;
+}
+
+struct fragment *cache_fragment_through(uint64_t guest_pc)
+{
+    if (!cover)
+        return NULL;
+    uint32_t serial = *cover_slot(guest_pc);
+    uintptr_t slot = serial && serial < n_serials ? by_serial[serial] : 0;
+    if (!slot || (slot & 1))
+        return NULL; /* none, or a free number (the free list's last is 0) */
+    struct fragment *f = (struct fragment *)slot;
+    return may_enter_inside(f) && f->guest_pc < guest_pc && guest_pc < fragment_guest_end(f) ? f
+                                                                                             : NULL;
+}
+
+void cache_insert_inner_entry(struct fragment *entry)
+{
+    cache_serial_new(entry); /* the page index names it by it */
+    fragment_table_put(entry);
+    index_pages(entry);
+    u64map_put(&inner_entries, (uint64_t)entry->cache_pc, (uint64_t)entry);
+}
+
+struct fragment *cache_inner_entry_at(uint64_t cache_pc)
+{
+    uint64_t entry;
+    return u64map_get(&inner_entries, cache_pc, &entry) ? (struct fragment *)entry : NULL;
+}
+
 void cache_insert(struct fragment *frag)
 {
     if (!frag->serial) /* the table and the page index name it by it */
@@ -184,6 +251,7 @@ void cache_insert(struct fragment *frag)
     fragment_table_put(frag);
     chunk_add_fragment(frag);
     index_pages(frag);
+    note_cover(frag);
 }
 
 static void unindex_pages(struct fragment *frag)
@@ -239,6 +307,8 @@ static void retire_fragment(struct fragment *f)
         fragment_table_remove(f->guest_pc);
     unindex_pages(f);
     unlink_fragment(f);
+    if (f->is_inner_entry)
+        u64map_remove(&inner_entries, (uint64_t)f->cache_pc);
     f->dead = true;
 }
 
@@ -349,6 +419,13 @@ struct victims {
     size_t n, cap;
 };
 
+static void add_victim(struct victims *v, struct fragment *f)
+{
+    if (v->n == v->cap)
+        v->list = realloc(v->list, (v->cap = v->cap ? 2 * v->cap : 64) * sizeof *v->list);
+    v->list[v->n++] = f;
+}
+
 static void collect(uint64_t page, void *arg)
 {
     struct victims *v = arg;
@@ -366,9 +443,26 @@ static void collect(uint64_t page, void *arg)
         if (!overlaps)
             continue;
         f->dead = true; /* also marks it collected */
-        if (v->n == v->cap)
-            v->list = realloc(v->list, (v->cap = v->cap ? 2 * v->cap : 64) * sizeof *v->list);
-        v->list[v->n++] = f;
+        add_victim(v, f);
+    }
+}
+
+/* Adds the live inner entries into f to the victims. */
+static void collect_inner_entries(const struct fragment *f, struct victims *v)
+{
+    uint64_t pages[MAX_FRAGMENT_PAGES];
+    size_t n = fragment_pages(f, pages);
+    for (size_t i = 0; i < n; i++) {
+        uint64_t head;
+        if (!u64map_get(&code_pages, pages[i] + 1, &head))
+            continue;
+        for (uint32_t node = (uint32_t)head; node; node = node_at(node)->next) {
+            struct fragment *e = cache_fragment_by_serial(node_at(node)->serial);
+            if (!e->is_inner_entry || e->dead || inner_entry_tail(e)->into != f)
+                continue;
+            e->dead = true;
+            add_victim(v, e);
+        }
     }
 }
 
@@ -379,6 +473,11 @@ size_t cache_invalidate_range(uint64_t start, uint64_t len,
         return 0;
     struct victims v = {.start = start, .end = start + len};
     for_code_pages(start / PAGE, (start + len - 1) / PAGE, collect, &v);
+    /* Inner entries die with the fragment they enter, which a write may
+     * hit before them: they lie on its pages, after its start. */
+    for (size_t i = 0, n = v.n; i < n; i++)
+        if (!v.list[i]->is_inner_entry)
+            collect_inner_entries(v.list[i], &v);
     for (size_t i = 0; i < v.n; i++) {
         struct fragment *f = v.list[i];
         retire_fragment(f);
@@ -434,6 +533,7 @@ void cache_flush_all(bool retire, uint64_t generation)
     void (*drop)(struct fragment *) = retire ? keep_retired : cache_free_fragment;
     fragment_table_drain(drop);
     u64map_clear(&counters);
+    u64map_clear(&inner_entries);
     for (size_t i = 0; i < n_dead; i++)
         drop(dead[i]);
     n_dead = 0;

@@ -88,7 +88,7 @@ void dbo_print_stats(void)
     struct mallinfo2 heap = mallinfo2(); /* the runtime's own: the guest's is its brk and mmaps */
     dprintf(fd,
             "dbo: stats for pid %d\n"
-            "  fragments built        %" PRIu64 "\n"
+            "  fragments built        %" PRIu64 " (and %" PRIu64 " entries into their code)\n"
             "  guest instructions     %" PRIu64 " translated\n"
             "  cache bytes            %" PRIu64 " emitted, %zu in use\n"
             "  runtime heap           %zu bytes in use (fragment records, tables)\n"
@@ -110,9 +110,9 @@ void dbo_print_stats(void)
             "  cache flushes          %" PRIu64 "\n"
             "  invalidated fragments  %" PRIu64 " (%" PRIu64 " writes to code pages)\n"
             "  translation time       %.3f ms (%.0f fragments/ms)\n",
-            getpid(), s->fragments_built, s->guest_instructions, s->cache_bytes, cache_bytes_used(),
-            heap.uordblks + heap.hblkhd, s->dispatcher_entries, s->direct_links, lookups,
-            inline_hits, hits, s->indirect_misses,
+            getpid(), s->fragments_built, s->inner_entries, s->guest_instructions, s->cache_bytes,
+            cache_bytes_used(), heap.uordblks + heap.hblkhd, s->dispatcher_entries, s->direct_links,
+            lookups, inline_hits, hits, s->indirect_misses,
             lookups ? 100.0 * (inline_hits + hits) / lookups : 0.0, translator_site_hits(),
             s->table_sites, s->constant_table_sites, s->inline_targets, return_hits, return_misses,
             s->traces_built, s->trace_heads, s->traces_abandoned, s->trace_blocks_recorded,

@@ -48,6 +48,9 @@ static const char usage[] =
     "  --fp-xsave       the context switch saves the vector state with\n"
     "                   xsaveopt/xrstor (as where the CPU enables state the hand\n"
     "                   code does not know), not by hand (140 ns a trip, not 25)\n"
+    "  --no-inner-entries  a branch into the middle of a fragment made before\n"
+    "                   gets a fragment of its own (a copy of the rest), not\n"
+    "                   an entry there\n"
     "  --no-table-jumps  a jump through a table (switch, computed goto) looks\n"
     "                   its target up in the shared table, not in its own\n"
     "  --no-return-prefetch  calls do not prefetch the table slot their return\n"
@@ -107,6 +110,7 @@ static int parse_options(int argc, char **argv)
     dbo_opts.fragment_branches = 8;
     dbo_opts.return_prefetch = true;
     dbo_opts.table_jumps = true;
+    dbo_opts.inner_entries = true;
     dbo_opts.trace_threshold = OPTIMIZER_DEFAULT_TRACE_THRESHOLD;
     dbo_opts.flags_liveness = true;
     int i = 1;
@@ -159,6 +163,7 @@ static int parse_options(int argc, char **argv)
                    switch_option(a, "flags-liveness", &dbo_opts.flags_liveness) ||
                    switch_option(a, "return-prefetch", &dbo_opts.return_prefetch) ||
                    switch_option(a, "table-jumps", &dbo_opts.table_jumps) ||
+                   switch_option(a, "inner-entries", &dbo_opts.inner_entries) ||
                    switch_option(a, "fp-xsave", &dbo_opts.fp_xsave) ||
                    switch_option(a, "return-stack", &dbo_opts.return_stack)) {
         } else if (!strcmp(a, "--inline-targets")) {

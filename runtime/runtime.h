@@ -16,6 +16,7 @@ struct dbo_options {
     bool return_prefetch;     /* a call prefetches its return's table slot */
     bool inline_targets;      /* --inline-targets: per-site predicted target */
     bool table_jumps;         /* jumps through a table look up in a table of their own */
+    bool inner_entries;       /* code inside a fragment is entered there, not copied */
     bool fp_xsave;            /* --fp-xsave: vector state by xsaveopt/xrstor, not by hand */
     int fragment_branches;    /* --fragment-branches=N: continue past N branches */
     uint64_t cache_size;      /* --cache-size=SIZE: bytes of translated code, 0 = no bound */
@@ -34,6 +35,7 @@ extern char dbo_self_path[4096];
 
 struct dbo_stats {
     uint64_t fragments_built;
+    uint64_t inner_entries; /* entries into fragments built before (cache.h) */
     uint64_t guest_instructions;
     uint64_t cache_bytes;
     uint64_t dispatcher_entries;

@@ -53,8 +53,7 @@ struct insn_mark {
  * inline target, stale self-check; trace: one side exit or guard per
  * block, the final exit */
 #define MAX_EXITS 40
-_Static_assert(MAX_EXITS <= UINT8_MAX && MAX_TRACE_INSNS <= UINT16_MAX &&
-                   TRACE_MAX_BLOCKS <= UINT8_MAX,
+_Static_assert(MAX_EXITS < 64 && MAX_TRACE_INSNS <= UINT16_MAX && TRACE_MAX_BLOCKS <= UINT8_MAX,
                "the counts fit struct fragment (cache.h)");
 _Static_assert(MAX_EXITS < 255, "exit_record.slot is a byte");
 #define MAX_LITERALS (TRACE_MAX_BLOCKS + 2)
@@ -105,6 +104,7 @@ struct builder {
     int n_guards;
     int call_depth;    /* traces: calls followed and not returned from */
     uint8_t ends_with; /* enum fragment_end */
+    bool whole_only;   /* code relies on instructions before it (struct fragment) */
     int n_exits;
     int n_record_refs;
     int n_literals;
@@ -329,6 +329,8 @@ void table_jump_placed(const struct builder *b, struct fragment *frag);
 
 /* perf_map.c: the lines of a fragment just built (b its builder). */
 void perf_map_fragment(const struct builder *b, const struct fragment *frag);
+/* An inner entry's stub, `size` bytes. */
+void perf_map_inner_entry(const struct fragment *entry, uint64_t size);
 
 /* trace.c */
 /* A trace's guard that the indirect target in %rdx (or, for a return, the

@@ -169,7 +169,7 @@ void translator_install_trace(struct fragment *trace)
     cache_protect_code(trace);
     /* Indirect branches to the head go to the trace from now on (the old
      * head stays valid code until a flush, for a thread just looking it up). */
-    retarget_indirect(trace->guest_pc, (uint64_t)trace->cache_pc - INDIRECT_ENTRY_SIZE, in_sites);
+    retarget_indirect(trace->guest_pc, fragment_indirect_entry(trace), in_sites);
 }
 
 void translator_contexts_each(void (*fn)(struct guest_context *, void *), void *arg)
@@ -685,7 +685,7 @@ void *dispatch(struct guest_context *ctx)
             dbo_stats.inline_targets++;
         }
         frag = fragment_for(ctx, ctx->rip);
-        ibl_insert(ctx, ctx->rip, (uint64_t)frag->cache_pc - INDIRECT_ENTRY_SIZE);
+        ibl_insert(ctx, ctx->rip, fragment_indirect_entry(frag));
         if (dbo_stats.flushes == flushes) /* else the exit's record may be gone */
             table_jump_learn(ctx, exit, frag);
         break;

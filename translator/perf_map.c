@@ -125,3 +125,8 @@ void perf_map_fragment(const struct builder *b, const struct fragment *frag)
     }
     add_line(base + frag->cold_off, frag->cold_bytes, CODE_COLD, frag->guest_pc);
 }
+
+void perf_map_inner_entry(const struct fragment *entry, uint64_t size)
+{
+    add_line((uint64_t)inner_entry_tail(entry)->indirect_entry, size, CODE_ENTRY, entry->guest_pc);
+}

@@ -387,6 +387,7 @@ bool table_jump_lookahead(struct builder *b, const uint8_t *bytes, size_t avail,
     emit_u8(&b->p, 0x25);
     emit_u32(&b->p, SITE_KEY(site));
     b->table_jump_at = at;
+    b->whole_only = true; /* the jump reads the key the load saved (and the proofs) */
     b->table_jump_site = site;
     b->table_jump_target = target;
     b->table_jump_guard = constant && guarded ? base : -1;
@@ -589,6 +590,7 @@ bool emit_table_call(struct builder *b, const ZydisDecodedInstruction *insn,
     if (site < 0 || !note_jump(site, pc))
         return false;
     bool call = insn->mnemonic == ZYDIS_MNEMONIC_CALL;
+    b->whole_only = true; /* the bound and the base were proven before it */
     uint8_t **p = &b->p;
     emit_store_gs(p, GPR_RCX, CTX_SPILL_RCX);
     uint8_t *to_lookup = guarded ? emit_base_check(p, table, base) : NULL;
@@ -665,7 +667,7 @@ void table_jump_learn(struct guest_context *ctx, const struct exit_record *exit,
             return; /* from code flushed since */
         slot = ctx->site_key[site];
     }
-    ctx->site_entry[site][slot] = (uint64_t)to->cache_pc - INDIRECT_ENTRY_SIZE;
+    ctx->site_entry[site][slot] = fragment_indirect_entry(to);
     ctx->site_neg_target[site][slot] = -(int64_t)to->guest_pc;
     to->site_target = true;
 }

@@ -155,9 +155,72 @@ static bool touches_volatile_page(uint64_t start, uint64_t end)
 static struct fragment *translate(struct guest_context *ctx, uint64_t guest_pc,
                                   enum build_mode mode, struct trace_path *path);
 
+/* The offset from f's cache_pc of the code of its instruction at
+ * guest_pc, where the guest state is all in registers (nothing spilled);
+ * false if no instruction of f starts there so. */
+static bool clean_insn_start(const struct fragment *f, uint64_t guest_pc, uint32_t *cache_off)
+{
+    const uint8_t *map = fragment_pc_map(f);
+    uint32_t at = f->first_insn_off;
+    uint64_t pc = f->guest_pc;
+    for (uint32_t i = 0; i < f->n_insns && pc <= guest_pc; i++) {
+        struct pc_map_step step = pc_map_read(&map);
+        if (pc == guest_pc) {
+            *cache_off = at;
+            return !step.spilled;
+        }
+        at += step.cache_len;
+        pc += step.guest_len;
+    }
+    return false;
+}
+
+/* An inner entry at guest_pc (cache.h), where a fragment built before
+ * runs through it: 16 bytes of stub and a record, where a fragment of its
+ * own would translate the rest of that one's code again. NULL if there is
+ * none to enter (or no room for the stub: translate() sees to that). */
+static struct fragment *enter_inside(uint64_t guest_pc)
+{
+    if (!dbo_opts.inner_entries || dbo_opts.trace_threshold || cache_page_volatile(guest_pc))
+        return NULL; /* (traces replace fragments: entries into them are not kept track of) */
+    struct fragment *into = cache_fragment_through(guest_pc);
+    uint32_t off;
+    if (!into || !clean_insn_start(into, guest_pc, &off))
+        return NULL;
+    struct cache_chunk *chunk = cache_chunk_near(guest_pc, INDIRECT_ENTRY_SIZE + 5);
+    if (!chunk)
+        return NULL;
+    /* The indirect entry: mov %gs:spill_rcx, %rcx; jmp <the code> */
+    uint8_t *stub = cache_chunk_cursor(chunk), *p = stub;
+    uint8_t *code = into->cache_pc + off;
+    int64_t reach = code - (stub + INDIRECT_ENTRY_SIZE + 5);
+    if (reach != (int32_t)reach)
+        return NULL;
+    emit_load_gs(&p, GPR_RCX, CTX_SPILL_RCX);
+    patch_rel32(emit_jmp_rel32(&p), code);
+    cache_chunk_commit(chunk, p, 0);
+    struct fragment *entry =
+        cache_record_alloc(chunk, sizeof(struct fragment) + sizeof(struct inner_entry_tail));
+    entry->guest_pc = guest_pc;
+    entry->cache_pc = code;
+    entry->guest_len = (uint16_t)(fragment_guest_end(into) - guest_pc);
+    entry->is_inner_entry = true;
+    entry->ends_with = into->ends_with;
+    *inner_entry_tail(entry) = (struct inner_entry_tail){.indirect_entry = stub, .into = into};
+    cache_insert_inner_entry(entry);
+    dbo_stats.inner_entries++;
+    if (dbo_opts.perf_map)
+        perf_map_inner_entry(entry, (uint64_t)(p - stub));
+    if (dbo_opts.verbose)
+        dbo_log("inner entry 0x%" PRIx64 " -> %p (fragment 0x%" PRIx64 " + %u bytes)", guest_pc,
+                (void *)code, into->guest_pc, off);
+    return entry;
+}
+
 struct fragment *translate_fragment(struct guest_context *ctx, uint64_t guest_pc)
 {
-    return translate(ctx, guest_pc, BUILD_FRAGMENT, NULL);
+    struct fragment *entry = enter_inside(guest_pc);
+    return entry ? entry : translate(ctx, guest_pc, BUILD_FRAGMENT, NULL);
 }
 
 struct fragment *translate_single(struct guest_context *ctx, uint64_t guest_pc)
@@ -479,6 +542,7 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
             /* A recording block leaves through EXIT_SYSCALL: a trace ends
              * there. A number known not to pass goes to the C gate. */
             bool known_fast = rax_before >= 0 && syscall_fast_allowed(rax_before);
+            b.whole_only |= rax_before >= 0; /* the number is the mov's */
             if (mode != BUILD_RECORD &&
                 (rax_before < 0 || known_fast || syscall_fast_path_arg(rax_before))) {
                 emit_fast_syscall(&b, next, known_fast); /* else the fast path checks */
@@ -685,6 +749,7 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
     frag->cold_bytes = (uint16_t)cold_bytes;
     frag->self_check = self_check;
     frag->ends_with = b.ends_with;
+    frag->whole_only = b.whole_only;
     if (dbo_opts.perf_map)
         perf_map_fragment(&b, frag);
     return frag;

@@ -176,6 +176,14 @@
     uint64_t cache_pc;
 };
 
+/* Where indirect branches to f's guest pc go in: that code, or an inner
+ * entry's stub (cache.h). */
+static inline uint64_t fragment_indirect_entry(const struct fragment *f)
+{
+    return f->is_inner_entry ? (uint64_t)inner_entry_tail(f)->indirect_entry
+                             : (uint64_t)f->cache_pc - INDIRECT_ENTRY_SIZE;
+}
+
 /* The table is two-way: a target lives in its own slot ibl_index() (its
  * low 16 bits, one movzx in translated code) or in the next one (hence a
  * slot more than IBL_ENTRIES); the dispatcher puts a new target first and

@@ -491,6 +491,27 @@ th_table:
         .endr
         .long   th_257 - th_table
 
+/* A loop whose head is inside the fragment that starts before it (which
+ * goes on past the jnz): the back edge enters that fragment's code at the
+ * head, an inner entry; guest_inner_jump jumps to the same head from
+ * elsewhere. 3 x 14 or 28 + 14: exit_group(42). */
+        .globl guest_inner, guest_inner_loop, guest_inner_jump
+guest_inner:
+        mov     $3, %ecx
+        xor     %edi, %edi
+guest_inner_loop:
+        add     $14, %edi
+        dec     %ecx
+        jnz     guest_inner_loop
+        jmp     inner_exit
+guest_inner_jump:
+        mov     $1, %ecx
+        mov     $28, %edi
+        jmp     guest_inner_loop
+inner_exit:
+        mov     $231, %eax
+        syscall
+
         .globl guest_code_end
 guest_code_end:
         .balign 4096

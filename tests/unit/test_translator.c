@@ -25,7 +25,7 @@
 extern uint8_t guest_code_start[], guest_code_end[], guest_exit42[], guest_riprel[], guest_flags[],
     guest_fib[], guest_branches[], guest_branches_end[], guest_slot_pair[], guest_slot_triple[],
     guest_table_jump[], guest_table_thrash[], guest_fast_syscalls[], guest_return_stack[],
-    guest_cpuid[];
+    guest_cpuid[], guest_inner[], guest_inner_loop[], guest_inner_jump[];
 
 static int setup(void **state)
 {
@@ -257,6 +257,75 @@ static void test_perf_map(void **state)
     unlink(path);
     unlink(child_path);
     context_release(ctx);
+}
+
+/* An inner entry (cache.h): a loop head inside the fragment that runs
+ * into it is entered there, in that fragment's code, not copied; a direct
+ * branch to it links there; it dies with that fragment. */
+static void test_inner_entry(void **state)
+{
+    (void)state;
+    dbo_opts.inner_entries = true;
+    dbo_opts.fragment_branches = 8; /* guest_inner's fragment goes on past the jnz */
+    struct guest_context *ctx = context_create(true);
+    uint64_t head = (uint64_t)guest_inner_loop;
+    struct fragment *f = translate_fragment(ctx, (uint64_t)guest_inner);
+    assert_false(f->is_inner_entry);
+    assert_true(fragment_guest_end(f) > head + 7);
+    struct fragment *e = translate_fragment(ctx, head);
+    assert_true(e->is_inner_entry);
+    assert_ptr_equal(cache_lookup(head), e);
+    assert_int_equal(fragment_guest_end(e), fragment_guest_end(f));
+    /* its code is the head's in f */
+    uint64_t guest_pc;
+    bool spilled, at_boundary;
+    assert_true(e->cache_pc > f->cache_pc && e->cache_pc < f->cache_pc + f->cache_size);
+    assert_true(translator_guest_pc((uint64_t)e->cache_pc, &guest_pc, &spilled, &at_boundary));
+    assert_int_equal(guest_pc, head);
+    assert_true(at_boundary);
+    assert_false(spilled);
+    /* its indirect entry restores %rcx as f's does, then jumps there */
+    const uint8_t *stub = (const uint8_t *)fragment_indirect_entry(e);
+    assert_memory_equal(stub, f->cache_pc - INDIRECT_ENTRY_SIZE, INDIRECT_ENTRY_SIZE);
+    assert_int_equal(stub[INDIRECT_ENTRY_SIZE], 0xe9);
+    int32_t rel;
+    memcpy(&rel, stub + INDIRECT_ENTRY_SIZE + 1, 4);
+    assert_ptr_equal(stub + INDIRECT_ENTRY_SIZE + 5 + rel, e->cache_pc);
+    /* a jump to the head from elsewhere links straight to that code */
+    struct fragment *b = translate_fragment(ctx, (uint64_t)guest_inner_jump);
+    struct exit_record *x = &fragment_exits(b)[b->n_exits - 1];
+    assert_int_equal(exit_target(x), head);
+    assert_true(x->linked);
+    memcpy(&rel, exit_branch(x), 4);
+    assert_ptr_equal(exit_branch(x) + 4 + rel, e->cache_pc);
+    /* the jump's fragment dies: its link leaves the entry's incoming list */
+    translator_invalidate((uint64_t)guest_inner_jump, 1);
+    assert_true(b->dead && !e->dead);
+    assert_int_equal(e->incoming, 0);
+    /* linked again; a write before the head kills f, and the entry with
+     * it: the jump goes back to its stub, the head gets its own fragment */
+    b = translate_fragment(ctx, (uint64_t)guest_inner_jump);
+    x = &fragment_exits(b)[b->n_exits - 1];
+    assert_true(x->linked);
+    translator_invalidate((uint64_t)guest_inner, 1);
+    assert_true(f->dead && e->dead && !b->dead);
+    assert_false(x->linked);
+    assert_null(cache_lookup(head));
+    assert_false(translate_fragment(ctx, head)->is_inner_entry);
+    /* none where code relies on what ran before it: guest_exit42's
+     * syscall (at +10) was translated knowing its number */
+    assert_true(translate_fragment(ctx, (uint64_t)guest_exit42)->whole_only);
+    assert_false(translate_fragment(ctx, (uint64_t)guest_exit42 + 10)->is_inner_entry);
+    translator_flush(ctx);
+    context_release(ctx);
+    /* and it runs: the back edge goes in through the entry */
+    char line[256];
+    assert_int_equal(run_guest_stats(guest_inner, "fragments built", line, sizeof line), 42);
+    long built = -1, entries = -1;
+    sscanf(line, "fragments built %ld (and %ld entries", &built, &entries);
+    assert_int_equal(entries, 1);
+    assert_int_equal(run_guest(guest_inner_jump, false), 42);
+    dbo_opts.inner_entries = false;
 }
 
 /* A switch's jump through its table: its site learns each case once (a
@@ -533,23 +602,15 @@ static void test_quick_decode(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_fragment_shape),
-        cmocka_unit_test(test_pc_map),
-        cmocka_unit_test(test_not_executable),
-        cmocka_unit_test(test_exit),
-        cmocka_unit_test(test_rip_relative),
-        cmocka_unit_test(test_flags_across_indirect),
-        cmocka_unit_test(test_recursion),
-        cmocka_unit_test(test_fragment_branches),
-        cmocka_unit_test(test_slot_pair),
-        cmocka_unit_test(test_victim_table),
-        cmocka_unit_test(test_fast_syscalls),
-        cmocka_unit_test(test_return_stack),
-        cmocka_unit_test(test_quick_decode),
-        cmocka_unit_test(test_table_jump),
-        cmocka_unit_test(test_table_jump_thrash),
-        cmocka_unit_test(test_perf_map),
-        cmocka_unit_test(test_cpuid),
+        cmocka_unit_test(test_fragment_shape),    cmocka_unit_test(test_pc_map),
+        cmocka_unit_test(test_not_executable),    cmocka_unit_test(test_exit),
+        cmocka_unit_test(test_rip_relative),      cmocka_unit_test(test_flags_across_indirect),
+        cmocka_unit_test(test_recursion),         cmocka_unit_test(test_fragment_branches),
+        cmocka_unit_test(test_slot_pair),         cmocka_unit_test(test_victim_table),
+        cmocka_unit_test(test_fast_syscalls),     cmocka_unit_test(test_return_stack),
+        cmocka_unit_test(test_quick_decode),      cmocka_unit_test(test_table_jump),
+        cmocka_unit_test(test_table_jump_thrash), cmocka_unit_test(test_perf_map),
+        cmocka_unit_test(test_inner_entry),       cmocka_unit_test(test_cpuid),
     };
     return cmocka_run_group_tests_name("translator", tests, setup, NULL);
 }
