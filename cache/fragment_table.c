@@ -19,12 +19,15 @@ struct table_slot {
 static struct table_slot *slots;
 static size_t cap, count;
 
-/* One bit per hash value's top bits: clear if no fragment with that hash
- * was ever put in (since the last drain). Most lookups while a program
- * starts are for code not translated yet: the bit answers them without
- * walking a probe run to its end. Removals leave their bit set. */
-#define PRESENT_BITS 19
-static uint64_t present[(1u << PRESENT_BITS) / 64];
+/* One bit per hash value's top bits, eight per slot of the table: clear
+ * if no fragment with that hash was put in (since the last drain or
+ * growth). Most lookups while a program starts are for code not
+ * translated yet: the bit answers them without walking a probe run to its
+ * end. Removals leave their bit set. (Sized with the table: a fixed 64 KiB
+ * of bits, read at random before being written, cost /bin/true 32 page
+ * faults.) */
+static uint64_t *present;
+static unsigned present_shift; /* 64 - log2(bits) */
 
 static uint64_t hash(uint64_t guest_pc)
 {
@@ -38,13 +41,13 @@ static size_t home(uint64_t guest_pc, size_t n)
 
 static bool maybe_present(uint64_t h)
 {
-    uint64_t bit = h >> (64 - PRESENT_BITS);
+    uint64_t bit = h >> present_shift;
     return present[bit / 64] >> (bit % 64) & 1;
 }
 
 static void mark_present(uint64_t h)
 {
-    uint64_t bit = h >> (64 - PRESENT_BITS);
+    uint64_t bit = h >> present_shift;
     present[bit / 64] |= 1ull << (bit % 64);
 }
 
@@ -88,12 +91,19 @@ void fragment_table_put(struct fragment *frag)
     if (4 * (count + 1) > 3 * cap) {
         size_t n = cap ? 2 * cap : 1024;
         struct table_slot *grown = calloc(n, sizeof *grown);
-        if (!grown)
+        uint64_t *bits = calloc(n / 8, sizeof *bits); /* 8 n bits */
+        if (!grown || !bits)
             dbo_fatal("out of memory for the fragment table");
-        for (size_t i = 0; i < cap; i++)
-            if (slots[i].serial)
-                insert(grown, n, cache_fragment_by_serial(slots[i].serial)->guest_pc,
-                       slots[i].serial);
+        free(present);
+        present = bits;
+        present_shift = (unsigned)(64 - __builtin_ctzll(8 * n));
+        for (size_t i = 0; i < cap; i++) {
+            if (!slots[i].serial)
+                continue;
+            uint64_t pc = cache_fragment_by_serial(slots[i].serial)->guest_pc;
+            insert(grown, n, pc, slots[i].serial);
+            mark_present(hash(pc));
+        }
         free(slots);
         slots = grown;
         cap = n;
@@ -135,5 +145,6 @@ void fragment_table_drain(void (*drop)(struct fragment *))
         }
     }
     count = 0;
-    memset(present, 0, sizeof present);
+    if (present)
+        memset(present, 0, cap); /* 8 cap bits */
 }
