@@ -589,11 +589,15 @@ static _Noreturn void guest_segfault(uint64_t pc)
     _exit(139);
 }
 
-static struct fragment *fragment_for(struct guest_context *ctx, uint64_t pc)
+/* The fragment for pc, translated if need be. An indirect branch's new
+ * target gets a fragment of its own, not an inner entry: the stub an entry
+ * has for indirect branches would add a jump to every one of them (an
+ * interpreter's handlers are reached so, and each runs into the next). */
+static struct fragment *fragment_for(struct guest_context *ctx, uint64_t pc, bool indirect)
 {
     struct fragment *frag = cache_lookup(pc);
     if (!frag)
-        frag = translate_fragment(ctx, pc);
+        frag = translate_fragment(ctx, pc, !indirect);
     if (!frag)
         guest_segfault(pc);
     return frag;
@@ -624,7 +628,7 @@ static void *leave_dispatch(struct guest_context *ctx, struct fragment *frag)
         if (!frag)
             guest_segfault(ctx->rip);
     } else if (!frag || frag->guest_pc != ctx->rip) {
-        frag = fragment_for(ctx, ctx->rip);
+        frag = fragment_for(ctx, ctx->rip, false);
     }
     ctx->ts.single_step_pc = 0;
     catch_up_with_flush(ctx); /* another thread's, while this one was in a call */
@@ -659,7 +663,7 @@ void *dispatch(struct guest_context *ctx)
     case EXIT_DIRECT:
     case EXIT_CALL:
         ctx->rip = exit_target(exit);
-        frag = fragment_for(ctx, ctx->rip);
+        frag = fragment_for(ctx, ctx->rip, false);
         /* not if the exit's fragment was flushed: just now, by
          * fragment_for() (then the record itself may be freed: test that
          * first), or before this thread got here from retired code */
@@ -684,7 +688,7 @@ void *dispatch(struct guest_context *ctx)
             __atomic_store_n(inline_tag, -ctx->rip, __ATOMIC_RELEASE);
             dbo_stats.inline_targets++;
         }
-        frag = fragment_for(ctx, ctx->rip);
+        frag = fragment_for(ctx, ctx->rip, true);
         ibl_insert(ctx, ctx->rip, fragment_indirect_entry(frag));
         if (dbo_stats.flushes == flushes) /* else the exit's record may be gone */
             table_jump_learn(ctx, exit, frag);
@@ -728,7 +732,7 @@ void *dispatch_signal(struct guest_context *ctx)
 
 void *translator_thread_entry(struct guest_context *ctx)
 {
-    struct fragment *frag = fragment_for(ctx, ctx->rip);
+    struct fragment *frag = fragment_for(ctx, ctx->rip, false);
     ctx->ts.in_cache = true; /* from now on, as far as flushes go */
     catch_up_with_flush(ctx);
     return frag->cache_pc;
@@ -737,7 +741,7 @@ void *translator_thread_entry(struct guest_context *ctx)
 void translator_run(struct guest_context *ctx)
 {
     translator_lock();
-    struct fragment *frag = fragment_for(ctx, ctx->rip);
+    struct fragment *frag = fragment_for(ctx, ctx->rip, false);
     ctx->ts.in_cache = true;
     catch_up_with_flush(ctx);
     translator_unlock();

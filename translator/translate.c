@@ -217,9 +217,9 @@ static struct fragment *enter_inside(uint64_t guest_pc)
     return entry;
 }
 
-struct fragment *translate_fragment(struct guest_context *ctx, uint64_t guest_pc)
+struct fragment *translate_fragment(struct guest_context *ctx, uint64_t guest_pc, bool inner_ok)
 {
-    struct fragment *entry = enter_inside(guest_pc);
+    struct fragment *entry = inner_ok ? enter_inside(guest_pc) : NULL;
     return entry ? entry : translate(ctx, guest_pc, BUILD_FRAGMENT, NULL);
 }
 

@@ -564,8 +564,10 @@ void *translator_thread_entry(struct guest_context *ctx);
 #define TRANSLATOR_MAX_BRANCHES_INSIDE 16
 
 /* Builds the fragment for guest_pc into the cache (the caller made sure no
- * fragment exists for it). Returns NULL if guest_pc is not executable. */
-struct fragment *translate_fragment(struct guest_context *ctx, uint64_t guest_pc);
+ * fragment exists for it), or an inner entry into one built before that
+ * runs through it (cache.h) if `inner_ok`. Returns NULL if guest_pc is not
+ * executable. */
+struct fragment *translate_fragment(struct guest_context *ctx, uint64_t guest_pc, bool inner_ok);
 
 /* Traces: optimizer/ selects them (trace heads, their counters, recording
  * the path), the translator builds them. */

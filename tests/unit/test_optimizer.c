@@ -108,7 +108,7 @@ static void test_trace_install_and_invalidate(void **state)
 {
     (void)state;
     struct guest_context *ctx = context_create(true);
-    struct fragment *head = translate_fragment(ctx, (uint64_t)guest_trace_top);
+    struct fragment *head = translate_fragment(ctx, (uint64_t)guest_trace_top, true);
     assert_ptr_equal(cache_lookup((uint64_t)guest_trace_top), head);
     struct guest_range path[] = {block_at(ctx, guest_trace_top), block_at(ctx, guest_trace_odd),
                                  block_at(ctx, guest_trace_leaf), block_at(ctx, guest_trace_next)};

@@ -39,7 +39,7 @@ static void test_fragment_shape(void **state)
 {
     (void)state;
     struct guest_context *ctx = context_create(true);
-    struct fragment *f = translate_fragment(ctx, (uint64_t)guest_exit42);
+    struct fragment *f = translate_fragment(ctx, (uint64_t)guest_exit42, true);
     assert_non_null(f);
     assert_int_equal(f->guest_pc, (uint64_t)guest_exit42);
     /* mov(5) + mov(5) + syscall(2): the fragment ends at the syscall */
@@ -67,7 +67,7 @@ static void test_pc_map(void **state)
     uint64_t fib = (uint64_t)guest_fib + 10 + rel;
     int branches = dbo_opts.fragment_branches;
     dbo_opts.fragment_branches = 8; /* on past the jb */
-    struct fragment *f = translate_fragment(ctx, fib);
+    struct fragment *f = translate_fragment(ctx, fib, true);
     dbo_opts.fragment_branches = branches;
     assert_non_null(f);
     assert_int_equal(f->n_insns, 6);
@@ -105,7 +105,7 @@ static void test_not_executable(void **state)
     (void)state;
     static uint8_t data[64];
     struct guest_context *ctx = context_create(true);
-    assert_null(translate_fragment(ctx, (uint64_t)data));
+    assert_null(translate_fragment(ctx, (uint64_t)data, true));
     context_release(ctx);
 }
 
@@ -136,7 +136,7 @@ static void test_fragment_branches(void **state)
     (void)state;
     struct guest_context *ctx = context_create(true);
     dbo_opts.fragment_branches = 8;
-    struct fragment *f = translate_fragment(ctx, (uint64_t)guest_branches);
+    struct fragment *f = translate_fragment(ctx, (uint64_t)guest_branches, true);
     assert_non_null(f);
     assert_int_equal(fragment_guest_end(f), (uint64_t)guest_branches_end);
     assert_int_equal(f->n_exits, 3); /* jz, jz, syscall */
@@ -146,7 +146,7 @@ static void test_fragment_branches(void **state)
     assert_int_equal(f->n_insns, 7);
     translator_flush(ctx);
     dbo_opts.fragment_branches = 0;
-    f = translate_fragment(ctx, (uint64_t)guest_branches);
+    f = translate_fragment(ctx, (uint64_t)guest_branches, true);
     assert_int_equal(f->guest_len, 4); /* test (2) + jz (2) */
     assert_int_equal(f->n_exits, 2);   /* taken, fall-through */
     translator_flush(ctx);
@@ -204,7 +204,7 @@ static void test_perf_map(void **state)
     dbo_opts.perf_map = true;
     dbo_opts.fragment_branches = 8; /* one fragment, on past both jz */
     struct guest_context *ctx = context_create(true);
-    struct fragment *f = translate_fragment(ctx, (uint64_t)guest_branches);
+    struct fragment *f = translate_fragment(ctx, (uint64_t)guest_branches, true);
     translator_flush_perf_map();
     dbo_opts.perf_map = false;
     assert_non_null(f);
@@ -232,7 +232,7 @@ static void test_perf_map(void **state)
     /* A fork child runs the parent's code: its file starts with the
      * parent's lines, those written and those still buffered. */
     dbo_opts.perf_map = true;
-    struct fragment *g = translate_fragment(ctx, (uint64_t)guest_exit42); /* buffered */
+    struct fragment *g = translate_fragment(ctx, (uint64_t)guest_exit42, true); /* buffered */
     dbo_opts.perf_map = false;
     assert_non_null(g);
     pid_t child = fork();
@@ -269,10 +269,16 @@ static void test_inner_entry(void **state)
     dbo_opts.fragment_branches = 8; /* guest_inner's fragment goes on past the jnz */
     struct guest_context *ctx = context_create(true);
     uint64_t head = (uint64_t)guest_inner_loop;
-    struct fragment *f = translate_fragment(ctx, (uint64_t)guest_inner);
+    struct fragment *f = translate_fragment(ctx, (uint64_t)guest_inner, true);
     assert_false(f->is_inner_entry);
     assert_true(fragment_guest_end(f) > head + 7);
-    struct fragment *e = translate_fragment(ctx, head);
+    /* (an indirect branch's target gets a fragment of its own) */
+    struct fragment *own = translate_fragment(ctx, head, false);
+    assert_false(own->is_inner_entry);
+    assert_int_equal(own->guest_pc, head);
+    translator_invalidate(head, 1); /* f and own */
+    f = translate_fragment(ctx, (uint64_t)guest_inner, true);
+    struct fragment *e = translate_fragment(ctx, head, true);
     assert_true(e->is_inner_entry);
     assert_ptr_equal(cache_lookup(head), e);
     assert_int_equal(fragment_guest_end(e), fragment_guest_end(f));
@@ -292,7 +298,7 @@ static void test_inner_entry(void **state)
     memcpy(&rel, stub + INDIRECT_ENTRY_SIZE + 1, 4);
     assert_ptr_equal(stub + INDIRECT_ENTRY_SIZE + 5 + rel, e->cache_pc);
     /* a jump to the head from elsewhere links straight to that code */
-    struct fragment *b = translate_fragment(ctx, (uint64_t)guest_inner_jump);
+    struct fragment *b = translate_fragment(ctx, (uint64_t)guest_inner_jump, true);
     struct exit_record *x = &fragment_exits(b)[b->n_exits - 1];
     assert_int_equal(exit_target(x), head);
     assert_true(x->linked);
@@ -304,18 +310,18 @@ static void test_inner_entry(void **state)
     assert_int_equal(e->incoming, 0);
     /* linked again; a write before the head kills f, and the entry with
      * it: the jump goes back to its stub, the head gets its own fragment */
-    b = translate_fragment(ctx, (uint64_t)guest_inner_jump);
+    b = translate_fragment(ctx, (uint64_t)guest_inner_jump, true);
     x = &fragment_exits(b)[b->n_exits - 1];
     assert_true(x->linked);
     translator_invalidate((uint64_t)guest_inner, 1);
     assert_true(f->dead && e->dead && !b->dead);
     assert_false(x->linked);
     assert_null(cache_lookup(head));
-    assert_false(translate_fragment(ctx, head)->is_inner_entry);
+    assert_false(translate_fragment(ctx, head, true)->is_inner_entry);
     /* none where code relies on what ran before it: guest_exit42's
      * syscall (at +10) was translated knowing its number */
-    assert_true(translate_fragment(ctx, (uint64_t)guest_exit42)->whole_only);
-    assert_false(translate_fragment(ctx, (uint64_t)guest_exit42 + 10)->is_inner_entry);
+    assert_true(translate_fragment(ctx, (uint64_t)guest_exit42, true)->whole_only);
+    assert_false(translate_fragment(ctx, (uint64_t)guest_exit42 + 10, true)->is_inner_entry);
     translator_flush(ctx);
     context_release(ctx);
     /* and it runs: the back edge goes in through the entry */
