@@ -3,10 +3,8 @@
  * fragment's serial number (0: empty); the full pc is checked on the
  * fragment when the low halves match. With a 16-byte slot (pc, pointer)
  * cc1's 93 000 fragments took 2 MiB, now 1 MiB. */
-#define XXH_INLINE_ALL
 #include <stdlib.h>
 #include <string.h>
-#include <xxhash.h>
 
 #include "cache/cache_internal.h"
 #include "runtime/runtime.h"
@@ -29,9 +27,15 @@ static size_t cap, count;
 static uint64_t *present;
 static unsigned present_shift; /* 64 - log2(bits) */
 
+/* Fibonacci hashing, the product's high half folded into its low one
+ * (home slots use the low bits, presence bits the high ones): three
+ * instructions where XXH3 took twenty, on the path of every lookup (2% of
+ * /bin/true's instructions); on cc1's 93 000 fragment addresses its probe
+ * runs are as long as ideal linear probing's (2.24 at load 0.71). */
 static uint64_t hash(uint64_t guest_pc)
 {
-    return XXH3_64bits(&guest_pc, sizeof guest_pc);
+    uint64_t h = guest_pc * 0x9e3779b97f4a7c15ull;
+    return h ^ h >> 32;
 }
 
 static size_t home(uint64_t guest_pc, size_t n)
