@@ -189,10 +189,20 @@ static void index_pages(struct fragment *frag)
 #define COVER_BLOCK_SHIFT 5
 #define COVER_SLOTS (1u << 17)
 static uint32_t *cover;
+/* Its pages written so far: a lookup does not read one that was not (the
+ * kernel would map the zero page, and the first write fault again). */
+#define COVER_PAGE_SLOTS (PAGE / sizeof *cover)
+static uint64_t cover_written[COVER_SLOTS / COVER_PAGE_SLOTS / 64];
 
-static uint32_t *cover_slot(uint64_t guest_pc)
+static size_t cover_index(uint64_t guest_pc)
 {
-    return &cover[(guest_pc >> COVER_BLOCK_SHIFT) & (COVER_SLOTS - 1)];
+    return (guest_pc >> COVER_BLOCK_SHIFT) & (COVER_SLOTS - 1);
+}
+
+static bool cover_page_written(size_t index)
+{
+    size_t page = index / COVER_PAGE_SLOTS;
+    return cover_written[page / 64] >> (page % 64) & 1;
 }
 
 static bool may_enter_inside(const struct fragment *f)
@@ -213,15 +223,19 @@ static void note_cover(const struct fragment *f)
     }
     uint64_t first = (f->guest_pc + 1) >> COVER_BLOCK_SHIFT;
     uint64_t last = (fragment_guest_end(f) - 1) >> COVER_BLOCK_SHIFT;
-    for (uint64_t block = first; block <= last; block++)
-        *cover_slot(block << COVER_BLOCK_SHIFT) = f->serial;
+    for (uint64_t block = first; block <= last; block++) {
+        size_t index = cover_index(block << COVER_BLOCK_SHIFT), page = index / COVER_PAGE_SLOTS;
+        cover[index] = f->serial;
+        cover_written[page / 64] |= 1ull << (page % 64);
+    }
 }
 
 struct fragment *cache_fragment_through(uint64_t guest_pc)
 {
-    if (!cover)
+    size_t index = cover_index(guest_pc);
+    if (!cover || !cover_page_written(index))
         return NULL;
-    uint32_t serial = *cover_slot(guest_pc);
+    uint32_t serial = cover[index];
     uintptr_t slot = serial && serial < n_serials ? by_serial[serial] : 0;
     if (!slot || (slot & 1))
         return NULL; /* none, or a free number (the free list's last is 0) */
