@@ -143,8 +143,17 @@ static void reset_page_nodes(void)
         free_block(b);
 }
 
+/* An inner entry stands for the fragment it enters where invalidation is
+ * concerned: it is on that one's pages and dies with it (a write may hit
+ * the fragment before the entry's own first byte). */
+static const struct fragment *code_owner(const struct fragment *f)
+{
+    return f->is_inner_entry ? inner_entry_tail(f)->into : f;
+}
+
 size_t fragment_pages(const struct fragment *f, uint64_t *pages)
 {
+    f = code_owner(f);
     size_t n = 0;
     for (uint32_t r = 0; r < fragment_n_ranges(f); r++) {
         struct guest_range g = fragment_range(f, r);
@@ -433,13 +442,6 @@ struct victims {
     size_t n, cap;
 };
 
-static void add_victim(struct victims *v, struct fragment *f)
-{
-    if (v->n == v->cap)
-        v->list = realloc(v->list, (v->cap = v->cap ? 2 * v->cap : 64) * sizeof *v->list);
-    v->list[v->n++] = f;
-}
-
 static void collect(uint64_t page, void *arg)
 {
     struct victims *v = arg;
@@ -449,34 +451,18 @@ static void collect(uint64_t page, void *arg)
         struct fragment *f = cache_fragment_by_serial(node_at(node)->serial);
         if (f->dead)
             continue;
+        const struct fragment *code = code_owner(f);
         bool overlaps = false;
-        for (uint32_t r = 0; r < fragment_n_ranges(f); r++) {
-            struct guest_range g = fragment_range(f, r);
+        for (uint32_t r = 0; r < fragment_n_ranges(code); r++) {
+            struct guest_range g = fragment_range(code, r);
             overlaps |= g.start < v->end && g.end > v->start;
         }
         if (!overlaps)
             continue;
         f->dead = true; /* also marks it collected */
-        add_victim(v, f);
-    }
-}
-
-/* Adds the live inner entries into f to the victims. */
-static void collect_inner_entries(const struct fragment *f, struct victims *v)
-{
-    uint64_t pages[MAX_FRAGMENT_PAGES];
-    size_t n = fragment_pages(f, pages);
-    for (size_t i = 0; i < n; i++) {
-        uint64_t head;
-        if (!u64map_get(&code_pages, pages[i] + 1, &head))
-            continue;
-        for (uint32_t node = (uint32_t)head; node; node = node_at(node)->next) {
-            struct fragment *e = cache_fragment_by_serial(node_at(node)->serial);
-            if (!e->is_inner_entry || e->dead || inner_entry_tail(e)->into != f)
-                continue;
-            e->dead = true;
-            add_victim(v, e);
-        }
+        if (v->n == v->cap)
+            v->list = realloc(v->list, (v->cap = v->cap ? 2 * v->cap : 64) * sizeof *v->list);
+        v->list[v->n++] = f;
     }
 }
 
@@ -487,11 +473,6 @@ size_t cache_invalidate_range(uint64_t start, uint64_t len,
         return 0;
     struct victims v = {.start = start, .end = start + len};
     for_code_pages(start / PAGE, (start + len - 1) / PAGE, collect, &v);
-    /* Inner entries die with the fragment they enter, which a write may
-     * hit before them: they lie on its pages, after its start. */
-    for (size_t i = 0, n = v.n; i < n; i++)
-        if (!v.list[i]->is_inner_entry)
-            collect_inner_entries(v.list[i], &v);
     for (size_t i = 0; i < v.n; i++) {
         struct fragment *f = v.list[i];
         retire_fragment(f);
