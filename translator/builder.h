@@ -252,6 +252,20 @@ void emit_count(uint8_t **p, uint32_t slot);
  * immediate (relative, or ret's count), as Zydis would have them. */
 bool quick_decode(const uint8_t *bytes, size_t avail, ZydisDecodedInstruction *insn,
                   ZydisDecodedOperand *ops);
+/* What the quick decoder finds of an instruction copied as it is. */
+struct quick_copy {
+    uint8_t length;
+    uint8_t modrm_offset; /* 0: none */
+    uint8_t modrm;
+    uint8_t sib_offset;  /* 0: none */
+    uint8_t disp_offset; /* 0: none */
+    uint8_t disp_size;   /* in bytes: 0, 1 or 4 */
+    int32_t disp;
+};
+/* The same for an instruction copied as it is, and only for one: false for
+ * the branches, calls and returns quick_decode() answers too. The
+ * translator's fast path for most instructions (translate.c). */
+bool quick_copy(const uint8_t *bytes, size_t avail, struct quick_copy *c);
 
 /* syscall_site.c */
 /* The number a `mov $imm32, %eax` (b8) or `mov $imm32, %rax` (48 c7 c0)
@@ -282,6 +296,8 @@ _Noreturn void untranslatable(uint64_t pc, const uint8_t *bytes, size_t len, con
 /* mov <an indirect branch's r/m operand>, %rdx (rip-relative rebased) */
 void emit_load_operand_rdx(uint8_t **p, const ZydisDecodedInstruction *insn, const uint8_t *bytes,
                            uint64_t guest_next);
+/* The same for what quick_copy() found. */
+void emit_plain_copy(uint8_t **p, const uint8_t *bytes, const struct quick_copy *c, uint64_t pc);
 /* A copy of an ordinary instruction, a rip-relative displacement rebased. */
 void emit_copy(uint8_t **p, const ZydisDecodedInstruction *insn, const ZydisDecodedOperand *ops,
                const uint8_t *bytes, uint64_t pc);
@@ -308,14 +324,23 @@ bool table_jump_lookahead(struct builder *b, const uint8_t *bytes, size_t avail,
 /* The cheap test the translator makes of every copied instruction first:
  * a load with a scaled index (mov r64, [.. + r*8] or movslq r64,
  * [.. + r*4])? */
+static inline bool loads_like_jump_table(const uint8_t *bytes, uint8_t modrm_offset)
+{
+    uint8_t modrm = bytes[modrm_offset];
+    if (modrm_offset < 2 || modrm >> 6 == 3 || (modrm & 7) != 4)
+        return false;
+    uint8_t rex = bytes[modrm_offset - 2], op = bytes[modrm_offset - 1];
+    uint8_t scale = bytes[modrm_offset + 1] >> 6;
+    return (rex & 0xf8) == 0x48 && ((op == 0x8b && scale == 3) || (op == 0x63 && scale == 2));
+}
 static inline bool may_load_jump_table(const uint8_t *bytes, const ZydisDecodedInstruction *insn)
 {
-    if (!(insn->attributes & ZYDIS_ATTRIB_HAS_MODRM) || insn->raw.modrm.mod == 3 ||
-        insn->raw.modrm.rm != 4 || insn->raw.modrm.offset < 2)
-        return false;
-    uint8_t rex = bytes[insn->raw.modrm.offset - 2], op = bytes[insn->raw.modrm.offset - 1];
-    uint8_t scale = bytes[insn->raw.modrm.offset + 1] >> 6;
-    return (rex & 0xf8) == 0x48 && ((op == 0x8b && scale == 3) || (op == 0x63 && scale == 2));
+    return (insn->attributes & ZYDIS_ATTRIB_HAS_MODRM) &&
+           loads_like_jump_table(bytes, insn->raw.modrm.offset);
+}
+static inline bool may_load_table(const uint8_t *bytes, const struct quick_copy *c)
+{
+    return c->modrm_offset && loads_like_jump_table(bytes, c->modrm_offset);
 }
 bool emit_table_jump(struct builder *b);
 /* A call or jump through memory (op) that reads a constant table with an

@@ -258,14 +258,14 @@ static bool quick_branch(const uint8_t *bytes, ZydisDecodedInstruction *insn,
 
 /* The rest of a memory operand after its ModRM byte (at bytes + i, with
  * the ModRM's mod and rm): a SIB byte, a displacement (rip-relative, or
- * disp32 with a SIB and no base), noted in insn->raw. Returns where the
+ * disp32 with a SIB and no base), noted in *c. Returns where the
  * instruction goes on. */
 static inline size_t read_address(const uint8_t *bytes, size_t i, uint8_t mod, uint8_t rm,
-                                  ZydisDecodedInstruction *insn)
+                                  struct quick_copy *c)
 {
     size_t disp = mod == 1 ? 1 : mod == 2 ? 4 : 0;
     if (mod != 3 && rm == 4) {
-        insn->raw.sib.offset = (ZyanU8)i;
+        c->sib_offset = (uint8_t)i;
         if (mod == 0 && (bytes[i] & 7) == 5)
             disp = 4; /* SIB without a base: disp32 */
         i++;
@@ -273,15 +273,12 @@ static inline size_t read_address(const uint8_t *bytes, size_t i, uint8_t mod, u
     if (mod == 0 && rm == 5)
         disp = 4; /* rip-relative */
     if (disp) {
-        insn->raw.disp.offset = (ZyanU8)i;
-        insn->raw.disp.size = (ZyanU8)(8 * disp);
+        c->disp_offset = (uint8_t)i;
+        c->disp_size = (uint8_t)disp;
         if (disp == 1)
-            insn->raw.disp.value = (int8_t)bytes[i];
-        else {
-            int32_t d;
-            memcpy(&d, bytes + i, 4);
-            insn->raw.disp.value = d;
-        }
+            c->disp = (int8_t)bytes[i];
+        else
+            memcpy(&c->disp, bytes + i, 4);
         i += disp;
     }
     return i;
@@ -313,7 +310,12 @@ static bool quick_indirect(const uint8_t *bytes, ZydisDecodedInstruction *insn,
     insn->raw.modrm.mod = mod;
     insn->raw.modrm.reg = reg;
     insn->raw.modrm.rm = rm;
-    i = read_address(bytes, i + 2, mod, rm, insn);
+    struct quick_copy c = {0};
+    i = read_address(bytes, i + 2, mod, rm, &c);
+    insn->raw.sib.offset = c.sib_offset;
+    insn->raw.disp.offset = c.disp_offset;
+    insn->raw.disp.size = (ZyanU8)(8 * c.disp_size);
+    insn->raw.disp.value = c.disp;
     insn->length = (ZyanU8)i;
     insn->mnemonic = is_jump ? ZYDIS_MNEMONIC_JMP : ZYDIS_MNEMONIC_CALL;
     insn->meta.category = is_jump ? ZYDIS_CATEGORY_UNCOND_BR : ZYDIS_CATEGORY_CALL;
@@ -347,28 +349,21 @@ static const uint8_t lead[256] = {
 };
 /* clang-format on */
 
-static inline __attribute__((always_inline)) bool
-decode_after_prefixes(const uint8_t *bytes, size_t i, uint8_t mandatory, bool segment,
-                      ZydisDecodedInstruction *insn, ZydisDecodedOperand *ops);
+enum scanned {
+    SCANNED_NONE,     /* left to Zydis */
+    SCANNED_COPY,     /* copied as it is: *c says how long and where its operand is */
+    SCANNED_INDIRECT, /* ff /2 or /4, maybe: quick_indirect() */
+};
 
-bool quick_decode(const uint8_t *bytes, size_t avail, ZydisDecodedInstruction *insn,
-                  ZydisDecodedOperand *ops)
+static inline __attribute__((always_inline)) enum scanned
+scan_after_prefixes(const uint8_t *bytes, size_t i, uint8_t mandatory, bool segment,
+                    struct quick_copy *c);
+
+/* Legacy prefixes: one of 66/f3/f2 and one segment override (not %gs,
+ * which the translator rewrites), in either order; then the rest. */
+static inline __attribute__((always_inline)) enum scanned scan_prefixed(const uint8_t *bytes,
+                                                                        struct quick_copy *c)
 {
-    if (avail < 15)
-        return false; /* near the end of executable memory: Zydis checks */
-    switch (lead[bytes[0]]) {
-    case LEAD_BRANCH: return quick_branch(bytes, insn, ops);
-    case LEAD_ESCAPE:
-        if ((bytes[1] & 0xf0) == 0x80)
-            return quick_branch(bytes, insn, ops); /* jcc rel32 */
-        /* fall through */
-    case LEAD_OTHER:
-        ops[0].type = ops[1].type = ops[2].type = ZYDIS_OPERAND_TYPE_UNUSED;
-        return decode_after_prefixes(bytes, 0, 0, false, insn, ops); /* most: constants folded */
-    }
-    ops[0].type = ops[1].type = ops[2].type = ZYDIS_OPERAND_TYPE_UNUSED;
-    /* Legacy prefixes: one of 66/f3/f2 and one segment override (not %gs,
-     * which the translator rewrites), in either order. */
     size_t i = 0;
     uint8_t mandatory = 0;
     bool segment = false;
@@ -381,15 +376,68 @@ bool quick_decode(const uint8_t *bytes, size_t avail, ZydisDecodedInstruction *i
         else
             break;
     }
-    return decode_after_prefixes(bytes, i, mandatory, segment, insn, ops);
+    return scan_after_prefixes(bytes, i, mandatory, segment, c);
+}
+
+bool quick_copy(const uint8_t *bytes, size_t avail, struct quick_copy *c)
+{
+    if (avail < 15)
+        return false; /* near the end of executable memory: Zydis checks */
+    switch (lead[bytes[0]]) {
+    case LEAD_BRANCH: return false;
+    case LEAD_ESCAPE:
+        if ((bytes[1] & 0xf0) == 0x80)
+            return false; /* jcc rel32 */
+        /* fall through */
+    case LEAD_OTHER: return scan_after_prefixes(bytes, 0, 0, false, c) == SCANNED_COPY;
+    }
+    return scan_prefixed(bytes, c) == SCANNED_COPY;
+}
+
+bool quick_decode(const uint8_t *bytes, size_t avail, ZydisDecodedInstruction *insn,
+                  ZydisDecodedOperand *ops)
+{
+    if (avail < 15)
+        return false;
+    struct quick_copy c;
+    enum scanned what;
+    switch (lead[bytes[0]]) {
+    case LEAD_BRANCH: return quick_branch(bytes, insn, ops);
+    case LEAD_ESCAPE:
+        if ((bytes[1] & 0xf0) == 0x80)
+            return quick_branch(bytes, insn, ops); /* jcc rel32 */
+        /* fall through */
+    case LEAD_OTHER: what = scan_after_prefixes(bytes, 0, 0, false, &c); break;
+    default: what = scan_prefixed(bytes, &c); break;
+    }
+    if (what == SCANNED_INDIRECT)
+        return quick_indirect(bytes, insn, ops);
+    if (what == SCANNED_NONE)
+        return false;
+    insn->length = c.length;
+    insn->attributes = c.modrm_offset ? ZYDIS_ATTRIB_HAS_MODRM : 0;
+    insn->raw.modrm.offset = c.modrm_offset;
+    insn->raw.modrm.mod = c.modrm >> 6;
+    insn->raw.modrm.reg = (c.modrm >> 3) & 7;
+    insn->raw.modrm.rm = c.modrm & 7;
+    insn->raw.sib.offset = c.sib_offset;
+    insn->raw.disp.offset = c.disp_offset;
+    insn->raw.disp.size = (ZyanU8)(8 * c.disp_size);
+    insn->raw.disp.value = c.disp;
+    insn->mnemonic = ZYDIS_MNEMONIC_INVALID; /* a copy: which one is not asked */
+    insn->meta.category = ZYDIS_CATEGORY_INVALID;
+    insn->meta.branch_type = ZYDIS_BRANCH_TYPE_NONE;
+    insn->operand_count = 0;
+    ops[0].type = ops[1].type = ops[2].type = ZYDIS_OPERAND_TYPE_UNUSED;
+    return true;
 }
 
 /* The instruction from its REX prefix or opcode on (at bytes + i), after
  * the legacy prefixes: `mandatory` (66, f3, f2 or 0) and a segment
  * override if `segment`. */
-static inline __attribute__((always_inline)) bool
-decode_after_prefixes(const uint8_t *bytes, size_t i, uint8_t mandatory, bool segment,
-                      ZydisDecodedInstruction *insn, ZydisDecodedOperand *ops)
+static inline __attribute__((always_inline)) enum scanned
+scan_after_prefixes(const uint8_t *bytes, size_t i, uint8_t mandatory, bool segment,
+                    struct quick_copy *c)
 {
     int prefix_bit = mandatory == 0      ? P_NONE
                      : mandatory == 0x66 ? P_66
@@ -419,11 +467,11 @@ decode_after_prefixes(const uint8_t *bytes, size_t i, uint8_t mandatory, bool se
             i += 2;
         }
         if (!(rules & prefix_bit))
-            return false;
+            return SCANNED_NONE;
         shape = rules & NO_MODRM ? PLAIN : rules & TAKES_IMM8 ? RM_IMM8 : RM;
         if (op2 >= 0x71 && op2 <= 0x73 &&
             !shift_group_valid(op2, mandatory == 0x66, (bytes[i] >> 3) & 7))
-            return false;
+            return SCANNED_NONE;
     } else if (endbr) {
         shape = RM; /* 0f 1e, ModRM fa or fb */
         i += 2;
@@ -431,22 +479,23 @@ decode_after_prefixes(const uint8_t *bytes, size_t i, uint8_t mandatory, bool se
         /* rep movs/stos; pause (f3 90) */
         if (mandatory != 0xf3 ||
             !(op == 0xa4 || op == 0xa5 || op == 0xaa || op == 0xab || (op == 0x90 && i == 1)))
-            return false;
+            return SCANNED_NONE;
         shape = PLAIN;
         i += 1;
     } else if (op == 0xff) {
-        return !mandatory && quick_indirect(bytes, insn, ops);
+        return mandatory ? SCANNED_NONE : SCANNED_INDIRECT;
     } else {
         shape = is_lea ? RM : one_byte[op];
         i += 1;
     }
     if (shape == NONE)
-        return false;
-    insn->attributes = 0;
-    insn->raw.disp.size = 0;
-    insn->raw.disp.offset = 0;
-    insn->raw.disp.value = 0;
-    insn->raw.modrm.offset = 0;
+        return SCANNED_NONE;
+    c->modrm_offset = 0;
+    c->modrm = 0;
+    c->sib_offset = 0;
+    c->disp_offset = 0;
+    c->disp_size = 0;
+    c->disp = 0;
     size_t imm = 0;
     switch (shape) {
     case NONE:
@@ -458,33 +507,26 @@ decode_after_prefixes(const uint8_t *bytes, size_t i, uint8_t mandatory, bool se
         uint8_t modrm = bytes[i];
         uint8_t mod = modrm >> 6, reg = (modrm >> 3) & 7, rm = modrm & 7;
         if ((rules & REG_ONLY && mod != 3) || (rules & MEM_ONLY && mod == 3))
-            return false;
+            return SCANNED_NONE;
         if (shape == RM_REG0_8 || shape == RM_REG0_Z) {
             if (reg != 0)
-                return false;
+                return SCANNED_NONE;
             imm = shape == RM_REG0_8 ? 1 : imm_z;
         } else if (shape == GROUP3_8 || shape == GROUP3_Z) {
             if (reg == 1)
-                return false; /* test's undocumented alias: leave it to Zydis */
+                return SCANNED_NONE; /* test's undocumented alias: leave it to Zydis */
             imm = reg != 0 ? 0 : shape == GROUP3_8 ? 1 : imm_z;
         } else {
             imm = shape == RM_IMM8 ? 1 : shape == RM_IMM_Z ? imm_z : 0;
         }
-        insn->attributes = ZYDIS_ATTRIB_HAS_MODRM;
-        insn->raw.modrm.offset = (ZyanU8)i;
-        insn->raw.modrm.mod = mod;
-        insn->raw.modrm.reg = reg;
-        insn->raw.modrm.rm = rm;
         if (mod == 3 && is_lea)
-            return false; /* lea of a register: invalid */
-        i = read_address(bytes, i + 1, mod, rm, insn);
+            return SCANNED_NONE; /* lea of a register: invalid */
+        c->modrm_offset = (uint8_t)i;
+        c->modrm = modrm;
+        i = read_address(bytes, i + 1, mod, rm, c);
         break;
     }
     }
-    insn->length = (ZyanU8)(i + imm);
-    insn->mnemonic = ZYDIS_MNEMONIC_INVALID; /* a copy: which one is not asked */
-    insn->meta.category = ZYDIS_CATEGORY_INVALID;
-    insn->meta.branch_type = ZYDIS_BRANCH_TYPE_NONE;
-    insn->operand_count = 0;
-    return true;
+    c->length = (uint8_t)(i + imm);
+    return SCANNED_COPY;
 }

@@ -377,6 +377,9 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
     int branches_inside = 0;
     uint64_t known_start = pc, known_end = pc;
     int64_t known_rax = -1; /* set by a `mov $imm, %eax` just before */
+    /* Plain copies take the fast path (not in a trace, which keeps each
+     * instruction's pc, nor in self-checking code, which ends at stores). */
+    bool plain_ok = !t && !self_check;
     for (int n = 0; n < max_insns && !ended; n++) {
         if (t && (b.p - b.start > TRACE_BODY_BYTES || pc >= t->blocks[t->block].end)) {
             /* A recorded block that ended without a branch (it was full)
@@ -395,6 +398,18 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
         if (avail == 0)
             break; /* ran into non-executable memory: exit there, fault there */
         const uint8_t *bytes = (const uint8_t *)pc;
+        struct quick_copy copy;
+        if (plain_ok && quick_copy(bytes, avail, &copy) && !may_load_table(bytes, &copy)) {
+            /* Most instructions: copied as they are, nothing else to do. */
+            b.kinds[b.n_insns] = CODE_GUEST;
+            b.map[b.n_insns++] = (struct insn_mark){.cache_off = (uint16_t)(b.p - b.start),
+                                                    .guest_off = (uint16_t)(pc - guest_pc)};
+            dbo_stats.guest_instructions++;
+            known_rax = mov_imm_to_eax(bytes, copy.length);
+            emit_plain_copy(&b.p, bytes, &copy, pc);
+            pc += copy.length;
+            continue;
+        }
         ZydisDecodedInstruction insn;
         ZydisDecodedOperand ops[ZYDIS_MAX_OPERAND_COUNT];
         ZydisDecoderContext dctx;

@@ -451,8 +451,25 @@ static void expect_agrees(const ZydisDecoder *zydis, const uint8_t *bytes, int *
 {
     ZydisDecodedInstruction quick, full;
     ZydisDecodedOperand quick_ops[ZYDIS_MAX_OPERAND_COUNT], full_ops[ZYDIS_MAX_OPERAND_COUNT];
-    if (!quick_decode(bytes, 15, &quick, quick_ops))
+    struct quick_copy copy;
+    bool copied = quick_copy(bytes, 15, &copy);
+    if (!quick_decode(bytes, 15, &quick, quick_ops)) {
+        assert_false(copied);
         return;
+    }
+    /* the translator's fast path sees what a copy reads, and only copies */
+    assert_int_equal(copied, quick.mnemonic == ZYDIS_MNEMONIC_INVALID);
+    if (copied) {
+        assert_int_equal(copy.length, quick.length);
+        assert_int_equal(copy.modrm_offset, quick.raw.modrm.offset);
+        assert_int_equal(copy.disp_size * 8, quick.raw.disp.size);
+        assert_int_equal(copy.disp_offset, quick.raw.disp.offset);
+        assert_int_equal(copy.disp, quick.raw.disp.value);
+        if (copy.modrm_offset) {
+            assert_int_equal(copy.modrm >> 6, quick.raw.modrm.mod);
+            assert_int_equal(copy.modrm & 7, quick.raw.modrm.rm);
+        }
+    }
     (*claimed)++;
     if (ZYAN_FAILED(ZydisDecoderDecodeFull(zydis, bytes, 15, &full, full_ops))) {
         fprintf(stderr, "quick_decode took invalid bytes %02x %02x %02x %02x\n", bytes[0], bytes[1],
