@@ -142,8 +142,10 @@ static void describe_process(const char *execfn, const struct guest_start *start
                   {PR_SET_MM_ENV_START, PR_SET_MM_ENV_END, start->env_start, start->env_end}};
     for (size_t i = 0; i < sizeof ranges / sizeof ranges[0]; i++) {
         /* The kernel wants start < end at every step: try both orders. */
-        if (prctl(PR_SET_MM, ranges[i].start_opt, ranges[i].start, 0, 0) != 0 ||
-            prctl(PR_SET_MM, ranges[i].end_opt, ranges[i].end, 0, 0) != 0) {
+        int set_start = prctl(PR_SET_MM, ranges[i].start_opt, ranges[i].start, 0, 0);
+        if (set_start != 0 && errno == EPERM)
+            return; /* not allowed: no use asking again (five more calls) */
+        if (set_start != 0 || prctl(PR_SET_MM, ranges[i].end_opt, ranges[i].end, 0, 0) != 0) {
             prctl(PR_SET_MM, ranges[i].end_opt, ranges[i].end, 0, 0);
             prctl(PR_SET_MM, ranges[i].start_opt, ranges[i].start, 0, 0);
         }
