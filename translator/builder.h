@@ -6,6 +6,7 @@
 #ifndef DBO_TRANSLATOR_BUILDER_H
 #define DBO_TRANSLATOR_BUILDER_H
 
+#include <inttypes.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -296,8 +297,33 @@ _Noreturn void untranslatable(uint64_t pc, const uint8_t *bytes, size_t len, con
 /* mov <an indirect branch's r/m operand>, %rdx (rip-relative rebased) */
 void emit_load_operand_rdx(uint8_t **p, const ZydisDecodedInstruction *insn, const uint8_t *bytes,
                            uint64_t guest_next);
+/* The copy of an instruction whose rip-relative displacement (if
+ * rip_relative) is at disp_offset: rebased to its target from the cache. */
+static inline void emit_rebased_copy(uint8_t **p, const uint8_t *bytes, size_t length,
+                                     bool rip_relative, int32_t disp, size_t disp_offset,
+                                     uint64_t pc)
+{
+    uint8_t *start = *p;
+    emit_insn_bytes(p, bytes, length);
+    if (rip_relative) {
+        uint64_t target = pc + length + disp;
+        int64_t d = (int64_t)(target - (uint64_t)*p);
+        if (d != (int32_t)d)
+            dbo_fatal("rip-relative target 0x%" PRIx64 " of 0x%" PRIx64
+                      " out of reach of the cache at %p",
+                      target, pc, (void *)start);
+        int32_t d32 = (int32_t)d;
+        memcpy(start + disp_offset, &d32, 4);
+    }
+}
+
 /* The same for what quick_copy() found. */
-void emit_plain_copy(uint8_t **p, const uint8_t *bytes, const struct quick_copy *c, uint64_t pc);
+static inline void emit_plain_copy(uint8_t **p, const uint8_t *bytes, const struct quick_copy *c,
+                                   uint64_t pc)
+{
+    bool rip_relative = c->modrm_offset && (c->modrm & 0xc7) == 0x05;
+    emit_rebased_copy(p, bytes, c->length, rip_relative, c->disp, c->disp_offset, pc);
+}
 /* A copy of an ordinary instruction, a rip-relative displacement rebased. */
 void emit_copy(uint8_t **p, const ZydisDecodedInstruction *insn, const ZydisDecodedOperand *ops,
                const uint8_t *bytes, uint64_t pc);

@@ -31,7 +31,7 @@ static inline void emit_bytes(uint8_t **p, const void *b, size_t n)
 }
 
 /* The same for an instruction's bytes (1 to 15), by two overlapping moves
- * of 8 or 4 bytes rather than a call to memcpy: the translator copies
+ * of 8, 4 or 2 bytes rather than a call to memcpy: the translator copies
  * every guest instruction it can. */
 static inline void emit_insn_bytes(uint8_t **p, const uint8_t *b, size_t n)
 {
@@ -48,9 +48,14 @@ static inline void emit_insn_bytes(uint8_t **p, const uint8_t *b, size_t n)
         memcpy(&tail, b + n - 4, 4);
         memcpy(d, &head, 4);
         memcpy(d + n - 4, &tail, 4);
+    } else if (n >= 2) {
+        uint16_t head, tail;
+        memcpy(&head, b, 2);
+        memcpy(&tail, b + n - 2, 2);
+        memcpy(d, &head, 2);
+        memcpy(d + n - 2, &tail, 2);
     } else {
-        for (size_t i = 0; i < n; i++)
-            d[i] = b[i];
+        d[0] = b[0];
     }
     *p += n;
 }

@@ -379,10 +379,54 @@ static inline __attribute__((always_inline)) enum scanned scan_prefixed(const ui
     return scan_after_prefixes(bytes, i, mandatory, segment, c);
 }
 
+/* The immediate's size of the one-byte opcodes' shapes that need no
+ * more than their ModRM to be known, without a legacy prefix; -1: the
+ * others (the general scan). */
+static const int8_t plain_imm[] = {
+    [NONE] = -1,      [PLAIN] = 0,      [IMM8] = 1,      [IMM_Z] = 4,
+    [MOV_IMM] = 4,    [RM] = 0,         [RM_IMM8] = 1,   [RM_IMM_Z] = 4,
+    [RM_REG0_8] = -1, [RM_REG0_Z] = -1, [GROUP3_8] = -1, [GROUP3_Z] = -1,
+};
+static const bool shape_has_modrm[] = {[RM] = true, [RM_IMM8] = true, [RM_IMM_Z] = true};
+
+/* The common case, most of what is copied: a REX prefix at most, then a
+ * one-byte opcode that plain_imm[] knows (false: ask scan_prefixed()). */
+static inline __attribute__((always_inline)) bool quick_copy_common(const uint8_t *bytes,
+                                                                    struct quick_copy *c)
+{
+    size_t i = (bytes[0] & 0xf0) == 0x40;
+    uint8_t op = bytes[i];
+    enum shape shape = op == 0x8d ? RM : (enum shape)one_byte[op];
+    int imm = plain_imm[shape];
+    if (imm < 0)
+        return false;
+    if (shape == MOV_IMM && i && (bytes[0] & 8))
+        imm = 8; /* mov $imm64 */
+    c->modrm_offset = 0;
+    c->modrm = 0;
+    c->sib_offset = 0;
+    c->disp_offset = 0;
+    c->disp_size = 0;
+    c->disp = 0;
+    i++;
+    if (shape_has_modrm[shape]) {
+        uint8_t modrm = bytes[i], mod = modrm >> 6, rm = modrm & 7;
+        if (mod == 3 && op == 0x8d)
+            return false; /* lea of a register: invalid */
+        c->modrm_offset = (uint8_t)i;
+        c->modrm = modrm;
+        i = read_address(bytes, i + 1, mod, rm, c);
+    }
+    c->length = (uint8_t)(i + (size_t)imm);
+    return true;
+}
+
 bool quick_copy(const uint8_t *bytes, size_t avail, struct quick_copy *c)
 {
     if (avail < 15)
         return false; /* near the end of executable memory: Zydis checks */
+    if (quick_copy_common(bytes, c))
+        return true;
     switch (lead[bytes[0]]) {
     case LEAD_BRANCH: return false;
     case LEAD_ESCAPE:

@@ -65,35 +65,12 @@ static bool is_rip_relative(const ZydisDecodedInstruction *insn)
 }
 
 /* Copies an ordinary instruction, rebasing a rip-relative displacement. */
-static inline void copy_rebased(uint8_t **p, const uint8_t *bytes, size_t length, bool rip_relative,
-                                int32_t disp, size_t disp_offset, uint64_t pc)
-{
-    uint8_t *start = *p;
-    emit_insn_bytes(p, bytes, length);
-    if (rip_relative) {
-        uint64_t target = pc + length + disp;
-        int64_t d = (int64_t)(target - (uint64_t)*p);
-        if (d != (int32_t)d)
-            dbo_fatal("rip-relative target 0x%" PRIx64 " of 0x%" PRIx64
-                      " out of reach of the cache at %p",
-                      target, pc, (void *)start);
-        int32_t d32 = (int32_t)d;
-        memcpy(start + disp_offset, &d32, 4);
-    }
-}
-
 void emit_copy(uint8_t **p, const ZydisDecodedInstruction *insn, const ZydisDecodedOperand *ops,
                const uint8_t *bytes, uint64_t pc)
 {
     (void)ops;
-    copy_rebased(p, bytes, insn->length, is_rip_relative(insn), (int32_t)insn->raw.disp.value,
-                 insn->raw.disp.offset, pc);
-}
-
-void emit_plain_copy(uint8_t **p, const uint8_t *bytes, const struct quick_copy *c, uint64_t pc)
-{
-    bool rip_relative = c->modrm_offset && (c->modrm & 0xc7) == 0x05;
-    copy_rebased(p, bytes, c->length, rip_relative, c->disp, c->disp_offset, pc);
+    emit_rebased_copy(p, bytes, insn->length, is_rip_relative(insn), (int32_t)insn->raw.disp.value,
+                      insn->raw.disp.offset, pc);
 }
 
 /* Where a direct branch goes. What quick_decode filled in is only what it

@@ -56,8 +56,9 @@ static size_t encode_pc_map(const struct builder *b, uint8_t *map)
 {
     size_t n = 0;
     int last = b->n_insns - 1;
+    struct insn_mark at = last >= 0 ? b->map[0] : (struct insn_mark){0};
     for (int i = 0; i < last; i++) {
-        struct insn_mark at = b->map[i], next = b->map[i + 1];
+        struct insn_mark next = b->map[i + 1];
         uint32_t cache_len = (uint32_t)(next.cache_off - at.cache_off);
         uint32_t guest_len = (uint32_t)(next.guest_off - at.guest_off); /* 0 in traces */
         if (cache_len > PC_MAP_MAX_CACHE_LEN || guest_len > 15)
@@ -65,6 +66,7 @@ static size_t encode_pc_map(const struct builder *b, uint8_t *map)
         n += pc_map_write(map + n, (struct pc_map_step){.cache_len = (uint16_t)cache_len,
                                                         .guest_len = (uint8_t)guest_len,
                                                         .spilled = at.spilled});
+        at = next;
     }
     if (last >= 0)
         n += pc_map_write(map + n, (struct pc_map_step){.spilled = b->map[last].spilled});
