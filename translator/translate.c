@@ -351,6 +351,20 @@ static bool trace_advance(struct builder *b, struct trace_path *t, uint64_t to)
     return true;
 }
 
+/* An instruction dbo cannot translate: past the fragment's first, it
+ * ends the fragment there, unemitted, and is reported only if it runs (a
+ * fragment goes on past branches into code that may not). */
+#define REFUSE(...)                                                                                \
+    do {                                                                                           \
+        if (n > 0 && !t) {                                                                         \
+            b.n_insns--;                                                                           \
+            b.p = b.start + b.map[b.n_insns].cache_off;                                            \
+            dbo_stats.guest_instructions--;                                                        \
+            goto refused;                                                                          \
+        }                                                                                          \
+        untranslatable(pc, bytes, insn.length, __VA_ARGS__);                                       \
+    } while (0)
+
 static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest_pc,
                                        struct cache_chunk *chunk, bool self_check,
                                        enum build_mode mode, struct trace_path *t)
@@ -450,8 +464,7 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
             insn.meta.category != ZYDIS_CATEGORY_UNCOND_BR &&
             insn.meta.category != ZYDIS_CATEGORY_CALL && insn.meta.category != ZYDIS_CATEGORY_RET) {
             if (!emit_gs_access(&b.p, &insn, ops, pc))
-                untranslatable(pc, bytes, insn.length,
-                               "this %gs-relative instruction is not emulated");
+                REFUSE("this %gs-relative instruction is not emulated");
             pc = next;
             continue;
         }
@@ -460,7 +473,7 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
         case ZYDIS_MNEMONIC_JMP:
         case ZYDIS_MNEMONIC_CALL:
             if (insn.meta.branch_type == ZYDIS_BRANCH_TYPE_FAR)
-                untranslatable(pc, bytes, insn.length, "far control transfer");
+                REFUSE("far control transfer");
             bool indirect = ops[0].type != ZYDIS_OPERAND_TYPE_IMMEDIATE;
             b.map[b.n_insns - 1].spilled = indirect; /* guest rcx/rdx in their slots */
             if (pc == b.table_jump_at && insn.mnemonic == ZYDIS_MNEMONIC_JMP &&
@@ -529,7 +542,7 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
             break;
         case ZYDIS_MNEMONIC_RET: {
             if (insn.meta.branch_type == ZYDIS_BRANCH_TYPE_FAR)
-                untranslatable(pc, bytes, insn.length, "far return");
+                REFUSE("far return");
             uint16_t pop_extra =
                 ops[0].type == ZYDIS_OPERAND_TYPE_IMMEDIATE ? (uint16_t)ops[0].imm.value.u : 0;
             b.kinds[b.n_insns - 1] = CODE_RETURN;
@@ -607,8 +620,7 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
         case ZYDIS_MNEMONIC_IRET:
         case ZYDIS_MNEMONIC_IRETD:
         case ZYDIS_MNEMONIC_IRETQ:
-        case ZYDIS_MNEMONIC_XBEGIN:
-            untranslatable(pc, bytes, insn.length, "instruction not supported by dbo");
+        case ZYDIS_MNEMONIC_XBEGIN: REFUSE("instruction not supported by dbo");
         case ZYDIS_MNEMONIC_WRFSBASE: {
             /* Runs as is; without FSGSBASE switching the runtime does not
              * read %fs back on exit, so keep its copy current too. */
@@ -633,8 +645,7 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
         }
         case ZYDIS_MNEMONIC_INT:
             if (ops[0].imm.value.u == 0x80)
-                untranslatable(pc, bytes, insn.length,
-                               "32-bit system calls (int $0x80) are not supported");
+                REFUSE("32-bit system calls (int $0x80) are not supported");
             emit_copy(&b.p, &insn, ops, bytes, pc);
             break;
         default:
@@ -677,7 +688,7 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
                 !(ops[0].type == ZYDIS_OPERAND_TYPE_MEMORY ||
                   ops[1].type == ZYDIS_OPERAND_TYPE_MEMORY ||
                   ops[2].type == ZYDIS_OPERAND_TYPE_MEMORY))
-                untranslatable(pc, bytes, insn.length, "unhandled relative instruction");
+                REFUSE("unhandled relative instruction");
             if (quick && !self_check && may_load_jump_table(bytes, &insn))
                 table_jump_lookahead(&b, bytes, avail, &insn, pc);
             emit_copy(&b.p, &insn, ops, bytes, pc);
@@ -691,6 +702,7 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
         }
         pc = next;
     }
+refused:
     if (!ended)
         new_exit(&b, EXIT_DIRECT, pc, emit_jmp_rel32(&b.p));
 
@@ -771,3 +783,4 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
         perf_map_fragment(&b, frag);
     return frag;
 }
+#undef REFUSE

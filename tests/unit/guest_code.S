@@ -512,6 +512,18 @@ inner_exit:
         mov     $231, %eax
         syscall
 
+/* guest_unreached: an instruction dbo cannot translate (int $0x80) on
+ * the fall-through path of a branch that is always taken: the fragment
+ * stops before it, and it never runs: exit_group(42). */
+        .globl guest_unreached
+guest_unreached:
+        mov     $42, %edi
+        test    %edi, %edi
+        jnz     1f
+        int     $0x80
+1:      mov     $231, %eax
+        syscall
+
         .globl guest_code_end
 guest_code_end:
         .balign 4096

@@ -25,7 +25,7 @@
 extern uint8_t guest_code_start[], guest_code_end[], guest_exit42[], guest_riprel[], guest_flags[],
     guest_fib[], guest_branches[], guest_branches_end[], guest_slot_pair[], guest_slot_triple[],
     guest_table_jump[], guest_table_thrash[], guest_fast_syscalls[], guest_return_stack[],
-    guest_cpuid[], guest_inner[], guest_inner_loop[], guest_inner_jump[];
+    guest_cpuid[], guest_inner[], guest_inner_loop[], guest_inner_jump[], guest_unreached[];
 
 static int setup(void **state)
 {
@@ -334,6 +334,21 @@ static void test_inner_entry(void **state)
     dbo_opts.inner_entries = false;
 }
 
+/* An instruction dbo cannot translate past a fragment's first ends the
+ * fragment before it: only running it is an error. */
+static void test_unreached_untranslatable(void **state)
+{
+    (void)state;
+    dbo_opts.fragment_branches = 8;
+    struct guest_context *ctx = context_create(true);
+    struct fragment *f = translate_fragment(ctx, (uint64_t)guest_unreached, true);
+    /* mov(5) test(2) jnz(2): stops at the int $0x80 */
+    assert_int_equal(fragment_guest_end(f), (uint64_t)guest_unreached + 9);
+    translator_flush(ctx);
+    context_release(ctx);
+    assert_int_equal(run_guest(guest_unreached, false), 42);
+}
+
 /* A switch's jump through its table: its site learns each case once (a
  * miss each, through the dispatcher), then every jump hits. */
 static void test_table_jump(void **state)
@@ -625,15 +640,25 @@ static void test_quick_decode(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_fragment_shape),    cmocka_unit_test(test_pc_map),
-        cmocka_unit_test(test_not_executable),    cmocka_unit_test(test_exit),
-        cmocka_unit_test(test_rip_relative),      cmocka_unit_test(test_flags_across_indirect),
-        cmocka_unit_test(test_recursion),         cmocka_unit_test(test_fragment_branches),
-        cmocka_unit_test(test_slot_pair),         cmocka_unit_test(test_victim_table),
-        cmocka_unit_test(test_fast_syscalls),     cmocka_unit_test(test_return_stack),
-        cmocka_unit_test(test_quick_decode),      cmocka_unit_test(test_table_jump),
-        cmocka_unit_test(test_table_jump_thrash), cmocka_unit_test(test_perf_map),
-        cmocka_unit_test(test_inner_entry),       cmocka_unit_test(test_cpuid),
+        cmocka_unit_test(test_fragment_shape),
+        cmocka_unit_test(test_pc_map),
+        cmocka_unit_test(test_not_executable),
+        cmocka_unit_test(test_exit),
+        cmocka_unit_test(test_rip_relative),
+        cmocka_unit_test(test_flags_across_indirect),
+        cmocka_unit_test(test_recursion),
+        cmocka_unit_test(test_fragment_branches),
+        cmocka_unit_test(test_slot_pair),
+        cmocka_unit_test(test_victim_table),
+        cmocka_unit_test(test_fast_syscalls),
+        cmocka_unit_test(test_return_stack),
+        cmocka_unit_test(test_unreached_untranslatable),
+        cmocka_unit_test(test_quick_decode),
+        cmocka_unit_test(test_table_jump),
+        cmocka_unit_test(test_table_jump_thrash),
+        cmocka_unit_test(test_perf_map),
+        cmocka_unit_test(test_inner_entry),
+        cmocka_unit_test(test_cpuid),
     };
     return cmocka_run_group_tests_name("translator", tests, setup, NULL);
 }
