@@ -402,12 +402,7 @@ static inline __attribute__((always_inline)) bool quick_copy_common(const uint8_
         return false;
     if (shape == MOV_IMM && i && (bytes[0] & 8))
         imm = 8; /* mov $imm64 */
-    c->modrm_offset = 0;
-    c->modrm = 0;
-    c->sib_offset = 0;
-    c->disp_offset = 0;
-    c->disp_size = 0;
-    c->disp = 0;
+    *c = (struct quick_copy){0}; /* no ModRM, SIB or displacement until found */
     i++;
     if (shape_has_modrm[shape]) {
         uint8_t modrm = bytes[i], mod = modrm >> 6, rm = modrm & 7;
@@ -534,12 +529,7 @@ scan_after_prefixes(const uint8_t *bytes, size_t i, uint8_t mandatory, bool segm
     }
     if (shape == NONE)
         return SCANNED_NONE;
-    c->modrm_offset = 0;
-    c->modrm = 0;
-    c->sib_offset = 0;
-    c->disp_offset = 0;
-    c->disp_size = 0;
-    c->disp = 0;
+    *c = (struct quick_copy){0}; /* no ModRM, SIB or displacement until found */
     size_t imm = 0;
     switch (shape) {
     case NONE:
