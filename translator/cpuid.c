@@ -5,7 +5,8 @@
  * and again). Under dbo a start pays that twice: dbo's own ld.so, then
  * the guest's. So a guest `cpuid` ends its fragment (EXIT_CPUID) and the
  * dispatcher answers it from a process-wide memo of (leaf, subleaf) ->
- * registers, asking the CPU only for a pair it has not seen.
+ * registers, asking the CPU only for a pair it has not seen, and not
+ * even then for the leaves dbo's own glibc asked and kept (from_glibc()).
  *
  * A few leaves describe the CPU the thread happens to run on (its APIC
  * ids): those answers are kept per CPU, taken only when the thread was on
@@ -13,6 +14,7 @@
  * to each CPU and reads their ids sees what it would natively. */
 #include <cpuid.h>
 #include <sched.h>
+#include <sys/platform/x86.h>
 
 #include "runtime/runtime.h"
 #include "translator/translator.h"
@@ -44,12 +46,60 @@ static bool ignores_subleaf(uint32_t leaf)
     return leaf <= 3 || leaf == 5 || leaf == 6 || (leaf >= 0x80000000 && leaf <= 0x80000008);
 }
 
+static void remember(uint32_t leaf, uint32_t subleaf, int cpu, const uint32_t regs[4])
+{
+    if (memo_used == CPUID_MEMO_SIZE)
+        return;
+    struct cpuid_answer *a = &memo[memo_used++];
+    *a = (struct cpuid_answer){.leaf = leaf, .subleaf = subleaf, .cpu = cpu};
+    for (int i = 0; i < 4; i++)
+        a->regs[i] = regs[i];
+}
+
 static const struct cpuid_answer *find(uint32_t leaf, uint32_t subleaf, int cpu)
 {
     for (int i = 0; i < memo_used; i++)
         if (memo[i].leaf == leaf && memo[i].subleaf == subleaf && memo[i].cpu == cpu)
             return &memo[i];
     return NULL;
+}
+
+/* The leaves dbo's own glibc asked the CPU for as it started and keeps
+ * as they came (<sys/platform/x86.h>: cpuid_array, the raw registers;
+ * what glibc makes of them is its active_array): a guest's glibc asks the
+ * same ones. Not leaf 1, which names the CPU that answered. */
+static const struct {
+    uint32_t leaf, subleaf, index;
+} glibc_leaves[] = {
+    {7, 0, CPUID_INDEX_7},
+    {7, 1, CPUID_INDEX_7_ECX_1},
+    {0xd, 1, CPUID_INDEX_D_ECX_1},
+    {0x14, 0, CPUID_INDEX_14_ECX_0},
+    {0x19, 0, CPUID_INDEX_19},
+    {0x80000001, 0, CPUID_INDEX_80000001},
+    {0x80000007, 0, CPUID_INDEX_80000007},
+    {0x80000008, 0, CPUID_INDEX_80000008},
+};
+
+static const struct cpuid_answer *find(uint32_t leaf, uint32_t subleaf, int cpu);
+
+/* What glibc kept of (leaf, subleaf), if it asked: only for a leaf the
+ * CPU has (glibc left the others zero), which the memo's leaf 0 or
+ * 0x80000000 says; a guest asks those first. */
+static bool from_glibc(uint32_t leaf, uint32_t subleaf, uint32_t regs[4])
+{
+    const struct cpuid_answer *max = find(leaf & 0x80000000, 0, -1);
+    if (!max || leaf > max->regs[0])
+        return false;
+    for (size_t i = 0; i < sizeof glibc_leaves / sizeof *glibc_leaves; i++) {
+        if (glibc_leaves[i].leaf != leaf || glibc_leaves[i].subleaf != subleaf)
+            continue;
+        const struct cpuid_feature *f = __x86_get_cpuid_feature_leaf(glibc_leaves[i].index);
+        for (int r = 0; r < 4; r++)
+            regs[r] = f->cpuid_array[r];
+        return true;
+    }
+    return false;
 }
 
 void cpuid_answer(uint32_t leaf, uint32_t subleaf, uint32_t regs[4])
@@ -65,16 +115,16 @@ void cpuid_answer(uint32_t leaf, uint32_t subleaf, uint32_t regs[4])
             regs[i] = known->regs[i];
         return;
     }
+    if (keep && from_glibc(leaf, subleaf, regs)) {
+        remember(leaf, subleaf, cpu, regs);
+        return;
+    }
     dbo_stats.cpuid_executed++;
     __cpuid_count(leaf, subleaf, regs[0], regs[1], regs[2], regs[3]);
     if (per_cpu(leaf) && sched_getcpu() != cpu)
         keep = false; /* moved meanwhile: which CPU answered? */
-    if (keep && memo_used < CPUID_MEMO_SIZE) {
-        struct cpuid_answer *a = &memo[memo_used++];
-        *a = (struct cpuid_answer){.leaf = leaf, .subleaf = subleaf, .cpu = cpu};
-        for (int i = 0; i < 4; i++)
-            a->regs[i] = regs[i];
-    }
+    if (keep)
+        remember(leaf, subleaf, cpu, regs);
 }
 
 void cpuid_emulate(struct guest_context *ctx)

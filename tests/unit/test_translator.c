@@ -421,6 +421,23 @@ static void test_cpuid(void **state)
         __cpuid_count(leaves[i][0], leaves[i][1], cpu[0], cpu[1], cpu[2], cpu[3]);
         assert_memory_equal(memo, cpu, sizeof memo);
     }
+    /* the leaves dbo's glibc kept as the CPU gave them: answered from
+     * there, not asked again, and the same as the CPU's answer */
+    static const uint32_t kept[][2] = {{7, 1},          {0x14, 0},       {0x19, 0},
+                                       {0x80000001, 0}, {0x80000007, 0}, {0x80000008, 0}};
+    uint32_t max[4], max_ext[4];
+    __cpuid_count(0, 0, max[0], max[1], max[2], max[3]);
+    __cpuid_count(0x80000000, 0, max_ext[0], max_ext[1], max_ext[2], max_ext[3]);
+    uint64_t executed = dbo_stats.cpuid_executed;
+    for (size_t i = 0; i < sizeof kept / sizeof *kept; i++) {
+        if (kept[i][0] > (kept[i][0] & 0x80000000 ? max_ext[0] : max[0]))
+            continue; /* a leaf this CPU does not have */
+        uint32_t memo[4], cpu[4];
+        cpuid_answer(kept[i][0], kept[i][1], memo);
+        __cpuid_count(kept[i][0], kept[i][1], cpu[0], cpu[1], cpu[2], cpu[3]);
+        assert_memory_equal(memo, cpu, sizeof memo);
+    }
+    assert_int_equal(dbo_stats.cpuid_executed, executed);
 }
 
 static void test_recursion(void **state)
