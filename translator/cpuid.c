@@ -81,8 +81,6 @@ static const struct {
     {0x80000008, 0, CPUID_INDEX_80000008},
 };
 
-static const struct cpuid_answer *find(uint32_t leaf, uint32_t subleaf, int cpu);
-
 /* What glibc kept of (leaf, subleaf), if it asked: only for a leaf the
  * CPU has (glibc left the others zero), which the memo's leaf 0 or
  * 0x80000000 says; a guest asks those first. */

@@ -30,33 +30,32 @@ static inline void emit_bytes(uint8_t **p, const void *b, size_t n)
     *p += n;
 }
 
+/* n bytes (w to 2w, w a constant) from b to d by two overlapping moves of
+ * w bytes. */
+static inline __attribute__((always_inline)) void copy_two_moves(uint8_t *d, const uint8_t *b,
+                                                                 size_t n, size_t w)
+{
+    uint64_t head, tail;
+    memcpy(&head, b, w);
+    memcpy(&tail, b + n - w, w);
+    memcpy(d, &head, w);
+    memcpy(d + n - w, &tail, w);
+}
+
 /* The same for an instruction's bytes (1 to 15), by two overlapping moves
  * of 8, 4 or 2 bytes rather than a call to memcpy: the translator copies
  * every guest instruction it can. */
 static inline void emit_insn_bytes(uint8_t **p, const uint8_t *b, size_t n)
 {
     uint8_t *d = *p;
-    if (n >= 8) {
-        uint64_t head, tail;
-        memcpy(&head, b, 8);
-        memcpy(&tail, b + n - 8, 8);
-        memcpy(d, &head, 8);
-        memcpy(d + n - 8, &tail, 8);
-    } else if (n >= 4) {
-        uint32_t head, tail;
-        memcpy(&head, b, 4);
-        memcpy(&tail, b + n - 4, 4);
-        memcpy(d, &head, 4);
-        memcpy(d + n - 4, &tail, 4);
-    } else if (n >= 2) {
-        uint16_t head, tail;
-        memcpy(&head, b, 2);
-        memcpy(&tail, b + n - 2, 2);
-        memcpy(d, &head, 2);
-        memcpy(d + n - 2, &tail, 2);
-    } else {
+    if (n >= 8)
+        copy_two_moves(d, b, n, 8);
+    else if (n >= 4)
+        copy_two_moves(d, b, n, 4);
+    else if (n >= 2)
+        copy_two_moves(d, b, n, 2);
+    else
         d[0] = b[0];
-    }
     *p += n;
 }
 

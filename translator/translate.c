@@ -351,6 +351,17 @@ static bool trace_advance(struct builder *b, struct trace_path *t, uint64_t to)
     return true;
 }
 
+/* Where the code of the instruction at pc starts (about to be emitted),
+ * by its offset from the fragment's first (0 in a trace: from), for the
+ * pc map; its kind CODE_GUEST until said otherwise. REFUSE() undoes it. */
+static inline void mark_insn(struct builder *b, uint64_t pc, uint64_t from)
+{
+    b->kinds[b->n_insns] = CODE_GUEST;
+    b->map[b->n_insns++] = (struct insn_mark){.cache_off = (uint16_t)(b->p - b->start),
+                                              .guest_off = (uint16_t)(pc - from)};
+    dbo_stats.guest_instructions++;
+}
+
 /* An instruction dbo cannot translate: past the fragment's first, it
  * ends the fragment there, unemitted, and is reported only if it runs (a
  * fragment goes on past branches into code that may not). */
@@ -417,10 +428,7 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
         struct quick_copy copy;
         if (plain_ok && quick_copy(bytes, avail, &copy) && !may_load_table(bytes, &copy)) {
             /* Most instructions: copied as they are, nothing else to do. */
-            b.kinds[b.n_insns] = CODE_GUEST;
-            b.map[b.n_insns++] = (struct insn_mark){.cache_off = (uint16_t)(b.p - b.start),
-                                                    .guest_off = (uint16_t)(pc - guest_pc)};
-            dbo_stats.guest_instructions++;
+            mark_insn(&b, pc, guest_pc);
             known_rax = mov_imm_to_eax(bytes, copy.length);
             emit_plain_copy(&b.p, bytes, &copy, pc);
             pc += copy.length;
@@ -447,18 +455,15 @@ static struct fragment *build_fragment(struct guest_context *ctx, uint64_t guest
                                            insn.operand_count);
         }
         uint64_t next = pc + insn.length;
-        dbo_stats.guest_instructions++;
         int64_t rax_before = known_rax;
         known_rax = mov_imm_to_eax(bytes, insn.length);
         if (t) {
             b.insn_pcs[b.n_insns] = pc;
             b.ranges[b.n_ranges - 1].end = next;
         }
-        b.kinds[b.n_insns] = CODE_GUEST; /* (the cases below say otherwise) */
-        b.map[b.n_insns++] = (struct insn_mark){
-            .cache_off = (uint16_t)(b.p - b.start), .guest_off = t ? 0 : (uint16_t)(pc - guest_pc),
-            /* .spilled: set below for a return or an indirect branch */
-        };
+        /* (.spilled: set below for a return or an indirect branch; the
+         * kind likewise) */
+        mark_insn(&b, pc, t ? pc : guest_pc);
         /* (the quick decoder takes no %gs prefix) */
         if (!quick && uses_gs(&insn) && insn.meta.category != ZYDIS_CATEGORY_COND_BR &&
             insn.meta.category != ZYDIS_CATEGORY_UNCOND_BR &&
